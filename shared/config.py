@@ -1,0 +1,112 @@
+"""Typed settings from the environment.
+
+One object, built on demand (never at import time). Secrets have no defaults: a component that
+needs one calls `require(...)`, which fails with the names of every missing variable at once.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from typing_extensions import Annotated
+
+from shared.errors import ConfigurationError
+
+Environment = Literal["development", "test", "production"]
+RpcTransport = Literal["postgres", "supabase"]
+
+# Values that mean "somebody forgot to fill this in"; refused outside development.
+_PLACEHOLDERS = frozenset({"changeme", "change-me", "secret", "your-secret", "xxx", "todo"})
+
+
+class Settings(BaseSettings):
+    """Every setting the service reads; the environment variable is the upper-case field name."""
+
+    model_config = SettingsConfigDict(env_file=None, extra="ignore", frozen=True)
+
+    environment: Environment = "production"
+    log_level: str = "INFO"
+
+    # --- database -------------------------------------------------------------------------
+    rpc_transport: RpcTransport = "supabase"
+    database_url: SecretStr | None = None
+    database_pool_min: int = Field(default=1, ge=0)
+    database_pool_max: int = Field(default=10, ge=1)
+    database_role: str | None = "service_role"
+    supabase_url: str | None = None
+    supabase_service_role_key: SecretStr | None = None
+
+    # --- auth -----------------------------------------------------------------------------
+    supabase_jwt_secret: SecretStr | None = None
+    supabase_jwks_url: str | None = None
+    jwt_issuer: str | None = None
+    jwt_audience: str = "authenticated"
+    jwt_leeway_s: int = Field(default=30, ge=0, le=300)
+
+    # --- provider -------------------------------------------------------------------------
+    replicate_api_token: SecretStr | None = None
+    replicate_base_url: str = "https://api.replicate.com"
+    replicate_webhook_secret: SecretStr | None = None
+    replicate_timeout_s: float = Field(default=15.0, gt=0)
+    public_webhook_url: str | None = None
+    prediction_deadline_s: int = Field(default=30 * 60, ge=60)
+    catalog_overrides: str | None = None
+
+    # --- business limits ------------------------------------------------------------------
+    max_active_generations: int = Field(default=3, ge=1)
+    low_balance_threshold: int = Field(default=20, ge=0)
+
+    # --- HTTP -----------------------------------------------------------------------------
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    max_body_bytes: int = Field(default=64 * 1024, ge=1024)
+    max_upload_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [o.strip() for o in value.split(",") if o.strip()]
+        return value
+
+    def require(self, *names: str) -> None:
+        """Fail with one message naming every listed setting that is missing or a placeholder."""
+        missing: list[str] = []
+        placeholder: list[str] = []
+        for name in names:
+            value = getattr(self, name)
+            if isinstance(value, SecretStr):
+                value = value.get_secret_value()
+            if value is None or value == "":
+                missing.append(name.upper())
+            elif (
+                self.environment != "development"
+                and isinstance(value, str)
+                and value.strip().lower() in _PLACEHOLDERS
+            ):
+                placeholder.append(name.upper())
+        problems = []
+        if missing:
+            problems.append("missing: " + ", ".join(missing))
+        if placeholder:
+            problems.append("placeholder values: " + ", ".join(placeholder))
+        if problems:
+            raise ConfigurationError("settings are incomplete (" + "; ".join(problems) + ")")
+
+    def require_database(self) -> None:
+        if self.rpc_transport == "postgres":
+            self.require("database_url")
+        else:
+            self.require("supabase_url", "supabase_service_role_key")
+
+    def require_auth(self) -> None:
+        if self.supabase_jwks_url is None:
+            self.require("supabase_jwt_secret")
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process's settings, read once from the environment."""
+    return Settings()
