@@ -7,11 +7,10 @@ needs one calls `require(...)`, which fails with the names of every missing vari
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
-from typing_extensions import Annotated
 
 from shared.errors import ConfigurationError
 

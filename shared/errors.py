@@ -29,8 +29,11 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-JsonScalar = str | int | float | bool | None
-JsonValue = JsonScalar | list["JsonValue"] | dict[str, "JsonValue"]
+from typing_extensions import TypeAliasType
+
+JsonValue = TypeAliasType(
+    "JsonValue", "str | int | float | bool | list[JsonValue] | dict[str, JsonValue] | None"
+)
 
 
 class AppError(Exception):

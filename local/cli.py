@@ -1,0 +1,183 @@
+"""`wanctl`: the operator's command line.
+
+    wanctl dev [--port 8000]                     the whole local stack, in the foreground
+    wanctl migrate [--database-url URL]          apply pending migrations
+    wanctl user create EMAIL [--credits N]       local stack: sign a user up, print id and token
+    wanctl token USER                            local stack: mint an access token for a user
+    wanctl credits grant USER AMOUNT [--reason]  add credits through add_credits
+
+Without --database-url (or DATABASE_URL), commands use the local stack's embedded database.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+
+from shared.errors import AppError
+
+LOCAL_DIR = Path(".local")
+
+
+def out(line: str = "") -> None:
+    """Write one line for the operator (the project bans print)."""
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
+
+
+def database_url(explicit: str | None) -> str:
+    """The named database, or the local stack's embedded one (started or joined)."""
+    url = explicit or os.environ.get("DATABASE_URL")
+    if url:
+        return url
+    from local.database import start_embedded
+
+    return start_embedded(LOCAL_DIR / "pgdata").get_uri()
+
+
+async def cmd_migrate(args: argparse.Namespace) -> int:
+    from local.database import bootstrap
+    from shared.migrate import apply_migrations
+
+    url = database_url(args.database_url)
+    local = not (args.database_url or os.environ.get("DATABASE_URL"))
+    if (args.bootstrap or local) and await bootstrap(url):
+        out("applied the Supabase-compatible bootstrap (roles, auth schema)")
+    applied = await apply_migrations(url)
+    out(f"applied: {', '.join(applied)}" if applied else "up to date")
+    return 0
+
+
+async def cmd_user_create(args: argparse.Namespace) -> int:
+    from local.database import prepare
+    from local.users import create_user
+
+    url = database_url(args.database_url)
+    await prepare(url)
+    user_id = await create_user(url, args.email, credits=args.credits)
+    out(f"user_id: {user_id}")
+    token = _token_for(user_id, args.email)
+    if token:
+        out(f"token: {token}")
+    return 0
+
+
+def _token_for(user_id: uuid.UUID, email: str | None) -> str | None:
+    from local.secrets import load_local_secrets
+
+    secrets = load_local_secrets(LOCAL_DIR)
+    try:
+        from shared.auth import mint_token
+    except ImportError:  # auth arrives with the API; until then only the id is printed
+        return None
+    return mint_token(secrets.jwt_secret, user_id, email=email, ttl_s=secrets.token_ttl_s)
+
+
+async def cmd_token(args: argparse.Namespace) -> int:
+    from local.users import find_user
+
+    url = database_url(args.database_url)
+    user_id, email = await find_user(url, args.user)
+    token = _token_for(user_id, email)
+    if token is None:
+        out("tokens are not available yet (shared.auth is missing)")
+        return 1
+    out(token)
+    return 0
+
+
+async def cmd_credits_grant(args: argparse.Namespace) -> int:
+    from local.users import find_user
+    from shared.rpc import PostgresTransport, Rpc
+
+    url = database_url(args.database_url)
+    user_id, _ = await find_user(url, args.user)
+    rpc = Rpc(await PostgresTransport.open(url, role="service_role"))
+    try:
+        balance = await rpc.add_credits(
+            user_id, args.amount, type=args.type, description=args.reason
+        )
+    finally:
+        await rpc.aclose()
+    out(json.dumps({"user_id": str(user_id), "granted": args.amount, "balance": balance}))
+    return 0
+
+
+async def cmd_dev(args: argparse.Namespace) -> int:
+    from local.stack import run_dev
+
+    await run_dev(port=args.port, local_dir=LOCAL_DIR)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="wanctl", description=__doc__.split("\n")[0])
+    parser.add_argument("--database-url", help="a Postgres URL (default: DATABASE_URL or local)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    dev = sub.add_parser("dev", help="run the whole local stack in the foreground")
+    dev.add_argument("--port", type=int, default=8000)
+    dev.set_defaults(handler=cmd_dev)
+
+    migrate = sub.add_parser("migrate", help="apply pending migrations")
+    migrate.add_argument("--database-url", dest="database_url", default=argparse.SUPPRESS)
+    migrate.add_argument(
+        "--bootstrap",
+        action="store_true",
+        help="first create Supabase's roles and auth schema (plain Postgres only)",
+    )
+    migrate.set_defaults(handler=cmd_migrate)
+
+    user = sub.add_parser("user", help="local users").add_subparsers(dest="action", required=True)
+    create = user.add_parser("create", help="sign a user up (through auth.users)")
+    create.add_argument("email")
+    create.add_argument("--credits", type=int, default=None, help="set the starting balance")
+    create.set_defaults(handler=cmd_user_create)
+
+    token = sub.add_parser("token", help="mint an access token for a user (id or email)")
+    token.add_argument("user")
+    token.set_defaults(handler=cmd_token)
+
+    credits = sub.add_parser("credits", help="credits").add_subparsers(dest="action", required=True)
+    grant = credits.add_parser("grant", help="add credits through add_credits")
+    grant.add_argument("user", help="user id or email")
+    grant.add_argument("amount", type=int)
+    grant.add_argument("--reason", default="Granted by operator")
+    grant.add_argument("--type", default="bonus", choices=["bonus", "purchase", "adjustment"])
+    grant.set_defaults(handler=cmd_credits_grant)
+
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if not hasattr(args, "database_url"):
+        args.database_url = None
+    try:
+        code: int = asyncio.run(args.handler(args))
+    except AppError as exc:
+        sys.stderr.write(f"wanctl: {exc.detail} ({exc.code})\n")
+        return 2
+    except OSError as exc:
+        sys.stderr.write(f"wanctl: {exc}\n")
+        return 2
+    except Exception as exc:
+        import psycopg
+
+        if not isinstance(exc, psycopg.Error):
+            raise
+        sys.stderr.write(f"wanctl: database error: {exc}\n")
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    return code
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,60 @@
+"""Local-stack users: signed up through auth.users so the signup trigger runs, as on Supabase."""
+
+from __future__ import annotations
+
+import uuid
+
+from shared.errors import NotFound
+
+
+async def create_user(conninfo: str, email: str, *, credits: int | None = None) -> uuid.UUID:
+    """Insert into auth.users (the trigger grants the signup bonus); optionally set the balance
+    with one add_credits adjustment, so the ledger explains every credit."""
+    import psycopg
+
+    async with (
+        await psycopg.AsyncConnection.connect(conninfo, autocommit=True) as conn,
+        conn.transaction(),
+    ):
+        cur = await conn.execute(
+            "insert into auth.users (email, email_confirmed_at) values (%s, now()) returning id",
+            (email,),
+        )
+        row = await cur.fetchone()
+        assert row is not None
+        user_id = row[0]
+        assert isinstance(user_id, uuid.UUID)
+        if credits is not None:
+            cur = await conn.execute("select credits from public.users where id = %s", (user_id,))
+            current = await cur.fetchone()
+            assert current is not None
+            delta = credits - int(current[0])
+            if delta:
+                await conn.execute(
+                    "select public.add_credits(%s, %s, 'adjustment', 'Starting balance')",
+                    (user_id, delta),
+                )
+    return user_id
+
+
+async def find_user(conninfo: str, user: str) -> tuple[uuid.UUID, str | None]:
+    """A user by id or email."""
+    import psycopg
+
+    try:
+        key: uuid.UUID | None = uuid.UUID(user)
+    except ValueError:
+        key = None
+    async with await psycopg.AsyncConnection.connect(conninfo, autocommit=True) as conn:
+        if key is not None:
+            cur = await conn.execute("select id, email from public.users where id = %s", (key,))
+        else:
+            cur = await conn.execute(
+                "select id, email from public.users where lower(email) = lower(%s)", (user,)
+            )
+        row = await cur.fetchone()
+    if row is None:
+        raise NotFound(f"No user {user!r}.")
+    user_id, email = row
+    assert isinstance(user_id, uuid.UUID)
+    return user_id, None if email is None else str(email)

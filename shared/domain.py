@@ -1,0 +1,52 @@
+"""The domain's data: a generation as the database returns it, and its statuses."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from shared.errors import JsonValue
+
+GenerationStatus = Literal["queued", "processing", "completed", "failed", "canceled"]
+GenerationKind = Literal["t2v", "i2v"]
+TERMINAL_STATUSES: frozenset[str] = frozenset({"completed", "failed", "canceled"})
+JsonObject = dict[str, JsonValue]
+
+
+class Generation(BaseModel):
+    """One row of public.generations (as jsonb from the SQL functions)."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    id: uuid.UUID
+    user_id: uuid.UUID
+    kind: GenerationKind
+    model: str
+    resolution: str
+    prompt: str
+    negative_prompt: str | None = None
+    params: JsonObject = Field(default_factory=dict)
+    input_image_path: str | None = None
+    cost: int
+    status: GenerationStatus
+    progress: int = 0
+    job_id: str | None = None
+    video_url: str | None = None
+    video_path: str | None = None
+    error_message: str | None = None
+    idempotency_key: str | None = None
+    retry_of: uuid.UUID | None = None
+    created_at: datetime
+    updated_at: datetime
+    started_at: datetime | None = None
+    completed_at: datetime | None = None
+    last_polled_at: datetime | None = None
+    poll_attempts: int = 0
+    cancel_requested_at: datetime | None = None
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.status in TERMINAL_STATUSES

@@ -1,0 +1,85 @@
+"""Shared fixtures: one embedded PostgreSQL per test session, a fresh database per test.
+
+The migrated schema is built once into a template database; each test gets its own copy
+(CREATE DATABASE ... TEMPLATE, tens of milliseconds), so tests never see each other's rows.
+After every test that used a database, the ledger invariants are checked.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from local.database import (
+    create_database,
+    drop_database,
+    prepare,
+    start_embedded,
+    with_database,
+)
+from shared.rpc import PostgresTransport, Rpc
+from tests.support import assert_ledger_invariants
+
+TEMPLATE = "wan_test_template"
+
+
+@pytest.fixture(scope="session")
+def server_url() -> Iterator[str]:
+    """The admin URL of the session's server: DATABASE_URL if set, else the embedded one."""
+    external = os.environ.get("TEST_DATABASE_URL")
+    if external:
+        yield external
+        return
+    server = start_embedded(Path(".local") / "test-pgdata")
+    yield server.get_uri()
+
+
+@pytest.fixture(scope="session")
+def template_url(server_url: str) -> str:
+    async def build() -> None:
+        await drop_database(server_url, TEMPLATE)
+        await create_database(server_url, TEMPLATE)
+        await prepare(with_database(server_url, TEMPLATE))
+
+    asyncio.run(build())
+    return with_database(server_url, TEMPLATE)
+
+
+@pytest.fixture
+async def database_url(server_url: str, template_url: str) -> AsyncIterator[str]:
+    """A fresh, migrated database for this test; invariants are checked when it ends."""
+    name = f"wan_test_{uuid.uuid4().hex[:12]}"
+    await create_database(server_url, name, template=TEMPLATE)
+    url = with_database(server_url, name)
+    try:
+        yield url
+        async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
+            await assert_ledger_invariants(conn)
+    finally:
+        await drop_database(server_url, name)
+
+
+@pytest.fixture
+async def admin(database_url: str) -> AsyncIterator[psycopg.AsyncConnection[tuple[object, ...]]]:
+    """A superuser connection to the test database, for setup and assertions."""
+    async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as conn:
+        yield conn
+
+
+@pytest.fixture
+async def rpc(database_url: str) -> AsyncIterator[Rpc]:
+    """The typed RPC facade over the Postgres transport, acting as service_role."""
+    transport = await PostgresTransport.open(
+        database_url, min_size=1, max_size=20, role="service_role"
+    )
+    client = Rpc(transport)
+    try:
+        yield client
+    finally:
+        await client.aclose()

@@ -1,0 +1,147 @@
+"""create_generation: the charge, the cap and idempotency, under concurrency."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import pytest
+
+from shared import errors
+from shared.rpc import Created, Rpc
+from tests.support import AdminConn, balance, create_user, ledger_types
+
+
+async def create(rpc: Rpc, user_id: uuid.UUID, **overrides: object) -> Created:
+    args: dict[str, object] = {
+        "user_id": user_id,
+        "kind": "t2v",
+        "model": "t2v-14B",
+        "resolution": "480p",
+        "prompt": "a cat surfing a wave at sunset",
+        "cost": 10,
+        "max_active": 1000,
+    }
+    args.update(overrides)
+    return await rpc.create_generation(**args)  # type: ignore[arg-type]
+
+
+async def test_create_charges_the_cost_and_queues(rpc: Rpc, admin: AdminConn) -> None:
+    user = await create_user(admin, credits=100)
+    result = await create(rpc, user, cost=20)
+    assert result.created
+    assert result.balance == 80
+    assert result.generation.status == "queued"
+    assert result.generation.cost == 20
+    assert await balance(admin, user) == 80
+    assert await ledger_types(admin, result.generation.id) == ["deduction"]
+
+
+async def test_200_concurrent_creates_charge_exactly_what_the_balance_covers(
+    rpc: Rpc, admin: AdminConn
+) -> None:
+    user = await create_user(admin, credits=500)  # covers 50 generations of 10
+
+    async def attempt() -> str:
+        try:
+            await create(rpc, user)
+        except errors.InsufficientCredits as exc:
+            return exc.code
+        return "ok"
+
+    outcomes = await asyncio.gather(*(attempt() for _ in range(200)))
+    assert outcomes.count("ok") == 50
+    assert outcomes.count("insufficient_credits") == 150
+    assert await balance(admin, user) == 0
+
+
+async def test_insufficient_credits_reports_balance_and_required(
+    rpc: Rpc, admin: AdminConn
+) -> None:
+    user = await create_user(admin, credits=5)
+    with pytest.raises(errors.InsufficientCredits) as caught:
+        await create(rpc, user, cost=10)
+    assert caught.value.extra == {"balance": 5, "required": 10}
+    assert caught.value.status == 402
+    assert await balance(admin, user) == 5
+
+
+async def test_active_cap_is_a_parameter(rpc: Rpc, admin: AdminConn) -> None:
+    user = await create_user(admin, credits=100)
+    await create(rpc, user, max_active=2)
+    await create(rpc, user, max_active=2)
+    with pytest.raises(errors.TooManyActive) as caught:
+        await create(rpc, user, max_active=2)
+    assert caught.value.extra == {"active": 2, "limit": 2}
+    assert await balance(admin, user) == 80
+
+
+async def test_finished_generations_do_not_count_against_the_cap(
+    rpc: Rpc, admin: AdminConn
+) -> None:
+    user = await create_user(admin, credits=100)
+    first = await create(rpc, user, max_active=1)
+    await rpc.apply_prediction(first.generation.id, "failed", error="boom")
+    second = await create(rpc, user, max_active=1)
+    assert second.created
+
+
+async def test_replayed_key_returns_the_stored_generation_and_charges_nothing(
+    rpc: Rpc, admin: AdminConn
+) -> None:
+    user = await create_user(admin, credits=100)
+    first = await create(rpc, user, idempotency_key="key-1")
+    again = await create(rpc, user, idempotency_key="key-1")
+    assert not again.created
+    assert again.generation.id == first.generation.id
+    assert await balance(admin, user) == 90
+
+
+async def test_20_racing_replays_create_one_generation(rpc: Rpc, admin: AdminConn) -> None:
+    user = await create_user(admin, credits=100)
+    results = await asyncio.gather(*(create(rpc, user, idempotency_key="same") for _ in range(20)))
+    assert len({r.generation.id for r in results}) == 1
+    assert sum(r.created for r in results) == 1
+    assert await balance(admin, user) == 90
+
+
+async def test_same_key_with_other_parameters_is_a_conflict(rpc: Rpc, admin: AdminConn) -> None:
+    user = await create_user(admin, credits=100)
+    await create(rpc, user, idempotency_key="k")
+    with pytest.raises(errors.IdempotencyConflict):
+        await create(rpc, user, idempotency_key="k", prompt="a different prompt entirely")
+    assert await balance(admin, user) == 90
+
+
+async def test_keys_are_per_user(rpc: Rpc, admin: AdminConn) -> None:
+    alice = await create_user(admin)
+    bob = await create_user(admin)
+    a = await create(rpc, alice, idempotency_key="shared-key")
+    b = await create(rpc, bob, idempotency_key="shared-key")
+    assert a.generation.id != b.generation.id
+    assert b.created
+
+
+async def test_unknown_user_is_not_found(rpc: Rpc) -> None:
+    with pytest.raises(errors.NotFound) as caught:
+        await create(rpc, uuid.uuid4())
+    assert caught.value.detail == "User not found."
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ({"cost": 0}, "Cost must be a positive integer."),
+        ({"kind": "gif"}, "Kind must be t2v or i2v."),
+        ({"max_active": 0}, "Max_active must be at least 1."),
+        ({"idempotency_key": "x" * 256}, "Idempotency key must be 1-255 characters."),
+    ],
+)
+async def test_invalid_arguments_are_rejected_without_a_write(
+    rpc: Rpc, admin: AdminConn, override: dict[str, object], message: str
+) -> None:
+    user = await create_user(admin, credits=100)
+    with pytest.raises(errors.InvalidInput) as caught:
+        await create(rpc, user, **override)
+    assert caught.value.detail == message
+    assert await balance(admin, user) == 100

@@ -1,0 +1,124 @@
+"""Row-level security and EXECUTE grants, acting as Supabase's API roles."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import psycopg
+import pytest
+
+from shared.rpc import Rpc
+from tests.support import AdminConn, create_user
+
+SERVICE_FUNCTIONS = [
+    "create_generation",
+    "mark_submitted",
+    "apply_prediction",
+    "request_cancel",
+    "claim_stale_generations",
+    "set_video_path",
+    "get_generation",
+    "deduct_credits",
+    "add_credits",
+    "refund_credits",
+]
+
+
+async def act_as(admin: AdminConn, role: str, user_id: uuid.UUID | None = None) -> None:
+    claims = {"role": role, **({"sub": str(user_id)} if user_id else {})}
+    await admin.execute("select set_config('request.jwt.claims', %s, true)", (json.dumps(claims),))
+    await admin.execute(psycopg.sql.SQL("set local role {}").format(psycopg.sql.Identifier(role)))
+
+
+async def seed_two_users(rpc: Rpc, admin: AdminConn) -> tuple[uuid.UUID, uuid.UUID]:
+    alice = await create_user(admin)
+    bob = await create_user(admin)
+    for user in (alice, bob):
+        await rpc.create_generation(
+            user_id=user,
+            kind="t2v",
+            model="t2v-14B",
+            resolution="480p",
+            prompt="a robot painting a portrait",
+            cost=10,
+        )
+    return alice, bob
+
+
+async def test_user_sees_only_own_rows(rpc: Rpc, admin: AdminConn) -> None:
+    alice, _ = await seed_two_users(rpc, admin)
+    async with admin.transaction(force_rollback=True):
+        await act_as(admin, "authenticated", alice)
+        for table, column in [
+            ("users", "id"),
+            ("generations", "user_id"),
+            ("credit_transactions", "user_id"),
+        ]:
+            cur = await admin.execute(f"select distinct {column} from public.{table}")
+            assert await cur.fetchall() == [(alice,)], table
+
+
+async def test_anon_sees_nothing(rpc: Rpc, admin: AdminConn) -> None:
+    await seed_two_users(rpc, admin)
+    for table in ("users", "generations", "credit_transactions"):
+        async with admin.transaction(force_rollback=True):
+            await act_as(admin, "anon")
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                await admin.execute(f"select * from public.{table}")
+
+
+async def test_user_cannot_write_tables(rpc: Rpc, admin: AdminConn) -> None:
+    alice, _ = await seed_two_users(rpc, admin)
+    async with admin.transaction(force_rollback=True):
+        await act_as(admin, "authenticated", alice)
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            await admin.execute("update public.users set credits = 1000000 where id = %s", (alice,))
+
+
+@pytest.mark.parametrize("role", ["anon", "authenticated"])
+@pytest.mark.parametrize("function", SERVICE_FUNCTIONS)
+async def test_api_roles_cannot_execute_service_functions(
+    admin: AdminConn, role: str, function: str
+) -> None:
+    user = await create_user(admin)
+    cur = await admin.execute(
+        "select p.oid::regprocedure::text,"
+        " array(select format_type(t, null) from unnest(p.proargtypes) as t)"
+        " from pg_proc p join pg_namespace n on n.oid = p.pronamespace"
+        " where n.nspname = 'public' and p.proname = %s",
+        (function,),
+    )
+    row = await cur.fetchone()
+    assert row is not None, f"{function} does not exist"
+    signature, arg_types = row
+    assert isinstance(arg_types, list)
+    nulls = ", ".join(f"null::{t}" for t in arg_types)
+    async with admin.transaction(force_rollback=True):
+        await act_as(admin, role, user)
+        cur = await admin.execute(
+            "select has_function_privilege(current_user, %s::regprocedure, 'execute')",
+            (signature,),
+        )
+        assert await cur.fetchone() == (False,)
+        with pytest.raises(psycopg.errors.InsufficientPrivilege) as caught:
+            await admin.execute(f"select * from public.{function}({nulls})")
+        assert caught.value.sqlstate == "42501"
+
+
+async def test_service_functions_are_hardened(admin: AdminConn) -> None:
+    cur = await admin.execute(
+        """
+        select p.proname, p.prosecdef, p.provolatile, p.proconfig
+          from pg_proc p join pg_namespace n on n.oid = p.pronamespace
+         where n.nspname = 'public' and p.proname = any(%s)
+        """,
+        (SERVICE_FUNCTIONS,),
+    )
+    rows = await cur.fetchall()
+    assert {r[0] for r in rows} == set(SERVICE_FUNCTIONS)
+    for name, secdef, volatility, config in rows:
+        assert secdef, f"{name} is not SECURITY DEFINER"
+        assert config == ['search_path=""'], f"{name} has search_path {config}"
+        if name != "get_generation":
+            assert volatility == "v", f"{name} is not VOLATILE"

@@ -1,0 +1,78 @@
+"""Small builders and checks shared by the tests."""
+
+from __future__ import annotations
+
+import uuid
+
+import psycopg
+
+AdminConn = psycopg.AsyncConnection[tuple[object, ...]]
+
+
+async def create_user(
+    admin: AdminConn, *, credits: int | None = None, email: str | None = None
+) -> uuid.UUID:
+    """Sign a user up through auth.users (so the trigger runs), then set the balance exactly."""
+    email = email or f"user-{uuid.uuid4().hex[:8]}@example.test"
+    cur = await admin.execute("insert into auth.users (email) values (%s) returning id", (email,))
+    row = await cur.fetchone()
+    assert row is not None
+    user_id = row[0]
+    assert isinstance(user_id, uuid.UUID)
+    if credits is not None and credits != 100:
+        await admin.execute(
+            "select public.add_credits(%s, %s, 'adjustment', 'test setup')",
+            (user_id, credits - 100),
+        )
+    return user_id
+
+
+async def balance(admin: AdminConn, user_id: uuid.UUID) -> int:
+    cur = await admin.execute("select credits from public.users where id = %s", (user_id,))
+    row = await cur.fetchone()
+    assert row is not None
+    value = row[0]
+    assert isinstance(value, int)
+    return value
+
+
+async def ledger_types(admin: AdminConn, generation_id: uuid.UUID) -> list[str]:
+    cur = await admin.execute(
+        "select type from public.credit_transactions where generation_id = %s order by created_at",
+        (generation_id,),
+    )
+    return [str(r[0]) for r in await cur.fetchall()]
+
+
+async def assert_ledger_invariants(admin: AdminConn) -> None:
+    """For every user credits = SUM(ledger) >= 0; each generation charged once, refunded at most
+    once, never refunded when completed; terminal rows have completed_at."""
+    cur = await admin.execute(
+        """
+        select u.id, u.credits, coalesce(sum(t.amount), 0)
+          from public.users u left join public.credit_transactions t on t.user_id = u.id
+         group by u.id, u.credits
+        having u.credits <> coalesce(sum(t.amount), 0) or u.credits < 0
+        """
+    )
+    bad_balances = await cur.fetchall()
+    assert bad_balances == [], f"balance differs from ledger: {bad_balances}"
+    cur = await admin.execute(
+        """
+        select g.id, g.status,
+               count(*) filter (where t.type = 'deduction') as deductions,
+               count(*) filter (where t.type = 'refund') as refunds
+          from public.generations g
+          left join public.credit_transactions t on t.generation_id = g.id
+         group by g.id, g.status
+        having count(*) filter (where t.type = 'deduction') <> 1
+            or count(*) filter (where t.type = 'refund') > 1
+            or (g.status = 'completed' and count(*) filter (where t.type = 'refund') > 0)
+            or (g.status in ('failed', 'canceled')
+                and count(*) filter (where t.type = 'refund') <> 1)
+            or (g.status in ('queued', 'processing')
+                and count(*) filter (where t.type = 'refund') <> 0)
+        """
+    )
+    bad_generations = await cur.fetchall()
+    assert bad_generations == [], f"generations charged/refunded wrongly: {bad_generations}"
