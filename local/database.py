@@ -27,6 +27,8 @@ def start_embedded(data_dir: Path = DEFAULT_DATA_DIR) -> EmbeddedServer:
     """Start (or join) the embedded server for data_dir; it stops when the last user exits."""
     import warnings
 
+    # pgserver logs every attach/detach at INFO, including from atexit after streams closed.
+    logging.getLogger("pgserver").setLevel(logging.WARNING)
     with warnings.catch_warnings():
         # platformdirs warns when XDG_RUNTIME_DIR is unset (containers, CI); its fallback is fine.
         warnings.simplefilter("ignore")

@@ -1,32 +1,149 @@
-"""The local stack behind `wanctl dev`: database, emulator and API on one machine."""
+"""The local stack behind `wanctl dev`: database, Replicate emulator and API on one machine.
+
+`local_settings()` is the one place that wires the service to local parts; the end-to-end
+tests use it too, so what they exercise is what `make dev` runs.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import shlex
+import sys
 from pathlib import Path
 
+from pydantic import SecretStr
+
 from local.database import prepare, start_embedded
+from local.secrets import LocalSecrets, load_local_secrets
+from shared.config import Settings
 
 log = logging.getLogger(__name__)
 
+WEBHOOK_PATH = "/api/webhooks/replicate"
+DEMO_EMAIL = "demo@local.test"
+DEMO_CREDITS = 500
 
-def _out(line: str) -> None:
-    import sys
 
+def _out(line: str = "") -> None:
     sys.stdout.write(line + "\n")
     sys.stdout.flush()
 
 
-async def run_dev(*, port: int, local_dir: Path) -> None:
-    """Start everything, print how to use it, and run until interrupted."""
-    server = start_embedded(local_dir / "pgdata")
-    url = server.get_uri()
-    applied = await prepare(url)
-    _out(f"migrations applied: {', '.join(applied) or 'none pending'}")
-    _out(f"DATABASE_URL={url}")
+def local_settings(
+    *,
+    database_url: str,
+    api_url: str,
+    emulator_url: str,
+    secrets: LocalSecrets,
+    **overrides: object,
+) -> Settings:
+    """Settings that point the real code at the local database and the emulator."""
+    values: dict[str, object] = {
+        "environment": "development",
+        "rpc_transport": "postgres",
+        "database_url": SecretStr(database_url),
+        "supabase_jwt_secret": SecretStr(secrets.jwt_secret),
+        "replicate_api_token": SecretStr(secrets.replicate_api_token),
+        "replicate_base_url": emulator_url,
+        "replicate_webhook_secret": SecretStr(secrets.webhook_secret),
+        "public_webhook_url": api_url + WEBHOOK_PATH,
+        "cors_origins": ["http://localhost:3000", "http://127.0.0.1:3000"],
+    }
+    values.update(overrides)
+    return Settings.model_validate(values)
+
+
+async def ensure_demo_user(database_url: str) -> str:
+    """The demo user's id, created (with credits) on the first run."""
+    from local.users import create_user, find_user
+    from shared.errors import NotFound
+
+    try:
+        user_id, _ = await find_user(database_url, DEMO_EMAIL)
+    except NotFound:
+        user_id = await create_user(database_url, DEMO_EMAIL, credits=DEMO_CREDITS)
+    return str(user_id)
+
+
+async def run_dev(*, port: int, local_dir: Path, emulator_duration_s: float = 6.0) -> None:
+    """Start everything, print how to use it, and serve until interrupted."""
+    import uvicorn
+
+    from functions.combined import create_app
+    from local.emulator import create_emulator_app
+    from local.emulator_faults import EmulatorConfig, Faults
+    from shared.auth import mint_token
+
+    secrets = load_local_secrets(local_dir)
+    database_url = start_embedded(local_dir / "pgdata").get_uri()
+    applied = await prepare(database_url)
+    demo_id = await ensure_demo_user(database_url)
+    token = mint_token(secrets.jwt_secret, demo_id, email=DEMO_EMAIL, ttl_s=secrets.token_ttl_s)
+
+    api_url = f"http://127.0.0.1:{port}"
+    emulator_url = f"http://127.0.0.1:{port + 1}"
+    settings = local_settings(
+        database_url=database_url, api_url=api_url, emulator_url=emulator_url, secrets=secrets
+    )
+    emulator = create_emulator_app(
+        EmulatorConfig(
+            api_token=secrets.replicate_api_token,
+            webhook_secret=secrets.webhook_secret,
+            faults=Faults(duration_s=emulator_duration_s),
+        )
+    )
+    api = create_app(settings=settings)
+    servers = [
+        uvicorn.Server(
+            uvicorn.Config(emulator, host="127.0.0.1", port=port + 1, log_level="warning")
+        ),
+        uvicorn.Server(uvicorn.Config(api, host="127.0.0.1", port=port, log_level="info")),
+    ]
+
+    env = {
+        "API_URL": api_url,
+        "DATABASE_URL": database_url,
+        "DEMO_USER_ID": demo_id,
+        "DEMO_TOKEN": token,
+        "REPLICATE_BASE_URL": emulator_url,
+        "WEBHOOK_SECRET": secrets.webhook_secret,
+    }
     env_file = local_dir / "dev.env"
-    env_file.write_text(f"DATABASE_URL={url}\n")
+    env_file.write_text("".join(f"{k}={shlex.quote(v)}\n" for k, v in env.items()))
+    env_file.chmod(0o600)
+
+    tasks = [asyncio.create_task(s.serve()) for s in servers]
+    while not all(s.started for s in servers):
+        if any(t.done() for t in tasks):
+            break
+        await asyncio.sleep(0.05)
+    if not all(s.started for s in servers):
+        for s in servers:
+            s.should_exit = True
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise SystemExit(f"could not start the local stack (ports {port} and {port + 1} free?)")
+
+    _out(f"migrations applied: {', '.join(applied) or 'none pending'}")
+    for key, value in env.items():
+        _out(f"{key}={value}")
     _out(f"wrote {env_file}")
-    _out("the API arrives with the next issue; press Ctrl-C to stop the database")
-    await asyncio.Event().wait()
+    _out()
+    _out("Try it (in another shell):")
+    _out(f"  set -a; . {env_file}; set +a")
+    _out(
+        "  curl -s -X POST $API_URL/api/generation/text-to-video "
+        '-H "Authorization: Bearer $DEMO_TOKEN" -H "Content-Type: application/json" '
+        '-d \'{"prompt": "a red fox running through fresh snow", '
+        '"model": "t2v-14B", "resolution": "480p"}\''
+    )
+    _out('  curl -s $API_URL/api/generation/status/<id> -H "Authorization: Bearer $DEMO_TOKEN"')
+    _out(f"API docs: {api_url}/docs   (Ctrl-C stops everything)")
+    try:
+        await asyncio.gather(*tasks)
+    finally:
+        for s in servers:
+            s.should_exit = True
+        with contextlib.suppress(Exception):
+            await asyncio.gather(*tasks, return_exceptions=True)

@@ -22,7 +22,8 @@ are translated once, at the boundary that meets them, and chained with `raise ..
     ├── RateLimited                  429 rate_limited
     ├── ProviderError                502 provider_error
     ├── ProviderUnavailable          503 provider_unavailable
-    └── DatabaseUnavailable          503 database_unavailable
+    ├── DatabaseUnavailable          503 database_unavailable
+    └── AuthUnavailable              503 auth_unavailable      (signing keys unreachable)
 """
 
 from __future__ import annotations
@@ -160,3 +161,11 @@ class DatabaseUnavailable(AppError):
     code = "database_unavailable"
     status = 503
     default_detail = "The database is unavailable; try again shortly."
+
+
+class AuthUnavailable(AppError):
+    """The signing keys could not be fetched or used: our trouble, not the caller's."""
+
+    code = "auth_unavailable"
+    status = 503
+    default_detail = "Could not verify the token right now; try again shortly."

@@ -300,6 +300,10 @@ class Rpc:
         )
         return Applied(_generation(row), bool(row["changed"]), _int(row, "refunded"))
 
+    async def fail_submission(self, generation_id: uuid.UUID, error: str) -> Applied:
+        row = await self._one("fail_submission", p_generation_id=generation_id, p_error=error)
+        return Applied(_generation(row), bool(row["changed"]), _int(row, "refunded"))
+
     async def request_cancel(self, user_id: uuid.UUID, generation_id: uuid.UUID) -> Applied:
         row = await self._one("request_cancel", p_user_id=user_id, p_generation_id=generation_id)
         return Applied(_generation(row), bool(row["changed"]), _int(row, "refunded"))

@@ -1,0 +1,67 @@
+"""POST /api/webhooks/replicate?generation_id=...: Replicate's signed prediction updates.
+
+The signature is checked on the raw body before anything is parsed (401 on any failure).
+Unknown or finished generations get a 2xx so Replicate stops retrying; duplicates and
+out-of-order deliveries are harmless because the state machine ignores them.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+
+from fastapi import APIRouter, FastAPI, Request
+from pydantic import ValidationError
+
+from shared.deps import ServicesDep
+from shared.errors import InvalidInput, NotFound
+from shared.http import create_app as _create_app
+from shared.provider import Prediction
+from shared.schemas import WebhookAck, error_responses
+from shared.signatures import verify
+
+log = logging.getLogger(__name__)
+router = APIRouter()
+
+
+@router.post("/api/webhooks/replicate", responses=error_responses(401, 413, 422))
+async def replicate_webhook(request: Request, services: ServicesDep) -> WebhookAck:
+    """Apply one prediction update."""
+    body = await request.body()
+    verify(services.webhook_secret, request.headers, body, now=time.time())
+
+    raw_id = request.query_params.get("generation_id", "")
+    try:
+        generation_id = uuid.UUID(raw_id)
+    except ValueError:
+        log.warning("webhook without a valid generation_id: %r", raw_id[:64])
+        return WebhookAck(applied=False)
+    try:
+        prediction = Prediction.model_validate_json(body)
+    except ValidationError as exc:
+        raise InvalidInput("The webhook payload is not a prediction object.") from exc
+
+    try:
+        applied = await services.lifecycle.apply_update(generation_id, prediction)
+    except NotFound:
+        log.warning(
+            "webhook for unknown generation (prediction %s)",
+            prediction.id,
+            extra={"generation_id": str(generation_id)},
+        )
+        return WebhookAck(applied=False)
+    gen = applied.generation
+    log.info(
+        "webhook %s -> %s (changed=%s, refunded=%s)",
+        prediction.status,
+        gen.status,
+        applied.changed,
+        applied.refunded,
+        extra={"generation_id": str(gen.id)},
+    )
+    return WebhookAck(applied=applied.changed, status=gen.status)
+
+
+def create_app() -> FastAPI:
+    return _create_app(router)

@@ -1,0 +1,91 @@
+"""Modal wiring, and nothing else: the image, the secret, one web function per endpoint.
+
+The only module that imports `modal`. Each function is a shim that builds the endpoint's
+FastAPI app; settings are read and clients opened when a container starts, never at import,
+so `modal deploy modal_app.py` needs no network access to the services and no secrets locally.
+
+    modal secret create wan-backend SUPABASE_URL=... SUPABASE_SERVICE_ROLE_KEY=... \\
+        SUPABASE_JWT_SECRET=... REPLICATE_API_TOKEN=... REPLICATE_WEBHOOK_SECRET=whsec_... \\
+        PUBLIC_WEBHOOK_URL=https://<workspace>--wan-webhook.modal.run/api/webhooks/replicate
+    modal deploy modal_app.py
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import modal
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
+APP_NAME = "wan-backend"
+MINUTES = 60
+
+# Pinned: what the tests ran against (see pyproject.toml for the ranges).
+image = (
+    modal.Image.debian_slim(python_version="3.11")
+    .pip_install(
+        "fastapi==0.165.0",
+        "pydantic==2.14.3",
+        "pydantic-settings==2.16.3",
+        "supabase==2.34.1",
+        "replicate==1.0.7",
+        "psycopg[binary,pool]==3.3.9",
+        "PyJWT[crypto]==2.15.1",
+        "httpx==0.28.1",
+        "python-multipart==0.0.34",
+    )
+    .env({"ENVIRONMENT": "production", "RPC_TRANSPORT": "supabase"})
+    .add_local_python_source("functions", "shared")
+)
+
+# A missing key fails the deploy, not the first request.
+secret = modal.Secret.from_name(
+    "wan-backend",
+    required_keys=[
+        "SUPABASE_URL",
+        "SUPABASE_SERVICE_ROLE_KEY",
+        "REPLICATE_API_TOKEN",
+        "REPLICATE_WEBHOOK_SECRET",
+        "PUBLIC_WEBHOOK_URL",
+    ],
+)
+
+app = modal.App(APP_NAME, image=image, secrets=[secret])
+
+# Handlers are async and spend their time waiting on Postgres and Replicate, so one container
+# serves many requests at once.
+TIMEOUT = 1 * MINUTES
+SCALEDOWN = 5 * MINUTES
+MAX_INPUTS = 100
+TARGET_INPUTS = 50
+
+
+@app.function(timeout=TIMEOUT, scaledown_window=SCALEDOWN)
+@modal.concurrent(max_inputs=MAX_INPUTS, target_inputs=TARGET_INPUTS)
+@modal.asgi_app(label="wan-text-to-video")
+def text_to_video() -> FastAPI:
+    from functions.text_to_video import create_app
+
+    return create_app()
+
+
+@app.function(timeout=TIMEOUT, scaledown_window=SCALEDOWN)
+@modal.concurrent(max_inputs=MAX_INPUTS, target_inputs=TARGET_INPUTS)
+@modal.asgi_app(label="wan-status")
+def status() -> FastAPI:
+    from functions.status import create_app
+
+    return create_app()
+
+
+# Replicate's webhooks must be answered quickly; keep one container warm so a cold start never
+# pushes a delivery past Replicate's timeout.
+@app.function(timeout=TIMEOUT, scaledown_window=SCALEDOWN, min_containers=1)
+@modal.concurrent(max_inputs=MAX_INPUTS, target_inputs=TARGET_INPUTS)
+@modal.asgi_app(label="wan-webhook")
+def webhook() -> FastAPI:
+    from functions.webhook import create_app
+
+    return create_app()

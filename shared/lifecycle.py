@@ -1,0 +1,152 @@
+"""The orchestration of a generation's life, over ports (rpc, provider) and nothing else.
+
+Every rule about credits and status is a SQL function; this module only decides which one to
+call, in which order, and what to tell the caller. See DESIGN §4 for the flows.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass
+
+from shared.catalog import Catalog
+from shared.domain import Generation
+from shared.errors import AppError, ProviderError, ProviderUnavailable
+from shared.provider import Prediction, Provider
+from shared.rpc import Applied, Rpc
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SubmitRequest:
+    """A validated request to make a video (text-to-video, image-to-video or a retry)."""
+
+    user_id: uuid.UUID
+    kind: str
+    model: str
+    resolution: str
+    prompt: str
+    negative_prompt: str | None = None
+    seed: int | None = None
+    aspect_ratio: str | None = None
+    input_image_path: str | None = None
+    input_digest: str | None = None
+    # What the provider receives for the image (a data URL or a signed URL), if any.
+    image_ref: str | None = None
+    idempotency_key: str | None = None
+    retry_of: uuid.UUID | None = None
+
+
+@dataclass(frozen=True)
+class Submitted:
+    generation: Generation
+    balance: int
+    replayed: bool
+
+
+@dataclass(frozen=True)
+class Lifecycle:
+    rpc: Rpc
+    provider: Provider
+    catalog: Catalog
+    webhook_base_url: str
+    max_active: int
+
+    def webhook_url(self, generation_id: uuid.UUID) -> str:
+        sep = "&" if "?" in self.webhook_base_url else "?"
+        return f"{self.webhook_base_url}{sep}generation_id={generation_id}"
+
+    async def submit(self, req: SubmitRequest) -> Submitted:
+        """Reserve the credits, start the prediction, record its id.
+
+        A replayed Idempotency-Key returns the stored generation without touching the provider.
+        If the provider refuses or is down, the generation is failed and refunded in one call and
+        the error says so (`refunded: true`, `balance`).
+        """
+        offering = self.catalog.lookup(req.kind, req.model, req.resolution)
+        params: dict[str, str | int | None] = {}
+        if req.seed is not None:
+            params["seed"] = req.seed
+        if req.aspect_ratio:
+            params["aspect_ratio"] = req.aspect_ratio
+        created = await self.rpc.create_generation(
+            user_id=req.user_id,
+            kind=req.kind,
+            model=req.model,
+            resolution=req.resolution,
+            prompt=req.prompt,
+            cost=offering.cost,
+            negative_prompt=req.negative_prompt,
+            params=dict(params),
+            input_image_path=req.input_image_path,
+            input_digest=req.input_digest,
+            idempotency_key=req.idempotency_key,
+            max_active=self.max_active,
+            retry_of=req.retry_of,
+        )
+        gen = created.generation
+        if not created.created:
+            return Submitted(gen, created.balance, replayed=True)
+
+        model_input = self.catalog.build_input(
+            offering,
+            prompt=req.prompt,
+            negative_prompt=req.negative_prompt,
+            seed=req.seed,
+            aspect_ratio=req.aspect_ratio,
+            image=req.image_ref,
+        )
+        try:
+            prediction = await self.provider.create(offering, model_input, self.webhook_url(gen.id))
+        except (ProviderError, ProviderUnavailable) as exc:
+            failed = await self.rpc.fail_submission(
+                gen.id, f"The video provider did not accept it: {exc.detail}"
+            )
+            if not failed.generation.is_terminal or failed.generation.status == "completed":
+                # The create timed out, yet the prediction exists: its webhook got here first
+                # and the generation lives on. The caller gets it, not an error.
+                log.warning(
+                    "provider create failed but its prediction reported in",
+                    extra={"generation_id": str(gen.id)},
+                )
+                return Submitted(failed.generation, created.balance, replayed=False)
+            log.warning("provider create failed", extra={"generation_id": str(gen.id)})
+            raise type(exc)(
+                f"{exc.detail} Your {gen.cost} credits were returned.",
+                headers=exc.headers,
+                **exc.extra,
+                generation_id=str(gen.id),
+                refunded=True,
+                balance=created.balance + failed.refunded,
+            ) from exc
+
+        applied = await self.rpc.mark_submitted(gen.id, prediction.id)
+        if applied.generation.job_id != prediction.id:
+            # The row moved on without this prediction (swept as failed, or canceled by the
+            # user in the meantime): nobody will pay for it, so stop it.
+            await self._cancel_orphan(prediction.id, gen.id)
+        return Submitted(applied.generation, created.balance, replayed=False)
+
+    async def apply_update(self, generation_id: uuid.UUID, prediction: Prediction) -> Applied:
+        """Apply what the provider says (webhook or poll). Duplicates and stale updates are
+        harmless: the state machine ignores them."""
+        return await self.rpc.apply_prediction(
+            generation_id,
+            prediction.our_status,
+            job_id=prediction.id,
+            progress=prediction.progress,
+            video_url=prediction.video_url,
+            error=prediction.error_message,
+        )
+
+    async def _cancel_orphan(self, job_id: str, generation_id: uuid.UUID) -> None:
+        try:
+            await self.provider.cancel(job_id)
+        except AppError:
+            log.warning(
+                "could not cancel orphaned prediction %s",
+                job_id,
+                extra={"generation_id": str(generation_id)},
+            )

@@ -1,0 +1,74 @@
+"""The process's long-lived clients, built once at startup from settings (never at import)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from shared.auth import Authenticator
+from shared.catalog import Catalog, load_catalog
+from shared.config import Settings
+from shared.lifecycle import Lifecycle
+from shared.provider import Provider, ReplicateProvider
+from shared.rpc import PostgresTransport, Rpc, SupabaseTransport, Transport
+
+
+@dataclass
+class Services:
+    settings: Settings
+    rpc: Rpc
+    provider: Provider
+    authenticator: Authenticator
+    catalog: Catalog
+    lifecycle: Lifecycle
+    webhook_secret: str
+
+    @classmethod
+    async def open(cls, settings: Settings) -> Services:
+        """Check every setting the API needs (one message naming all that are missing), then
+        connect."""
+        settings.require_database()
+        settings.require_auth()
+        settings.require("replicate_api_token", "replicate_webhook_secret", "public_webhook_url")
+        assert settings.replicate_webhook_secret is not None
+        assert settings.public_webhook_url is not None
+        catalog = load_catalog(settings.catalog_overrides)
+        authenticator = Authenticator.from_settings(settings)
+        provider = ReplicateProvider.from_settings(settings)
+        rpc = Rpc(await open_transport(settings))
+        lifecycle = Lifecycle(
+            rpc=rpc,
+            provider=provider,
+            catalog=catalog,
+            webhook_base_url=settings.public_webhook_url,
+            max_active=settings.max_active_generations,
+        )
+        return cls(
+            settings=settings,
+            rpc=rpc,
+            provider=provider,
+            authenticator=authenticator,
+            catalog=catalog,
+            lifecycle=lifecycle,
+            webhook_secret=settings.replicate_webhook_secret.get_secret_value(),
+        )
+
+    async def aclose(self) -> None:
+        await self.provider.aclose()
+        await self.rpc.aclose()
+
+
+async def open_transport(settings: Settings) -> Transport:
+    """The RPC transport the settings name."""
+    if settings.rpc_transport == "postgres":
+        assert settings.database_url is not None
+        return await PostgresTransport.open(
+            settings.database_url.get_secret_value(),
+            min_size=settings.database_pool_min,
+            max_size=settings.database_pool_max,
+            role=settings.database_role,
+        )
+    assert settings.supabase_url is not None
+    assert settings.supabase_service_role_key is not None
+    return await SupabaseTransport.open(
+        settings.supabase_url, settings.supabase_service_role_key.get_secret_value()
+    )

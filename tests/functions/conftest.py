@@ -1,0 +1,145 @@
+"""The local stack for end-to-end tests: the real API over HTTP, a fresh database, the emulator.
+
+Each test gets its own database, emulator and API server (uvicorn threads on loopback), wired by
+`local.stack.local_settings`, the same wiring `make dev` uses.
+"""
+
+from __future__ import annotations
+
+import socket
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from functions.combined import create_app
+from local.emulator import create_emulator_app
+from local.emulator_faults import EmulatorConfig, Faults
+from local.secrets import LocalSecrets, load_local_secrets
+from local.serve import serve
+from local.stack import local_settings
+from shared.auth import mint_token
+from tests.support import AdminConn, create_user
+
+Json = dict[str, object]
+SETTLE_S = 15.0
+
+
+@dataclass
+class Stack:
+    api: httpx.AsyncClient
+    emulator: httpx.AsyncClient
+    admin: AdminConn
+    secrets: LocalSecrets
+    api_url: str
+
+    def token(self, user_id: uuid.UUID, **kwargs: object) -> str:
+        return mint_token(self.secrets.jwt_secret, user_id, **kwargs)  # type: ignore[arg-type]
+
+    def auth(self, user_id: uuid.UUID) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token(user_id)}"}
+
+    async def user(self, credits: int = 100) -> tuple[uuid.UUID, dict[str, str]]:
+        user_id = await create_user(self.admin, credits=credits)
+        return user_id, self.auth(user_id)
+
+    async def faults(self, **changes: object) -> None:
+        response = await self.emulator.post("/__emulator/faults", json=changes)
+        assert response.status_code == 200, response.text
+
+    async def submit(self, headers: dict[str, str], **body: object) -> httpx.Response:
+        payload: Json = {
+            "prompt": "a paper boat drifting down a rainy street",
+            "model": "t2v-14B",
+            "resolution": "480p",
+        }
+        payload.update(body)
+        return await self.api.post("/api/generation/text-to-video", json=payload, headers=headers)
+
+    async def job_id(self, generation_id: str) -> str:
+        cur = await self.admin.execute(
+            "select job_id from public.generations where id = %s", (uuid.UUID(generation_id),)
+        )
+        row = await cur.fetchone()
+        assert row is not None
+        assert row[0], "generation has no job id"
+        return str(row[0])
+
+    async def settle(self, generation_id: str) -> Json:
+        """Wait until the emulator has finished the prediction and delivered (or dropped) every
+        webhook, then return the prediction."""
+        job = await self.job_id(generation_id)
+        response = await self.emulator.get(
+            f"/__emulator/predictions/{job}", params={"wait": SETTLE_S}, timeout=SETTLE_S + 5
+        )
+        assert response.status_code == 200, response.text
+        prediction: Json = response.json()
+        return prediction
+
+    async def status(self, generation_id: str, headers: dict[str, str]) -> httpx.Response:
+        return await self.api.get(f"/api/generation/status/{generation_id}", headers=headers)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@pytest.fixture
+def secrets(tmp_path: Path) -> LocalSecrets:
+    return load_local_secrets(tmp_path)
+
+
+@pytest.fixture
+def emulator_url(secrets: LocalSecrets) -> Iterator[str]:
+    config = EmulatorConfig(
+        api_token=secrets.replicate_api_token,
+        webhook_secret=secrets.webhook_secret,
+        seed=7,
+        faults=Faults(duration_s=0.3),
+        webhook_retry_delays_s=(0.05, 0.1, 0.2),
+    )
+    with serve(create_emulator_app(config)) as url:
+        yield url
+
+
+@pytest.fixture
+def settings_overrides() -> dict[str, object]:
+    """Tests override settings by overriding this fixture."""
+    return {"replicate_timeout_s": 2.0}
+
+
+@pytest.fixture
+def api_url(
+    database_url: str,
+    emulator_url: str,
+    secrets: LocalSecrets,
+    settings_overrides: dict[str, object],
+) -> Iterator[str]:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    settings = local_settings(
+        database_url=database_url,
+        api_url=url,
+        emulator_url=emulator_url,
+        secrets=secrets,
+        **settings_overrides,
+    )
+    with serve(create_app(settings=settings), port=port) as served:
+        yield served
+
+
+@pytest.fixture
+async def stack(
+    api_url: str, emulator_url: str, admin: AdminConn, secrets: LocalSecrets
+) -> AsyncIterator[Stack]:
+    async with (
+        httpx.AsyncClient(base_url=api_url, timeout=10) as api,
+        httpx.AsyncClient(base_url=emulator_url, timeout=10) as emulator,
+    ):
+        yield Stack(api=api, emulator=emulator, admin=admin, secrets=secrets, api_url=api_url)

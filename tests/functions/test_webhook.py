@@ -1,0 +1,151 @@
+"""The webhook endpoint: signature first, then a state machine that shrugs off replays."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+
+import pytest
+
+from shared.signatures import signed_headers
+from tests.functions.conftest import Stack
+from tests.support import balance, ledger_types
+
+URL = "/api/webhooks/replicate"
+
+
+async def running_generation(stack: Stack) -> tuple[uuid.UUID, str, dict[str, str], str]:
+    """A processing generation whose own webhooks are all dropped (so only ours arrive)."""
+    await stack.faults(webhook_drop_rate=1.0, duration_s=0.05)
+    user, headers = await stack.user(credits=100)
+    created = (await stack.submit(headers)).json()
+    await stack.settle(created["id"])
+    return user, created["id"], headers, await stack.job_id(created["id"])
+
+
+def prediction(job: str, status: str, **extra: object) -> bytes:
+    body = {"id": job, "status": status, "logs": "", "output": None, "error": None, **extra}
+    return json.dumps(body).encode()
+
+
+async def deliver(
+    stack: Stack,
+    generation_id: str,
+    body: bytes,
+    *,
+    secret: str | None = None,
+    timestamp: int | None = None,
+    headers: dict[str, str] | None = None,
+) -> int:
+    signed = signed_headers(
+        secret or stack.secrets.webhook_secret,
+        f"msg_{uuid.uuid4().hex}",
+        int(time.time()) if timestamp is None else timestamp,
+        body,
+    )
+    response = await stack.api.post(
+        URL,
+        params={"generation_id": generation_id},
+        content=body,
+        headers=signed if headers is None else headers,
+    )
+    return response.status_code
+
+
+async def test_signed_completion_is_applied(stack: Stack) -> None:
+    user, gen_id, headers, job = await running_generation(stack)
+    body = prediction(job, "succeeded", output="https://replicate.delivery/x/out.mp4")
+    assert await deliver(stack, gen_id, body) == 200
+    status = (await stack.status(gen_id, headers)).json()
+    assert status["status"] == "completed"
+    assert status["video_url"] == "https://replicate.delivery/x/out.mp4"
+    assert await balance(stack.admin, user) == 90
+
+
+@pytest.mark.parametrize(
+    "attack",
+    ["tampered body", "other secret", "old timestamp", "future timestamp", "no headers",
+     "garbage headers", "unsigned"],
+)  # fmt: skip
+async def test_forged_webhooks_are_401_and_change_nothing(stack: Stack, attack: str) -> None:
+    user, gen_id, headers, job = await running_generation(stack)
+    body = prediction(job, "failed", error="forged")
+    now = int(time.time())
+    signed = signed_headers(stack.secrets.webhook_secret, "msg_1", now, body)
+    cases: dict[str, dict[str, object]] = {
+        "tampered body": {"headers": signed, "body": body.replace(b"failed", b"canceled")},
+        "other secret": {"secret": "whsec_" + "QUJD" * 8},
+        "old timestamp": {"timestamp": now - 600},
+        "future timestamp": {"timestamp": now + 600},
+        "no headers": {"headers": {}},
+        "garbage headers": {
+            "headers": {"webhook-id": "x", "webhook-timestamp": "soon", "webhook-signature": "??"}
+        },
+        "unsigned": {"headers": {**signed, "webhook-signature": "v1,"}},
+    }
+    case = cases[attack]
+    sent = case.pop("body", body)
+    assert isinstance(sent, bytes)
+    code = await deliver(stack, gen_id, sent, **case)  # type: ignore[arg-type]
+    assert code == 401
+    assert (await stack.status(gen_id, headers)).json()["status"] == "processing"
+    assert await balance(stack.admin, user) == 90
+
+
+async def test_duplicate_failure_webhooks_refund_once(stack: Stack) -> None:
+    user, gen_id, _, job = await running_generation(stack)
+    body = prediction(job, "failed", error="out of memory")
+    codes = [await deliver(stack, gen_id, body) for _ in range(5)]
+    assert codes == [200] * 5
+    assert await balance(stack.admin, user) == 100
+    assert await ledger_types(stack.admin, uuid.UUID(gen_id)) == ["deduction", "refund"]
+
+
+async def test_late_processing_webhook_after_completion_changes_nothing(stack: Stack) -> None:
+    _, gen_id, headers, job = await running_generation(stack)
+    done = prediction(job, "succeeded", output="https://replicate.delivery/x/out.mp4")
+    assert await deliver(stack, gen_id, done) == 200
+    late = prediction(job, "processing", logs=" 10%|#         | 2/20 [00:01<00:09, 2.0it/s]")
+    assert await deliver(stack, gen_id, late) == 200
+    status = (await stack.status(gen_id, headers)).json()
+    assert (status["status"], status["progress"]) == ("completed", 100)
+
+
+async def test_unknown_generation_is_acknowledged(stack: Stack) -> None:
+    body = prediction("job-unknown", "succeeded", output="https://x.test/v.mp4")
+    assert await deliver(stack, str(uuid.uuid4()), body) == 200
+    assert await deliver(stack, "not-a-uuid", body) == 200
+
+
+async def test_signed_garbage_payload_is_422(stack: Stack) -> None:
+    assert await deliver(stack, str(uuid.uuid4()), b'{"hello": "world"}') == 422
+
+
+async def test_aborted_prediction_fails_and_refunds(stack: Stack) -> None:
+    user, gen_id, headers, job = await running_generation(stack)
+    assert await deliver(stack, gen_id, prediction(job, "aborted")) == 200
+    status = (await stack.status(gen_id, headers)).json()
+    assert status["status"] == "failed"
+    assert await balance(stack.admin, user) == 100
+
+
+async def test_duplicated_and_reordered_deliveries_leave_one_outcome(stack: Stack) -> None:
+    await stack.faults(webhook_duplicate_rate=1.0, webhook_reorder=True, duration_s=0.3)
+    user, headers = await stack.user(credits=100)
+    ids = [(await stack.submit(headers)).json()["id"] for _ in range(3)]
+    for gen_id in ids:
+        await stack.settle(gen_id)
+        status = (await stack.status(gen_id, headers)).json()
+        assert (status["status"], status["progress"]) == ("completed", 100)
+    assert await balance(stack.admin, user) == 70
+
+
+async def test_failing_predictions_with_duplicates_refund_once(stack: Stack) -> None:
+    await stack.faults(fail_rate=1.0, webhook_duplicate_rate=1.0, duration_s=0.2)
+    user, headers = await stack.user(credits=100)
+    ids = [(await stack.submit(headers)).json()["id"] for _ in range(3)]
+    for gen_id in ids:
+        await stack.settle(gen_id)
+        assert (await stack.status(gen_id, headers)).json()["status"] == "failed"
+    assert await balance(stack.admin, user) == 100

@@ -1,0 +1,54 @@
+"""modal_app.py: imports with no network or token, and declares the web functions we expect."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import modal_app
+
+ROOT = Path(__file__).resolve().parent.parent
+WEB_FUNCTIONS = {
+    "text_to_video": modal_app.text_to_video,
+    "status": modal_app.status,
+    "webhook": modal_app.webhook,
+}
+
+
+@pytest.mark.parametrize("name", sorted(WEB_FUNCTIONS))
+def test_each_endpoint_is_a_concurrent_web_function(name: str) -> None:
+    info = WEB_FUNCTIONS[name].info()
+    assert info.web_info is not None, f"{name} is not a web endpoint"
+    assert info.concurrency_info is not None
+    assert info.concurrency_info.max_inputs == modal_app.MAX_INPUTS
+    assert info.timeout == modal_app.TIMEOUT
+    assert info.secrets == ["modal.Secret.from_name('wan-backend')"]
+
+
+def test_importing_modal_app_builds_no_endpoint() -> None:
+    # The FastAPI apps (and their settings and clients) are built in the container, not here.
+    probe = (
+        "import sys, modal_app; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('functions', 'shared')))"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MODAL_", "SUPABASE_"))}
+    out = subprocess.run(  # noqa: S603 - our own interpreter, a fixed script
+        [sys.executable, "-c", probe], cwd=ROOT, env=env, capture_output=True, text=True,
+        check=True, timeout=60,
+    )  # fmt: skip
+    assert out.stdout.strip() == "[]"
+
+
+def test_only_modal_app_imports_modal() -> None:
+    offenders = [
+        str(path.relative_to(ROOT))
+        for folder in ("functions", "shared", "local")
+        for path in (ROOT / folder).rglob("*.py")
+        if re.search(r"^\s*(import modal|from modal)", path.read_text(), re.MULTILINE)
+    ]
+    assert offenders == []
