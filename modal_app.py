@@ -60,6 +60,7 @@ TIMEOUT = 1 * MINUTES
 SCALEDOWN = 5 * MINUTES
 MAX_INPUTS = 100
 TARGET_INPUTS = 50
+SWEEP_TIMEOUT = 5 * MINUTES
 
 
 @app.function(timeout=TIMEOUT, scaledown_window=SCALEDOWN)
@@ -80,6 +81,16 @@ def status() -> FastAPI:
     return create_app()
 
 
+@app.function(timeout=TIMEOUT, scaledown_window=SCALEDOWN)
+@modal.concurrent(max_inputs=MAX_INPUTS, target_inputs=TARGET_INPUTS)
+@modal.asgi_app(label="wan-controls")
+def controls() -> FastAPI:
+    """Cancel, retry, history and credits: light, rarely called routes share one pool."""
+    from functions.controls import create_app
+
+    return create_app()
+
+
 # Replicate's webhooks must be answered quickly; keep one container warm so a cold start never
 # pushes a delivery past Replicate's timeout.
 @app.function(timeout=TIMEOUT, scaledown_window=SCALEDOWN, min_containers=1)
@@ -89,3 +100,13 @@ def webhook() -> FastAPI:
     from functions.webhook import create_app
 
     return create_app()
+
+
+# A Cron schedule, not a Period: a Period restarts its countdown on every deploy. Passes may
+# overlap (claims use SKIP LOCKED), so a slow pass never blocks the next one.
+@app.function(schedule=modal.Cron("* * * * *"), timeout=SWEEP_TIMEOUT)
+async def sweep() -> dict[str, int | float]:
+    from functions.sweeper import run_once
+
+    summary = await run_once()
+    return summary.as_dict()

@@ -1,4 +1,8 @@
-"""GET /api/generation/status/{id}: the owner's view of one generation."""
+"""GET /api/generation/status/{id}: the owner's view of one generation.
+
+If it is still running and nothing was heard for a while, this asks the provider once (claimed
+atomically, capped): the polling fallback for lost webhooks, bounded.
+"""
 
 from __future__ import annotations
 
@@ -14,14 +18,18 @@ from shared.schemas import GenerationOut, error_responses
 router = APIRouter()
 
 
+def parse_generation_id(raw: str) -> uuid.UUID:
+    """A path id; anything malformed is simply not found (no hint about what exists)."""
+    try:
+        return uuid.UUID(raw)
+    except ValueError:
+        raise NotFound("Generation not found.") from None
+
+
 @router.get("/api/generation/status/{generation_id}", responses=error_responses(401, 404))
 async def generation_status(generation_id: str, user: User, services: ServicesDep) -> GenerationOut:
     """The generation, if it is the caller's (404 for anyone else, and for malformed ids)."""
-    try:
-        gid = uuid.UUID(generation_id)
-    except ValueError:
-        raise NotFound("Generation not found.") from None
-    gen = await services.rpc.get_generation(user.id, gid)
+    gen = await services.lifecycle.read(user.id, parse_generation_id(generation_id))
     return GenerationOut.from_generation(gen)
 
 

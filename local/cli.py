@@ -5,6 +5,7 @@
     wanctl user create EMAIL [--credits N]       local stack: sign a user up, print id and token
     wanctl token USER                            local stack: mint an access token for a user
     wanctl credits grant USER AMOUNT [--reason]  add credits through add_credits
+    wanctl sweep                                 one reconciliation pass, printed
 
 Without --database-url (or DATABASE_URL), commands use the local stack's embedded database.
 """
@@ -116,6 +117,14 @@ async def cmd_dev(args: argparse.Namespace) -> int:
     return 0
 
 
+async def cmd_sweep(args: argparse.Namespace) -> int:
+    from local.stack import sweep_local
+
+    summary = await sweep_local(local_dir=LOCAL_DIR, database_url=args.database_url)
+    out(json.dumps(summary))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="wanctl", description=__doc__.split("\n")[0])
     parser.add_argument("--database-url", help="a Postgres URL (default: DATABASE_URL or local)")
@@ -152,6 +161,8 @@ def build_parser() -> argparse.ArgumentParser:
     grant.add_argument("--type", default="bonus", choices=["bonus", "purchase", "adjustment"])
     grant.set_defaults(handler=cmd_credits_grant)
 
+    sweep = sub.add_parser("sweep", help="run one reconciliation pass now and print it")
+    sweep.set_defaults(handler=cmd_sweep)
     return parser
 
 

@@ -67,6 +67,48 @@ async def ensure_demo_user(database_url: str) -> str:
     return str(user_id)
 
 
+def _dev_urls(local_dir: Path) -> tuple[str, str]:
+    """The API and emulator URLs of the last `wanctl dev` (from .local/dev.env)."""
+    values: dict[str, str] = {}
+    env_file = local_dir / "dev.env"
+    if env_file.exists():
+        for line in env_file.read_text().splitlines():
+            key, _, value = line.partition("=")
+            values[key] = shlex.split(value)[0] if value else ""
+    return (
+        values.get("API_URL", "http://127.0.0.1:8000"),
+        values.get("REPLICATE_BASE_URL", "http://127.0.0.1:8001"),
+    )
+
+
+async def sweep_local(
+    *, local_dir: Path, database_url: str | None = None
+) -> dict[str, int | float]:
+    """One reconciliation pass against the local stack (what `wanctl sweep` runs)."""
+    from functions.sweeper import run_once
+
+    secrets = load_local_secrets(local_dir)
+    url = database_url or start_embedded(local_dir / "pgdata").get_uri()
+    api_url, emulator_url = _dev_urls(local_dir)
+    settings = local_settings(
+        database_url=url, api_url=api_url, emulator_url=emulator_url, secrets=secrets
+    )
+    return (await run_once(settings)).as_dict()
+
+
+async def sweep_forever(settings: Settings, interval_s: float = 60.0) -> None:
+    """The local stand-in for the Modal schedule: a pass every interval, errors logged."""
+    from functions.sweeper import run_once
+    from shared.errors import AppError
+
+    while True:
+        await asyncio.sleep(interval_s)
+        try:
+            await run_once(settings)
+        except AppError as exc:
+            log.warning("local sweep failed: %s", exc.detail)
+
+
 async def run_dev(*, port: int, local_dir: Path, emulator_duration_s: float = 6.0) -> None:
     """Start everything, print how to use it, and serve until interrupted."""
     import uvicorn
@@ -115,6 +157,7 @@ async def run_dev(*, port: int, local_dir: Path, emulator_duration_s: float = 6.
     env_file.chmod(0o600)
 
     tasks = [asyncio.create_task(s.serve()) for s in servers]
+    sweeper = asyncio.create_task(sweep_forever(settings))
     while not all(s.started for s in servers):
         if any(t.done() for t in tasks):
             break
@@ -143,6 +186,7 @@ async def run_dev(*, port: int, local_dir: Path, emulator_duration_s: float = 6.
     try:
         await asyncio.gather(*tasks)
     finally:
+        sweeper.cancel()
         for s in servers:
             s.should_exit = True
         with contextlib.suppress(Exception):

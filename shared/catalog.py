@@ -65,6 +65,9 @@ class Catalog:
     def build(cls, offerings: Iterable[Offering]) -> Catalog:
         return cls({(o.model, o.resolution): o for o in offerings})
 
+    def cheapest_cost(self) -> int:
+        return min((o.cost for o in self.offerings.values()), default=0)
+
     def models(self, kind: str) -> list[str]:
         return sorted({o.model for o in self.offerings.values() if o.kind == kind})
 

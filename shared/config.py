@@ -58,10 +58,33 @@ class Settings(BaseSettings):
     max_active_generations: int = Field(default=3, ge=1)
     low_balance_threshold: int = Field(default=20, ge=0)
 
+    # --- reconciliation and polling -------------------------------------------------------
+    status_poll_after_s: int = Field(default=30, ge=1)
+    status_max_polls: int = Field(default=40, ge=0)
+    sweep_stale_after_s: int = Field(default=90, ge=0)
+    sweep_queued_grace_s: int = Field(default=120, ge=0)
+    sweep_batch_size: int = Field(default=200, ge=1, le=10_000)
+    sweep_max_batches: int = Field(default=50, ge=1)
+    sweep_concurrency: int = Field(default=16, ge=1, le=256)
+    max_run_s: int = Field(default=30 * 60, ge=60)
+    provider_rate_per_s: float = Field(default=40.0, gt=0)
+
     # --- HTTP -----------------------------------------------------------------------------
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     max_body_bytes: int = Field(default=64 * 1024, ge=1024)
     max_upload_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
+
+    # --- storage --------------------------------------------------------------------------
+    storage_backend: Literal["local", "supabase"] = "supabase"
+    storage_bucket: str = "generations"  # a PRIVATE bucket: every read goes through a signed URL
+    storage_local_dir: str = ".local/storage"
+    storage_public_base_url: str | None = None  # the dev server's URL, for local signed links
+    storage_signing_key: SecretStr | None = None  # local backend only
+    storage_timeout_s: float = Field(default=30.0, gt=0)
+    signed_url_ttl_s: int = Field(default=3600, ge=60)
+    input_url_ttl_s: int = Field(default=2 * 3600, ge=60)
+    max_output_bytes: int = Field(default=1024**3, ge=1024)
+    output_copy_timeout_s: float = Field(default=600.0, gt=0)
 
     @field_validator("cors_origins", mode="before")
     @classmethod

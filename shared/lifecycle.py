@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from shared.catalog import Catalog
 from shared.domain import Generation
-from shared.errors import AppError, ProviderError, ProviderUnavailable
+from shared.errors import AppError, InvalidTransition, ProviderError, ProviderUnavailable
 from shared.provider import Prediction, Provider
 from shared.rpc import Applied, Rpc
 
@@ -53,6 +53,8 @@ class Lifecycle:
     catalog: Catalog
     webhook_base_url: str
     max_active: int
+    poll_after_s: int = 30
+    max_polls: int = 40
 
     def webhook_url(self, generation_id: uuid.UUID) -> str:
         sep = "&" if "?" in self.webhook_base_url else "?"
@@ -139,6 +141,73 @@ class Lifecycle:
             progress=prediction.progress,
             video_url=prediction.video_url,
             error=prediction.error_message,
+        )
+
+    async def read(self, user_id: uuid.UUID, generation_id: uuid.UUID) -> Generation:
+        """The owner's generation. If it runs and nothing was heard for a while, ask the provider
+        once (the claim is atomic: many open tabs cause one lookup; the count is capped)."""
+        gen, claimed = await self.rpc.read_generation(
+            user_id, generation_id, poll_after_s=self.poll_after_s, max_polls=self.max_polls
+        )
+        if not claimed or gen.job_id is None:
+            return gen
+        try:
+            prediction = await self.provider.get(gen.job_id)
+        except AppError as exc:
+            log.warning("status poll failed: %s", exc.detail, extra={"generation_id": str(gen.id)})
+            return gen
+        return (await self.apply_update(gen.id, prediction)).generation
+
+    async def cancel(self, user_id: uuid.UUID, generation_id: uuid.UUID) -> Generation:
+        """Stop a queued or running generation; it ends canceled and refunded once, whether the
+        provider's cancel webhook arrives or not (the sweeper finishes what this cannot)."""
+        requested = await self.rpc.request_cancel(user_id, generation_id)
+        gen = requested.generation
+        if gen.is_terminal or gen.job_id is None:
+            return gen
+        try:
+            prediction = await self.provider.cancel(gen.job_id)
+        except AppError as exc:
+            log.warning(
+                "provider cancel failed; the sweeper retries: %s",
+                exc.detail,
+                extra={"generation_id": str(gen.id)},
+            )
+            return gen
+        return (await self.apply_update(gen.id, prediction)).generation
+
+    async def retry(
+        self,
+        user_id: uuid.UUID,
+        generation_id: uuid.UUID,
+        *,
+        idempotency_key: str | None,
+        image_ref: str | None = None,
+    ) -> Submitted:
+        """Submit a failed or canceled generation again: a new generation, a new charge."""
+        old = await self.rpc.get_generation(user_id, generation_id)
+        if old.status not in ("failed", "canceled"):
+            raise InvalidTransition(
+                f"Only a failed or canceled generation can be retried (it is {old.status}).",
+                status=old.status,
+            )
+        seed = old.params.get("seed")
+        aspect = old.params.get("aspect_ratio")
+        return await self.submit(
+            SubmitRequest(
+                user_id=user_id,
+                kind=old.kind,
+                model=old.model,
+                resolution=old.resolution,
+                prompt=old.prompt,
+                negative_prompt=old.negative_prompt,
+                seed=seed if isinstance(seed, int) else None,
+                aspect_ratio=aspect if isinstance(aspect, str) else None,
+                input_image_path=old.input_image_path,
+                image_ref=image_ref,
+                idempotency_key=idempotency_key,
+                retry_of=old.id,
+            )
         )
 
     async def _cancel_orphan(self, job_id: str, generation_id: uuid.UUID) -> None:

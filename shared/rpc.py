@@ -17,6 +17,7 @@ import re
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING, Protocol
 
 from shared import errors
@@ -27,7 +28,7 @@ if TYPE_CHECKING:
     from psycopg_pool import AsyncConnectionPool
     from supabase import AsyncClient
 
-RpcArg = str | int | bool | uuid.UUID | JsonObject | None
+RpcArg = str | int | bool | uuid.UUID | datetime | JsonObject | None
 RpcRow = dict[str, JsonValue]
 
 # SQLSTATE -> (domain error, detail shown to callers). Every code raised in migrations/ must be
@@ -42,6 +43,8 @@ SQLSTATE_ERRORS: dict[str, tuple[type[errors.AppError], str]] = {
     # Not ours, but meaningful: the caller lacks EXECUTE (a deployment mistake, not the user's).
     "42501": (errors.PermissionDenied, "The service is not allowed to do that."),
 }
+# Generations take minutes; this tells a client when trying again is worth it.
+TOO_MANY_ACTIVE_RETRY_S = 30
 _ENTITY_DETAIL = {"user": "User not found.", "generation": "Generation not found."}
 _IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
@@ -69,7 +72,13 @@ def translate(sqlstate: str | None, message: str | None, detail: str | None) -> 
         readable = message[0].upper() + message[1:] + "."
     if cls is errors.InvalidTransition and isinstance(extra.get("status"), str):
         readable = f"{readable[:-1]} (it is {extra['status']})."
-    error = cls(readable)
+    if cls is errors.TooManyActive and isinstance(extra.get("limit"), int):
+        readable = (
+            f"You already have {extra['limit']} generations running; "
+            "wait for one to finish and try again."
+        )
+    headers = {"Retry-After": str(TOO_MANY_ACTIVE_RETRY_S)} if cls is errors.TooManyActive else None
+    error = cls(readable, headers=headers)
     error.extra.update(extra)
     return error
 
@@ -181,7 +190,7 @@ class SupabaseTransport:
         from postgrest.exceptions import APIError
 
         _check_identifiers(fn, args)
-        params = {k: str(v) if isinstance(v, uuid.UUID) else v for k, v in args.items()}
+        params = {k: _jsonable(v) for k, v in args.items()}
         try:
             response = await self._client.rpc(fn, params).execute()
         except APIError as exc:
@@ -198,6 +207,14 @@ class SupabaseTransport:
 
     async def aclose(self) -> None:
         await self._client.postgrest.aclose()
+
+
+def _jsonable(value: RpcArg) -> JsonValue:
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return value
 
 
 # ---------------------------------------------------------------------------------------------
@@ -323,6 +340,42 @@ class Rpc:
     async def get_generation(self, user_id: uuid.UUID, generation_id: uuid.UUID) -> Generation:
         row = await self._one("get_generation", p_user_id=user_id, p_generation_id=generation_id)
         return _generation(row)
+
+    async def read_generation(
+        self, user_id: uuid.UUID, generation_id: uuid.UUID, *, poll_after_s: int, max_polls: int
+    ) -> tuple[Generation, bool]:
+        """The owner's generation, and whether this caller won the claim to poll the provider."""
+        row = await self._one(
+            "read_generation",
+            p_user_id=user_id,
+            p_generation_id=generation_id,
+            p_poll_after_s=poll_after_s,
+            p_max_polls=max_polls,
+        )
+        return _generation(row), bool(row["claimed"])
+
+    async def list_generations(
+        self,
+        user_id: uuid.UUID,
+        *,
+        limit: int,
+        before: tuple[datetime, uuid.UUID] | None = None,
+    ) -> list[Generation]:
+        rows = await self.transport.call(
+            "list_generations",
+            {
+                "p_user_id": user_id,
+                "p_limit": limit,
+                "p_before_created_at": before[0] if before else None,
+                "p_before_id": before[1] if before else None,
+            },
+        )
+        return [_generation(row) for row in rows]
+
+    async def get_credits(self, user_id: uuid.UUID, *, limit: int) -> tuple[int, list[JsonValue]]:
+        row = await self._one("get_credits", p_user_id=user_id, p_limit=limit)
+        entries = row.get("transactions")
+        return _int(row, "balance"), list(entries) if isinstance(entries, list) else []
 
     async def add_credits(
         self,

@@ -105,6 +105,28 @@ def error_responses(*statuses: int) -> dict[int | str, dict[str, object]]:
     return {status: {"model": ErrorOut} for status in statuses}
 
 
+class HistoryOut(BaseModel):
+    items: list[GenerationOut]
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next (older) page.")
+
+
+class LedgerEntry(BaseModel):
+    id: uuid.UUID
+    amount: int
+    type: str
+    generation_id: uuid.UUID | None = None
+    description: str | None = None
+    created_at: datetime
+
+
+class CreditsOut(BaseModel):
+    balance: int
+    low_balance: bool = Field(description="True when the balance is under the warning threshold.")
+    low_balance_threshold: int
+    cheapest_cost: int = Field(description="What the cheapest generation costs.")
+    transactions: list[LedgerEntry]
+
+
 class WebhookAck(BaseModel):
     ok: bool = True
     applied: bool

@@ -9,6 +9,8 @@ from shared.catalog import Catalog, load_catalog
 from shared.config import Settings
 from shared.lifecycle import Lifecycle
 from shared.provider import Provider, ReplicateProvider
+from shared.ratelimit import RateLimiter
+from shared.reconcile import Reconciler, SweepConfig
 from shared.rpc import PostgresTransport, Rpc, SupabaseTransport, Transport
 
 
@@ -41,6 +43,8 @@ class Services:
             catalog=catalog,
             webhook_base_url=settings.public_webhook_url,
             max_active=settings.max_active_generations,
+            poll_after_s=settings.status_poll_after_s,
+            max_polls=settings.status_max_polls,
         )
         return cls(
             settings=settings,
@@ -50,6 +54,21 @@ class Services:
             catalog=catalog,
             lifecycle=lifecycle,
             webhook_secret=settings.replicate_webhook_secret.get_secret_value(),
+        )
+
+    def reconciler(self) -> Reconciler:
+        s = self.settings
+        return Reconciler(
+            self.lifecycle,
+            RateLimiter(s.provider_rate_per_s, burst=max(1, int(s.provider_rate_per_s))),
+            SweepConfig(
+                stale_after_s=s.sweep_stale_after_s,
+                queued_grace_s=s.sweep_queued_grace_s,
+                batch_size=s.sweep_batch_size,
+                max_batches=s.sweep_max_batches,
+                concurrency=s.sweep_concurrency,
+                max_run_s=s.max_run_s,
+            ),
         )
 
     async def aclose(self) -> None:

@@ -8,15 +8,17 @@ import subprocess
 import sys
 from pathlib import Path
 
+import modal
 import pytest
 
 import modal_app
 
 ROOT = Path(__file__).resolve().parent.parent
-WEB_FUNCTIONS = {
+WEB_FUNCTIONS: dict[str, modal.Function[..., object, object]] = {
     "text_to_video": modal_app.text_to_video,
     "status": modal_app.status,
     "webhook": modal_app.webhook,
+    "controls": modal_app.controls,
 }
 
 
@@ -28,6 +30,15 @@ def test_each_endpoint_is_a_concurrent_web_function(name: str) -> None:
     assert info.concurrency_info.max_inputs == modal_app.MAX_INPUTS
     assert info.timeout == modal_app.TIMEOUT
     assert info.secrets == ["modal.Secret.from_name('wan-backend')"]
+
+
+def test_sweeper_runs_on_a_cron_schedule_and_is_not_a_web_endpoint() -> None:
+    info = modal_app.sweep.info()
+    assert info.schedule is not None
+    assert "Cron" in info.schedule
+    assert "* * * * *" in info.schedule
+    assert info.web_info is None
+    assert info.timeout == modal_app.SWEEP_TIMEOUT
 
 
 def test_importing_modal_app_builds_no_endpoint() -> None:

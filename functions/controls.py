@@ -1,0 +1,111 @@
+"""The owner's controls: cancel, retry, history and credits.
+
+POST /api/generation/{id}/cancel    queued or running -> canceled, refunded once
+POST /api/generation/{id}/retry     failed or canceled -> a new generation, a new charge
+GET  /api/generation/history        newest first, cursor pagination
+GET  /api/credits                   balance, low-balance flag, recent ledger entries
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import uuid
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, FastAPI, Query, Response, status
+
+from functions.status import parse_generation_id
+from shared.deps import IdempotencyKey, ServicesDep, User
+from shared.errors import InvalidInput
+from shared.http import create_app as _create_app
+from shared.schemas import (
+    CreatedOut,
+    CreditsOut,
+    GenerationOut,
+    HistoryOut,
+    LedgerEntry,
+    error_responses,
+)
+
+router = APIRouter()
+
+
+@router.post("/api/generation/{generation_id}/cancel", responses=error_responses(401, 404, 409))
+async def cancel_generation(generation_id: str, user: User, services: ServicesDep) -> GenerationOut:
+    """Cancel a queued or running generation. 409 if it already finished."""
+    gen = await services.lifecycle.cancel(user.id, parse_generation_id(generation_id))
+    return GenerationOut.from_generation(gen)
+
+
+@router.post(
+    "/api/generation/{generation_id}/retry",
+    status_code=status.HTTP_201_CREATED,
+    responses=error_responses(401, 402, 404, 409, 429, 502, 503),
+)
+async def retry_generation(
+    generation_id: str, user: User, services: ServicesDep, key: IdempotencyKey, response: Response
+) -> CreatedOut:
+    """Submit a failed or canceled generation again with the same inputs (charged again)."""
+    submitted = await services.lifecycle.retry(
+        user.id, parse_generation_id(generation_id), idempotency_key=key
+    )
+    if submitted.replayed:
+        response.status_code = status.HTTP_200_OK
+    return CreatedOut.created(
+        submitted.generation, balance=submitted.balance, replayed=submitted.replayed
+    )
+
+
+def encode_cursor(created_at: datetime, generation_id: uuid.UUID) -> str:
+    raw = f"{created_at.isoformat()}|{generation_id}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        stamp, gid = raw.split("|", 1)
+        when = datetime.fromisoformat(stamp)
+        if when.tzinfo is None:
+            raise ValueError("naive timestamp")
+        return when, uuid.UUID(gid)
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise InvalidInput("The cursor is not valid.", field="cursor") from None
+
+
+@router.get("/api/generation/history", responses=error_responses(401, 422))
+async def generation_history(
+    user: User,
+    services: ServicesDep,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+) -> HistoryOut:
+    """The caller's generations, newest first."""
+    before = decode_cursor(cursor) if cursor else None
+    gens = await services.rpc.list_generations(user.id, limit=limit, before=before)
+    next_cursor = encode_cursor(gens[-1].created_at, gens[-1].id) if len(gens) == limit else None
+    return HistoryOut(
+        items=[GenerationOut.from_generation(g) for g in gens], next_cursor=next_cursor
+    )
+
+
+@router.get("/api/credits", responses=error_responses(401))
+async def credits(
+    user: User, services: ServicesDep, limit: Annotated[int, Query(ge=0, le=100)] = 20
+) -> CreditsOut:
+    """Balance, a low-balance flag and the most recent ledger entries."""
+    balance, entries = await services.rpc.get_credits(user.id, limit=limit)
+    threshold = services.settings.low_balance_threshold
+    return CreditsOut(
+        balance=balance,
+        low_balance=balance < threshold,
+        low_balance_threshold=threshold,
+        cheapest_cost=services.catalog.cheapest_cost(),
+        transactions=[LedgerEntry.model_validate(e) for e in entries],
+    )
+
+
+def create_app() -> FastAPI:
+    return _create_app(router)

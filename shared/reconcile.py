@@ -1,0 +1,141 @@
+"""The reconciliation pass: heal what lost webhooks, crashes and hung providers left behind.
+
+Safe to run often and to overlap: rows are claimed with FOR UPDATE SKIP LOCKED and stamped, so
+two passes never work the same generation, and every change is one state-machine call that
+ignores what is stale. Provider calls run concurrently under a shared rate limit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from shared.domain import Generation
+from shared.errors import AppError, ProviderError
+from shared.lifecycle import Lifecycle
+from shared.ratelimit import RateLimiter
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SweepConfig:
+    stale_after_s: int = 90
+    queued_grace_s: int = 120
+    batch_size: int = 200
+    max_batches: int = 50
+    concurrency: int = 16
+    max_run_s: int = 30 * 60
+
+
+@dataclass
+class SweepSummary:
+    """What one pass did: counts by outcome, and how long it took."""
+
+    counts: Counter[str] = field(default_factory=Counter)
+    batches: int = 0
+    seconds: float = 0.0
+
+    def as_dict(self) -> dict[str, int | float]:
+        return {"batches": self.batches, "seconds": round(self.seconds, 3), **self.counts}
+
+
+class Reconciler:
+    def __init__(
+        self,
+        lifecycle: Lifecycle,
+        limiter: RateLimiter,
+        config: SweepConfig,
+        *,
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.lifecycle = lifecycle
+        self.limiter = limiter
+        self.config = config
+        self._now = now
+
+    async def sweep(self) -> SweepSummary:
+        """Claim stale live generations batch by batch and settle each; one log line at the end."""
+        started = time.monotonic()
+        summary = SweepSummary()
+        gate = asyncio.Semaphore(self.config.concurrency)
+        rpc = self.lifecycle.rpc
+
+        async def bounded(gen: Generation) -> None:
+            async with gate:
+                summary.counts[await self._settle(gen)] += 1
+
+        for _ in range(self.config.max_batches):
+            claimed = await rpc.claim_stale_generations(
+                limit=self.config.batch_size, stale_after_s=self.config.stale_after_s
+            )
+            summary.batches += 1
+            summary.counts["claimed"] += len(claimed)
+            await asyncio.gather(*(bounded(gen) for gen in claimed))
+            if len(claimed) < self.config.batch_size:
+                break
+        summary.seconds = time.monotonic() - started
+        log.info("sweep %s", summary.as_dict())
+        return summary
+
+    async def _settle(self, gen: Generation) -> str:
+        """Do what this generation needs; return the outcome's name (for the summary)."""
+        try:
+            if gen.job_id is None:
+                return await self._unsubmitted(gen)
+            return await self._running(gen, gen.job_id)
+        except AppError as exc:
+            log.warning(
+                "sweep could not settle: %s (%s)",
+                exc.detail,
+                exc.code,
+                extra={"generation_id": str(gen.id)},
+            )
+            return "errors"
+
+    async def _unsubmitted(self, gen: Generation) -> str:
+        # No job id: the process died between the reservation and mark_submitted, or the
+        # create never reached the provider. A webhook would have adopted the job id by now.
+        age = (self._now() - gen.created_at).total_seconds()
+        if age < self.config.queued_grace_s:
+            return "waiting"
+        applied = await self.lifecycle.rpc.fail_submission(
+            gen.id, "The generation never reached the video provider."
+        )
+        return "unsubmitted_failed" if applied.changed else "unchanged"
+
+    async def _running(self, gen: Generation, job_id: str) -> str:
+        provider = self.lifecycle.provider
+        await self.limiter.acquire()
+        try:
+            prediction = await provider.get(job_id)
+        except ProviderError as exc:
+            if exc.extra.get("provider_status") != 404:
+                raise
+            applied = await self.lifecycle.rpc.apply_prediction(
+                gen.id, "failed", job_id=job_id, error="The provider has no record of it."
+            )
+            return "lost_failed" if applied.changed else "unchanged"
+
+        if prediction.our_status == "processing":
+            overdue = (self._now() - gen.created_at).total_seconds() > self.config.max_run_s
+            if overdue or gen.cancel_requested_at is not None:
+                await self.limiter.acquire()
+                canceled = await provider.cancel(job_id)
+                if overdue:
+                    minutes = self.config.max_run_s // 60
+                    applied = await self.lifecycle.rpc.apply_prediction(
+                        gen.id, "failed", job_id=job_id, error=f"Timed out after {minutes} min."
+                    )
+                    return "timed_out" if applied.changed else "unchanged"
+                prediction = canceled
+
+        applied = await self.lifecycle.apply_update(gen.id, prediction)
+        if not applied.changed:
+            return "unchanged"
+        return applied.generation.status
