@@ -41,7 +41,8 @@ class RateLimiter:
                     float(self.burst), self._tokens + (now - self._updated) * self.rate_per_s
                 )
                 self._updated = now
-                if self._tokens >= 1:
-                    self._tokens -= 1
+                # The tolerance stops float rounding from turning into endless tiny sleeps.
+                if self._tokens >= 1 - 1e-9:
+                    self._tokens = max(0.0, self._tokens - 1)
                     return
                 await self._sleep((1 - self._tokens) / self.rate_per_s)

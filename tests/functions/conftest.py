@@ -22,6 +22,8 @@ from local.secrets import LocalSecrets, load_local_secrets
 from local.serve import serve
 from local.stack import local_settings
 from shared.auth import mint_token
+from shared.config import Settings
+from shared.services import Services
 from tests.support import AdminConn, create_user
 
 Json = dict[str, object]
@@ -115,23 +117,39 @@ def settings_overrides() -> dict[str, object]:
 
 
 @pytest.fixture
-def api_url(
+def settings(
     database_url: str,
     emulator_url: str,
     secrets: LocalSecrets,
     settings_overrides: dict[str, object],
-) -> Iterator[str]:
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    settings = local_settings(
+) -> Settings:
+    """The API's settings; its URL is fixed up front so webhooks know where to go."""
+    url = f"http://127.0.0.1:{free_port()}"
+    return local_settings(
         database_url=database_url,
         api_url=url,
         emulator_url=emulator_url,
         secrets=secrets,
         **settings_overrides,
     )
+
+
+@pytest.fixture
+def api_url(settings: Settings) -> Iterator[str]:
+    assert settings.public_webhook_url is not None
+    port = int(settings.public_webhook_url.split(":")[2].split("/")[0])
     with serve(create_app(settings=settings), port=port) as served:
         yield served
+
+
+@pytest.fixture
+async def services(settings: Settings) -> AsyncIterator[Services]:
+    """The same services the API runs on, opened in the test's own event loop."""
+    opened = await Services.open(settings)
+    try:
+        yield opened
+    finally:
+        await opened.aclose()
 
 
 @pytest.fixture

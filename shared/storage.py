@@ -1,0 +1,362 @@
+"""Where input images and output videos live: one port, two adapters.
+
+    Storage          the port the lifecycle and the endpoints use
+    SupabaseStorage  a PRIVATE Supabase Storage bucket (production): read only via signed URLs
+    LocalStorage     a folder (the local stack); the dev server serves it under signed, expiring
+                     URLs with `local_storage_router`
+
+Paths are object keys our code builds, like "<user_id>/videos/<generation_id>.mp4". A malformed
+one is a bug, not a user's mistake, so it raises ValueError. No write leaves a partial object
+under its final name, and streams are written chunk by chunk: memory does not grow with size.
+Every foreign failure (httpx, storage3, the file system) becomes StorageUnavailable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import hmac
+import os
+import re
+import tempfile
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Annotated, Protocol
+from urllib.parse import quote, urlencode
+
+import httpx
+from fastapi import APIRouter, Query
+from fastapi.responses import FileResponse
+from pydantic import ValidationError
+
+from shared.errors import AppError, NotFound, PermissionDenied
+
+if TYPE_CHECKING:
+    from storage3._async.file_api import AsyncBucketProxy
+    from storage3.types import FileOptions
+
+    from shared.config import Settings
+
+_CONTENT_TYPES = {
+    ".mp4": "video/mp4",
+    ".png": "image/png",
+    ".jpg": "image/jpeg",
+    ".jpeg": "image/jpeg",
+    ".webp": "image/webp",
+}
+_FLUSH_BYTES = 1024 * 1024  # coalesce small network chunks into writes of about this size
+_EXPIRES = re.compile(r"[0-9]{1,12}")
+
+
+class StorageUnavailable(AppError):
+    """Storage refused a call or could not be reached; the caller may retry later."""
+
+    code = "storage_unavailable"
+    status = 503
+    default_detail = "File storage is unavailable; try again shortly."
+
+
+class Storage(Protocol):
+    """What the service needs of a file store."""
+
+    async def put_bytes(self, path: str, data: bytes, content_type: str) -> None: ...
+
+    async def put_stream(
+        self, path: str, chunks: AsyncIterator[bytes], content_type: str
+    ) -> int: ...
+
+    async def signed_url(self, path: str, expires_in_s: int) -> str: ...
+
+    async def exists(self, path: str) -> bool: ...
+
+    async def aclose(self) -> None: ...
+
+
+def check_path(path: str) -> str:
+    """Return `path` if it is a safe relative object key; raise ValueError otherwise."""
+    if not path or path.startswith("/") or "\\" in path:
+        raise ValueError(f"bad storage path {path!r}: must be relative, with '/' separators")
+    if any(ord(c) < 0x20 or c == "\x7f" for c in path):
+        raise ValueError(f"bad storage path {path!r}: control characters")
+    if any(segment in ("", ".", "..") for segment in path.split("/")):
+        raise ValueError(f"bad storage path {path!r}: empty or dot segment")
+    return path
+
+
+def content_type_for(path: str) -> str:
+    """The content type a stored file is served with, chosen by its extension."""
+    return _CONTENT_TYPES.get(Path(path).suffix.lower(), "application/octet-stream")
+
+
+# --- local folder ----------------------------------------------------------------------------
+
+
+class LocalStorage:
+    """Files under `root`, linked as `{public_base_url}/storage/{path}?expires=&signature=`."""
+
+    def __init__(
+        self,
+        root: Path,
+        public_base_url: str,
+        signing_key: str,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.root = root
+        self._base_url = public_base_url.rstrip("/")
+        self._key = signing_key.encode()
+        self._clock = clock
+
+    def file_path(self, path: str) -> Path:
+        return self.root.joinpath(*check_path(path).split("/"))
+
+    async def put_bytes(self, path: str, data: bytes, content_type: str) -> None:
+        await self.put_stream(path, _single(data), content_type)
+
+    async def put_stream(self, path: str, chunks: AsyncIterator[bytes], content_type: str) -> int:
+        target = self.file_path(path)
+        written = 0
+        try:
+            handle, temp = await asyncio.to_thread(_open_temp, target)
+            try:
+                buffer = bytearray()
+                async for chunk in chunks:
+                    buffer += chunk
+                    written += len(chunk)
+                    if len(buffer) >= _FLUSH_BYTES:
+                        full, buffer = buffer, bytearray()
+                        await asyncio.to_thread(handle.write, full)
+                await asyncio.to_thread(_write_and_commit, handle, temp, target, bytes(buffer))
+            except BaseException:
+                # Any failure, the source's included, leaves no file under the final name.
+                # Closing waits for at most one in-flight chunk write.
+                _discard(handle, temp)
+                raise
+        except OSError as exc:
+            raise StorageUnavailable("Could not write the file.") from exc
+        return written
+
+    async def signed_url(self, path: str, expires_in_s: int) -> str:
+        check_path(path)
+        expires = str(int(self._clock()) + expires_in_s)
+        query = urlencode({"expires": expires, "signature": self._sign(path, expires)})
+        return f"{self._base_url}/storage/{quote(path)}?{query}"
+
+    def verify(self, path: str, expires: str | None, signature: str | None) -> int:
+        """Seconds the link for `path` has left; PermissionDenied unless signed by us and live."""
+        if not expires or not signature or not _EXPIRES.fullmatch(expires):
+            raise PermissionDenied("This link is not signed.")
+        expected = self._sign(path, expires).encode()
+        if not hmac.compare_digest(signature.encode("utf-8", "replace"), expected):
+            raise PermissionDenied("This link's signature is not valid.")
+        left = int(expires) - int(self._clock())
+        if left <= 0:
+            raise PermissionDenied("This link has expired.")
+        return left
+
+    async def exists(self, path: str) -> bool:
+        return await asyncio.to_thread(self.file_path(path).is_file)
+
+    async def aclose(self) -> None:
+        return None
+
+    def _sign(self, path: str, expires: str) -> str:
+        return hmac.new(self._key, f"{path}\n{expires}".encode(), hashlib.sha256).hexdigest()
+
+
+async def _single(data: bytes) -> AsyncIterator[bytes]:
+    yield data
+
+
+def _open_temp(target: Path) -> tuple[IO[bytes], Path]:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
+    return os.fdopen(fd, "wb"), Path(name)
+
+
+def _write_and_commit(handle: IO[bytes], temp: Path, target: Path, tail: bytes) -> None:
+    handle.write(tail)
+    handle.flush()
+    os.fsync(handle.fileno())  # the data is on disk before its name is
+    handle.close()
+    os.replace(temp, target)
+
+
+def _discard(handle: IO[bytes], temp: Path) -> None:
+    with contextlib.suppress(OSError):
+        handle.close()
+    with contextlib.suppress(OSError):
+        temp.unlink(missing_ok=True)
+
+
+def local_storage_router(storage: LocalStorage) -> APIRouter:
+    """`GET|HEAD /storage/{path}`: a stored file, for a link that `storage` signed."""
+    router = APIRouter()
+
+    @router.api_route("/storage/{path:path}", methods=["GET", "HEAD"], include_in_schema=False)
+    async def stored_file(
+        path: str,
+        expires: Annotated[str | None, Query()] = None,
+        signature: Annotated[str | None, Query()] = None,
+    ) -> FileResponse:
+        seconds_left = storage.verify(path, expires, signature)
+        try:
+            target = storage.file_path(path)
+        except ValueError as exc:
+            raise NotFound("No such file.") from exc
+        if not await asyncio.to_thread(target.is_file):
+            raise NotFound("No such file.")
+        return FileResponse(
+            target,
+            media_type=content_type_for(path),
+            headers={"Cache-Control": f"private, max-age={seconds_left}"},
+        )
+
+    return router
+
+
+# --- Supabase Storage ------------------------------------------------------------------------
+
+
+class SupabaseStorage:
+    """A private Supabase Storage bucket, through supabase-py; streams go up with raw httpx."""
+
+    def __init__(
+        self,
+        url: str,
+        service_role_key: str,
+        bucket: str,
+        *,
+        http: httpx.AsyncClient | None = None,
+        timeout_s: float = 30.0,
+    ) -> None:
+        from supabase import AsyncClient, AsyncClientOptions
+
+        self._owns_http = http is None
+        # One client for supabase-py and our streaming uploads; its timeouts bound every call.
+        self._http = http or httpx.AsyncClient(timeout=httpx.Timeout(timeout_s, connect=5.0))
+        self._timeout = httpx.Timeout(timeout_s, connect=5.0)
+        self._timeout_s = timeout_s
+        self._url = url.rstrip("/")
+        self._key = service_role_key
+        self._bucket_id = bucket
+        client = AsyncClient(
+            self._url, service_role_key, AsyncClientOptions(httpx_client=self._http)
+        )
+        self._bucket: AsyncBucketProxy = client.storage.from_(bucket)
+
+    async def put_bytes(self, path: str, data: bytes, content_type: str) -> None:
+        check_path(path)
+        options: FileOptions = {
+            "content-type": content_type,
+            "upsert": "true",
+            "cache-control": "3600",
+        }
+        async with self._translated("store the file"), asyncio.timeout(self._timeout_s):
+            await self._bucket.upload(path, data, options)
+
+    async def put_stream(self, path: str, chunks: AsyncIterator[bytes], content_type: str) -> int:
+        # storage3's upload wants bytes or a sync file object (multipart); an async iterator
+        # as the body makes httpx send it chunked, one chunk in memory at a time.
+        check_path(path)
+        written = 0
+
+        async def counted() -> AsyncIterator[bytes]:
+            nonlocal written
+            async for chunk in chunks:
+                written += len(chunk)
+                yield chunk
+
+        url = f"{self._url}/storage/v1/object/{quote(self._bucket_id, safe='')}/{quote(path)}"
+        headers = {
+            "Authorization": f"Bearer {self._key}",
+            "apikey": self._key,
+            "content-type": content_type,
+            "cache-control": "max-age=3600",
+            "x-upsert": "true",
+        }
+        async with self._translated("store the file"):
+            response = await self._http.post(
+                url, content=counted(), headers=headers, timeout=self._timeout
+            )
+        if response.is_error:
+            raise StorageUnavailable(
+                f"Storage refused the upload (HTTP {response.status_code}): {_message(response)}",
+                storage_status=str(response.status_code),
+            )
+        return written
+
+    async def signed_url(self, path: str, expires_in_s: int) -> str:
+        check_path(path)
+        async with self._translated("sign a link"), asyncio.timeout(self._timeout_s):
+            signed = await self._bucket.create_signed_url(path, expires_in_s)
+        url = signed.get("signedURL")
+        if not url:
+            raise StorageUnavailable("Storage did not return a signed link.")
+        return url
+
+    async def exists(self, path: str) -> bool:
+        check_path(path)
+        async with self._translated("look up the file"), asyncio.timeout(self._timeout_s):
+            return await self._bucket.exists(path)
+
+    async def aclose(self) -> None:
+        if self._owns_http:
+            await self._http.aclose()
+
+    @asynccontextmanager
+    async def _translated(self, action: str) -> AsyncIterator[None]:
+        from storage3.exceptions import StorageApiError
+        from storage3.utils import StorageException
+
+        try:
+            yield
+        except StorageApiError as exc:
+            raise StorageUnavailable(
+                f"Storage refused to {action} ({exc.status}): {exc.message}",
+                storage_status=str(exc.status),
+            ) from exc
+        except (httpx.TimeoutException, TimeoutError) as exc:
+            raise StorageUnavailable(f"Storage did not answer in time to {action}.") from exc
+        except httpx.HTTPError as exc:
+            raise StorageUnavailable(f"Could not reach storage to {action}.") from exc
+        except (StorageException, ValidationError) as exc:
+            raise StorageUnavailable(
+                f"Storage sent an answer we could not read ({action})."
+            ) from exc
+
+
+def _message(response: httpx.Response) -> str:
+    """Storage's error message (`{"statusCode", "error", "message"}`), or the start of the body."""
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text[:200]
+    if isinstance(body, dict) and isinstance(body.get("message"), str):
+        return str(body["message"])[:200]
+    return response.text[:200]
+
+
+def open_storage(settings: Settings) -> Storage:
+    """The storage the settings name; a missing setting fails with its name."""
+    if settings.storage_backend == "local":
+        settings.require("storage_public_base_url", "storage_signing_key")
+        assert settings.storage_public_base_url is not None
+        assert settings.storage_signing_key is not None
+        return LocalStorage(
+            Path(settings.storage_local_dir),
+            settings.storage_public_base_url,
+            settings.storage_signing_key.get_secret_value(),
+        )
+    settings.require("supabase_url", "supabase_service_role_key", "storage_bucket")
+    assert settings.supabase_url is not None
+    assert settings.supabase_service_role_key is not None
+    return SupabaseStorage(
+        settings.supabase_url,
+        settings.supabase_service_role_key.get_secret_value(),
+        settings.storage_bucket,
+        timeout_s=settings.storage_timeout_s,
+    )

@@ -1,0 +1,239 @@
+"""Self-healing: lost webhooks, dead processes and hung predictions end terminal, paid once."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from dataclasses import replace
+
+import pytest
+
+from shared.catalog import Offering
+from shared.domain import Generation
+from shared.errors import JsonValue
+from shared.lifecycle import Lifecycle, SubmitRequest
+from shared.provider import Prediction, Provider
+from shared.reconcile import Reconciler, SweepConfig, SweepSummary
+from shared.rpc import Created, Rpc
+from shared.services import Services
+from tests.functions.conftest import Stack
+from tests.support import AdminConn, assert_ledger_invariants, balance, create_user
+
+NOW = SweepConfig(stale_after_s=0, queued_grace_s=0, batch_size=50, concurrency=8)
+
+
+class Crash(BaseException):
+    """The process dies here: nothing after this line runs, no except clause catches it."""
+
+
+class CrashAfterReservation(Rpc):
+    async def create_generation(self, **kwargs: object) -> Created:  # type: ignore[override]
+        await super().create_generation(**kwargs)  # type: ignore[arg-type]
+        raise Crash
+
+
+class CrashAfterCreate:
+    """A provider whose create reaches Replicate, then the process dies before mark_submitted."""
+
+    def __init__(self, inner: Provider) -> None:
+        self.inner = inner
+
+    async def create(
+        self, offering: Offering, model_input: dict[str, JsonValue], webhook_url: str
+    ) -> Prediction:
+        await self.inner.create(offering, model_input, webhook_url)
+        raise Crash
+
+    async def get(self, job_id: str) -> Prediction:
+        return await self.inner.get(job_id)
+
+    async def cancel(self, job_id: str) -> Prediction:
+        return await self.inner.cancel(job_id)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+def request(user: uuid.UUID) -> SubmitRequest:
+    return SubmitRequest(
+        user_id=user, kind="t2v", model="t2v-14B", resolution="480p",
+        prompt="lanterns floating over a dark lake",
+    )  # fmt: skip
+
+
+def reconciler(services: Services, config: SweepConfig = NOW) -> Reconciler:
+    return Reconciler(services.lifecycle, services.reconciler().limiter, config)
+
+
+async def live(admin: AdminConn) -> int:
+    cur = await admin.execute(
+        "select count(*) from public.generations where status in ('queued', 'processing')"
+    )
+    row = await cur.fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+async def settle_all(stack: Stack) -> None:
+    cur = await stack.admin.execute("select id from public.generations where job_id is not null")
+    for (gen_id,) in await cur.fetchall():
+        await stack.settle(str(gen_id))
+
+
+async def heal(stack: Stack, services: Services, config: SweepConfig = NOW) -> SweepSummary:
+    """Let every prediction finish, then sweep until nothing is live (bounded)."""
+    await settle_all(stack)
+    summary = SweepSummary()
+    for _ in range(5):
+        summary = await reconciler(services, config).sweep()
+        if await live(stack.admin) == 0:
+            break
+    return summary
+
+
+async def test_every_webhook_dropped_still_completes_after_sweeps(
+    stack: Stack, services: Services
+) -> None:
+    await stack.faults(webhook_drop_rate=1.0, duration_s=0.1)
+    user, headers = await stack.user(credits=100)
+    ids = [(await stack.submit(headers)).json()["id"] for _ in range(3)]
+    summary = await heal(stack, services)
+    for gen_id in ids:
+        assert (await stack.status(gen_id, headers)).json()["status"] == "completed"
+    assert summary.counts["completed"] + summary.counts["unchanged"] >= 1
+    assert await balance(stack.admin, user) == 70
+
+
+async def test_every_prediction_failing_refunds_each_once(stack: Stack, services: Services) -> None:
+    await stack.faults(fail_rate=1.0, webhook_drop_rate=1.0, duration_s=0.05)
+    user, headers = await stack.user(credits=100)
+    ids = [(await stack.submit(headers)).json()["id"] for _ in range(3)]
+    await heal(stack, services)
+    statuses = {(await stack.status(i, headers)).json()["status"] for i in ids}
+    assert statuses == {"failed"}
+    assert await balance(stack.admin, user) == 100
+
+
+async def test_aborted_prediction_is_failed_and_refunded(stack: Stack, services: Services) -> None:
+    await stack.faults(abort_rate=1.0, webhook_drop_rate=1.0, duration_s=0.05)
+    user, headers = await stack.user(credits=100)
+    gen_id = (await stack.submit(headers)).json()["id"]
+    await heal(stack, services)
+    body = (await stack.status(gen_id, headers)).json()
+    assert body["status"] == "failed"
+    assert "deadline" in body["error_message"]
+    assert await balance(stack.admin, user) == 100
+
+
+async def test_prediction_past_the_run_limit_is_canceled_and_refunded(
+    stack: Stack, services: Services
+) -> None:
+    await stack.faults(webhook_drop_rate=1.0, duration_s=60.0)
+    user, headers = await stack.user(credits=100)
+    gen_id = (await stack.submit(headers)).json()["id"]
+    await stack.admin.execute(
+        "update public.generations set created_at = now() - interval '2 hours' where id = %s",
+        (uuid.UUID(gen_id),),
+    )
+    summary = await reconciler(services).sweep()
+    assert summary.counts["timed_out"] == 1
+    body = (await stack.status(gen_id, headers)).json()
+    assert body["status"] == "failed"
+    assert body["error_message"].startswith("Timed out")
+    prediction = await stack.emulator.get(f"/__emulator/predictions/{await stack.job_id(gen_id)}")
+    assert prediction.json()["prediction"]["status"] == "canceled"
+    assert await balance(stack.admin, user) == 100
+
+
+async def test_two_sweeps_at_once_never_double_apply(stack: Stack, services: Services) -> None:
+    await stack.faults(webhook_drop_rate=1.0, fail_rate=0.5, duration_s=0.05)
+    user, headers = await stack.user(credits=1000)
+    for _ in range(3):
+        await stack.submit(headers)
+    await settle_all(stack)
+    await stack.admin.execute(
+        "update public.generations set updated_at = now() - interval '10 minutes'"
+    )
+    overlapping = replace(NOW, stale_after_s=60)
+    first, second = await asyncio.gather(
+        reconciler(services, overlapping).sweep(), reconciler(services, overlapping).sweep()
+    )
+    assert first.counts["claimed"] + second.counts["claimed"] == 3
+    assert await live(stack.admin) == 0
+    await assert_ledger_invariants(stack.admin)
+
+
+async def test_queued_row_inside_its_grace_period_is_left_alone(
+    stack: Stack, services: Services
+) -> None:
+    user = await create_user(stack.admin, credits=100)
+    crashing = replace(services.lifecycle, rpc=CrashAfterReservation(services.rpc.transport))
+    with pytest.raises(Crash):
+        await crashing.submit(request(user))
+    patient = replace(NOW, queued_grace_s=3600)
+    summary = await reconciler(services, patient).sweep()
+    assert summary.counts["waiting"] == 1
+    assert await live(stack.admin) == 1
+
+
+@pytest.mark.parametrize("drop_webhooks", [False, True])
+@pytest.mark.parametrize("where", ["after reservation", "after provider create"])
+async def test_crash_at_each_submit_step_heals(
+    stack: Stack, services: Services, where: str, drop_webhooks: bool
+) -> None:
+    await stack.faults(webhook_drop_rate=1.0 if drop_webhooks else 0.0, duration_s=0.05)
+    user = await create_user(stack.admin, credits=100)
+    lifecycle: Lifecycle = services.lifecycle
+    if where == "after reservation":
+        lifecycle = replace(lifecycle, rpc=CrashAfterReservation(services.rpc.transport))
+    else:
+        lifecycle = replace(lifecycle, provider=CrashAfterCreate(services.provider))
+    for _ in range(2):
+        with pytest.raises(Crash):
+            await lifecycle.submit(request(user))
+    emulated = (await stack.emulator.get("/__emulator/predictions")).json()
+    for record in emulated:
+        job = record["prediction"]["id"]
+        await stack.emulator.get(f"/__emulator/predictions/{job}", params={"wait": 10})
+    await heal(stack, services)
+    assert await live(stack.admin) == 0
+    cur = await stack.admin.execute("select status from public.generations")
+    statuses = sorted(str(r[0]) for r in await cur.fetchall())
+    if where == "after provider create" and not drop_webhooks:
+        assert statuses == ["completed", "completed"]  # the webhooks adopted the predictions
+        assert await balance(stack.admin, user) == 80
+    else:
+        assert statuses == ["failed", "failed"]
+        assert await balance(stack.admin, user) == 100
+
+
+async def test_status_poll_is_claimed_once_by_many_tabs(stack: Stack) -> None:
+    await stack.faults(webhook_drop_rate=1.0, duration_s=0.05)
+    _, headers = await stack.user(credits=100)
+    gen_id = (await stack.submit(headers)).json()["id"]
+    await stack.settle(gen_id)
+    await stack.admin.execute(
+        "update public.generations set updated_at = now() - interval '10 minutes' where id = %s",
+        (uuid.UUID(gen_id),),
+    )
+    answers = await asyncio.gather(*(stack.status(gen_id, headers) for _ in range(10)))
+    assert {a.status_code for a in answers} == {200}
+    assert "completed" in {a.json()["status"] for a in answers}
+    cur = await stack.admin.execute(
+        "select poll_attempts, status from public.generations where id = %s", (uuid.UUID(gen_id),)
+    )
+    assert await cur.fetchone() == (1, "completed")
+
+
+async def test_status_poll_stops_at_the_cap(stack: Stack, services: Services) -> None:
+    await stack.faults(webhook_drop_rate=1.0, duration_s=600)
+    user, headers = await stack.user(credits=100)
+    gen_id = uuid.UUID((await stack.submit(headers)).json()["id"])
+    capped = replace(services.lifecycle, poll_after_s=0, max_polls=2)
+    for _ in range(5):
+        gen: Generation = await capped.read(user, gen_id)
+        assert gen.status == "processing"
+    cur = await stack.admin.execute(
+        "select poll_attempts from public.generations where id = %s", (gen_id,)
+    )
+    assert await cur.fetchone() == (2,)

@@ -1,0 +1,417 @@
+"""Storage: the local folder served under signed links, and the Supabase adapter's HTTP.
+
+LocalStorage is exercised through a real dev-server-like app on loopback; SupabaseStorage
+through supabase-py and httpx with the network faked only at the transport.
+"""
+
+from __future__ import annotations
+
+import json
+import tracemalloc
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from local.serve import serve
+from shared.config import Settings
+from shared.errors import AppError, ConfigurationError
+from shared.http import error_response
+from shared.storage import (
+    LocalStorage,
+    StorageUnavailable,
+    SupabaseStorage,
+    check_path,
+    local_storage_router,
+    open_storage,
+)
+
+KEY = "local-signing-key-for-tests"
+VIDEO = "user-1/videos/gen-1.mp4"
+SUPABASE_URL = "https://project.supabase.co"
+SERVICE_KEY = "service-role-key"
+Handler = Callable[[httpx.Request], Coroutine[None, None, httpx.Response]]
+
+
+class Clock:
+    def __init__(self, now: float = 1_700_000_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def storage_app(storage: LocalStorage) -> FastAPI:
+    app = FastAPI()
+    app.include_router(local_storage_router(storage))
+
+    @app.exception_handler(AppError)
+    async def on_app_error(_: Request, exc: AppError) -> JSONResponse:
+        return error_response(exc)
+
+    return app
+
+
+@pytest.fixture
+def root(tmp_path: Path) -> Path:
+    return tmp_path / "storage"
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def served(root: Path, clock: Clock) -> Iterator[LocalStorage]:
+    """A LocalStorage whose links point at a running server for the same folder and key."""
+    with serve(storage_app(LocalStorage(root, "http://unused", KEY, clock=clock))) as base_url:
+        yield LocalStorage(root, base_url, KEY, clock=clock)
+
+
+async def chunks(total: int, size: int = 256 * 1024) -> AsyncIterator[bytes]:
+    block = b"\x07" * size
+    sent = 0
+    while sent < total:
+        n = min(size, total - sent)
+        yield block if n == size else block[:n]
+        sent += n
+
+
+# --- LocalStorage ----------------------------------------------------------------------------
+
+
+async def test_stored_file_is_served_under_its_signed_link(served: LocalStorage) -> None:
+    await served.put_bytes(VIDEO, b"\x00\x00\x00\x18ftypmp42 video", "video/mp4")
+    url = await served.signed_url(VIDEO, 60)
+    async with httpx.AsyncClient() as http:
+        response = await http.get(url)
+        head = await http.head(url)
+    assert response.status_code == 200
+    assert response.content == b"\x00\x00\x00\x18ftypmp42 video"
+    assert response.headers["content-type"] == "video/mp4"
+    assert head.status_code == 200
+    assert head.content == b""
+
+
+@pytest.mark.parametrize(
+    ("path", "content_type"),
+    [("u/inputs/a.png", "image/png"), ("u/inputs/a.jpg", "image/jpeg"), ("u/a.webp", "image/webp")],
+)
+async def test_served_content_type_follows_the_extension(
+    served: LocalStorage, path: str, content_type: str
+) -> None:
+    await served.put_bytes(path, b"bytes", content_type)
+    async with httpx.AsyncClient() as http:
+        response = await http.get(await served.signed_url(path, 60))
+    assert response.headers["content-type"] == content_type
+
+
+async def test_altered_signature_is_forbidden(served: LocalStorage) -> None:
+    await served.put_bytes(VIDEO, b"video", "video/mp4")
+    url = await served.signed_url(VIDEO, 60)
+    last = url[-1]
+    altered = url[:-1] + ("0" if last != "0" else "1")
+    async with httpx.AsyncClient() as http:
+        response = await http.get(altered)
+    assert response.status_code == 403
+    assert response.json()["code"] == "forbidden"
+    assert "signature" in response.json()["detail"]
+
+
+async def test_link_signed_for_another_file_is_forbidden(served: LocalStorage) -> None:
+    await served.put_bytes(VIDEO, b"video", "video/mp4")
+    await served.put_bytes("user-2/videos/gen-2.mp4", b"other", "video/mp4")
+    url = await served.signed_url(VIDEO, 60)
+    async with httpx.AsyncClient() as http:
+        response = await http.get(url.replace("user-1/videos/gen-1", "user-2/videos/gen-2"))
+    assert response.status_code == 403
+
+
+async def test_extended_expiry_is_forbidden(served: LocalStorage) -> None:
+    await served.put_bytes(VIDEO, b"video", "video/mp4")
+    url = await served.signed_url(VIDEO, 60)
+    expires = int(httpx.URL(url).params["expires"])
+    async with httpx.AsyncClient() as http:
+        response = await http.get(url.replace(f"expires={expires}", f"expires={expires + 3600}"))
+    assert response.status_code == 403
+
+
+async def test_expired_link_is_forbidden(served: LocalStorage, clock: Clock) -> None:
+    await served.put_bytes(VIDEO, b"video", "video/mp4")
+    url = await served.signed_url(VIDEO, 60)
+    clock.now += 61
+    async with httpx.AsyncClient() as http:
+        response = await http.get(url)
+    assert response.status_code == 403
+    body = response.json()
+    assert (body["detail"], body["code"]) == ("This link has expired.", "forbidden")
+
+
+async def test_unsigned_link_is_forbidden(served: LocalStorage) -> None:
+    await served.put_bytes(VIDEO, b"video", "video/mp4")
+    url = (await served.signed_url(VIDEO, 60)).split("?")[0]
+    async with httpx.AsyncClient() as http:
+        response = await http.get(url)
+        malformed = await http.get(url + "?expires=soon&signature=abc")
+    assert response.status_code == 403
+    assert malformed.status_code == 403
+
+
+async def test_signed_link_to_a_missing_file_is_not_found(served: LocalStorage) -> None:
+    async with httpx.AsyncClient() as http:
+        response = await http.get(await served.signed_url("user-1/videos/none.mp4", 60))
+    assert response.status_code == 404
+    assert response.json()["code"] == "not_found"
+
+
+async def test_traversal_through_the_server_is_refused(served: LocalStorage, root: Path) -> None:
+    (root.parent / "secret.txt").write_text("secret")
+    base = (await served.signed_url(VIDEO, 60)).split("/storage/")[0]
+    async with httpx.AsyncClient() as http:
+        response = await http.get(f"{base}/storage/..%2Fsecret.txt?expires=9999999999&signature=0")
+    assert response.status_code in (403, 404)
+    assert b"secret" not in response.content
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["", "/abs/x.mp4", "../x.mp4", "u/../../x.mp4", "u//x.mp4", "u/./x.mp4", "u\\x.mp4", "u/"],
+)
+async def test_malformed_paths_are_rejected(root: Path, path: str) -> None:
+    storage = LocalStorage(root, "http://localhost", KEY)
+    with pytest.raises(ValueError, match="bad storage path"):
+        check_path(path)
+    with pytest.raises(ValueError, match="bad storage path"):
+        await storage.put_bytes(path, b"x", "video/mp4")
+    with pytest.raises(ValueError, match="bad storage path"):
+        await storage.signed_url(path, 60)
+
+
+async def test_put_stream_writes_every_chunk_and_reports_the_size(root: Path) -> None:
+    storage = LocalStorage(root, "http://localhost", KEY)
+    written = await storage.put_stream(VIDEO, chunks(3_000_001), "video/mp4")
+    assert written == 3_000_001
+    assert (root / VIDEO).stat().st_size == 3_000_001
+    assert await storage.exists(VIDEO)
+    assert not await storage.exists("user-1/videos/other.mp4")
+
+
+async def test_failed_stream_leaves_no_file_under_any_name(root: Path) -> None:
+    storage = LocalStorage(root, "http://localhost", KEY)
+    await storage.put_bytes(VIDEO, b"the old video", "video/mp4")
+
+    async def broken() -> AsyncIterator[bytes]:
+        yield b"x" * 2_000_000
+        raise RuntimeError("source died")
+
+    with pytest.raises(RuntimeError, match="source died"):
+        await storage.put_stream(VIDEO, broken(), "video/mp4")
+    assert (root / VIDEO).read_bytes() == b"the old video"
+    assert sorted(p.name for p in (root / VIDEO).parent.iterdir()) == ["gen-1.mp4"]
+
+
+async def test_put_stream_memory_does_not_grow_with_the_size(root: Path) -> None:
+    storage = LocalStorage(root, "http://localhost", KEY)
+    tracemalloc.start()
+    try:
+        written = await storage.put_stream(VIDEO, chunks(50 * 1024 * 1024), "video/mp4")
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert written == 50 * 1024 * 1024
+    assert peak < 16 * 1024 * 1024, f"peak {peak / 1e6:.1f} MB"
+
+
+def test_open_storage_names_missing_local_settings() -> None:
+    settings = Settings(
+        environment="test",
+        storage_backend="local",
+        storage_public_base_url=None,
+        storage_signing_key=None,
+    )
+    with pytest.raises(ConfigurationError, match=r"STORAGE_PUBLIC_BASE_URL.*STORAGE_SIGNING_KEY"):
+        open_storage(settings)
+
+
+def test_open_storage_names_missing_supabase_settings() -> None:
+    settings = Settings(
+        environment="test",
+        storage_backend="supabase",
+        supabase_url=None,
+        supabase_service_role_key=None,
+    )
+    with pytest.raises(ConfigurationError, match=r"SUPABASE_URL.*SUPABASE_SERVICE_ROLE_KEY"):
+        open_storage(settings)
+
+
+async def test_open_storage_builds_the_local_backend(tmp_path: Path) -> None:
+    settings = Settings(
+        environment="test",
+        storage_backend="local",
+        storage_local_dir=str(tmp_path),
+        storage_public_base_url="http://127.0.0.1:8000/",
+        storage_signing_key=KEY,
+    )
+    storage = open_storage(settings)
+    assert isinstance(storage, LocalStorage)
+    assert (await storage.signed_url(VIDEO, 60)).startswith(
+        f"http://127.0.0.1:8000/storage/{VIDEO}?"
+    )
+
+
+async def test_open_storage_builds_the_supabase_backend() -> None:
+    settings = Settings(
+        environment="test",
+        supabase_url=SUPABASE_URL,
+        supabase_service_role_key=SERVICE_KEY,
+    )
+    storage = open_storage(settings)
+    assert isinstance(storage, SupabaseStorage)
+    await storage.aclose()
+
+
+# --- SupabaseStorage -------------------------------------------------------------------------
+
+
+def supabase(handler: Handler) -> SupabaseStorage:
+    http = httpx.AsyncClient(transport=httpx.MockTransport(handler))
+    return SupabaseStorage(SUPABASE_URL, SERVICE_KEY, "generations", http=http)
+
+
+async def test_supabase_stream_upload_is_one_raw_chunked_post() -> None:
+    seen: list[tuple[httpx.Request, int]] = []
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        size = 0
+        async for part in request.stream:  # type: ignore[union-attr]
+            size += len(part)
+        seen.append((request, size))
+        return httpx.Response(200, json={"Key": f"generations/{VIDEO}", "Id": "1"})
+
+    storage = supabase(handler)
+    written = await storage.put_stream(VIDEO, chunks(1_000_000), "video/mp4")
+    assert written == 1_000_000
+    ((request, size),) = seen
+    assert request.method == "POST"
+    assert str(request.url) == f"{SUPABASE_URL}/storage/v1/object/generations/{VIDEO}"
+    assert request.headers["authorization"] == f"Bearer {SERVICE_KEY}"
+    assert request.headers["apikey"] == SERVICE_KEY
+    assert request.headers["content-type"] == "video/mp4"
+    assert request.headers["x-upsert"] == "true"
+    assert request.headers["transfer-encoding"] == "chunked"
+    assert "content-length" not in request.headers
+    assert size == 1_000_000
+
+
+async def test_supabase_put_bytes_uploads_through_the_client() -> None:
+    seen: list[httpx.Request] = []
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        await request.aread()
+        seen.append(request)
+        return httpx.Response(200, json={"Key": "generations/u/inputs/a.png", "Id": "1"})
+
+    await supabase(handler).put_bytes("u/inputs/a.png", b"\x89PNG....", "image/png")
+    (request,) = seen
+    assert str(request.url) == f"{SUPABASE_URL}/storage/v1/object/generations/u/inputs/a.png"
+    assert request.headers["x-upsert"] == "true"
+    assert b"\x89PNG...." in request.content
+    assert b"image/png" in request.content
+
+
+async def test_supabase_signed_url_is_absolute_and_asks_for_the_ttl() -> None:
+    seen: list[httpx.Request] = []
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        await request.aread()
+        seen.append(request)
+        return httpx.Response(
+            200, json={"signedURL": f"/object/sign/generations/{VIDEO}?token=tok"}
+        )
+
+    url = await supabase(handler).signed_url(VIDEO, 3600)
+    assert url == f"{SUPABASE_URL}/storage/v1/object/sign/generations/{VIDEO}?token=tok"
+    (request,) = seen
+    assert request.method == "POST"
+    assert str(request.url) == f"{SUPABASE_URL}/storage/v1/object/sign/generations/{VIDEO}"
+    assert int(json.loads(request.content)["expiresIn"]) == 3600
+
+
+async def test_supabase_exists_is_false_only_for_a_missing_object() -> None:
+    async def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("here.mp4"):
+            return httpx.Response(200, json={"id": "1", "name": "here.mp4"})
+        return httpx.Response(
+            404, json={"statusCode": "404", "error": "not_found", "message": "Object not found"}
+        )
+
+    storage = supabase(handler)
+    assert await storage.exists("u/videos/here.mp4")
+    assert not await storage.exists("u/videos/gone.mp4")
+
+
+@pytest.mark.parametrize("status", [400, 403, 413, 500, 503])
+async def test_supabase_upload_refusal_is_storage_unavailable(status: int) -> None:
+    async def handler(request: httpx.Request) -> httpx.Response:
+        await request.aread()
+        body = {"statusCode": str(status), "error": "Error", "message": "Bucket not found"}
+        return httpx.Response(status, json=body)
+
+    storage = supabase(handler)
+    with pytest.raises(StorageUnavailable, match="Bucket not found") as streamed:
+        await storage.put_stream(VIDEO, chunks(10), "video/mp4")
+    with pytest.raises(StorageUnavailable, match="Bucket not found") as stored:
+        await storage.put_bytes(VIDEO, b"x", "video/mp4")
+    with pytest.raises(StorageUnavailable, match="Bucket not found"):
+        await storage.signed_url(VIDEO, 60)
+    assert streamed.value.status == 503
+    assert isinstance(stored.value.__cause__, Exception)
+
+
+@pytest.mark.parametrize(
+    "error",
+    [httpx.ConnectError("refused"), httpx.ReadTimeout("slow"), httpx.RemoteProtocolError("x")],
+)
+async def test_supabase_network_failures_are_storage_unavailable(error: httpx.HTTPError) -> None:
+    async def handler(request: httpx.Request) -> httpx.Response:
+        raise error
+
+    storage = supabase(handler)
+    calls: list[Callable[[], Awaitable[object]]] = [
+        lambda: storage.put_stream(VIDEO, chunks(10), "video/mp4"),
+        lambda: storage.put_bytes(VIDEO, b"x", "video/mp4"),
+        lambda: storage.signed_url(VIDEO, 60),
+        lambda: storage.exists(VIDEO),
+    ]
+    for call in calls:
+        with pytest.raises(StorageUnavailable) as caught:
+            await call()
+        assert caught.value.__cause__ is error
+
+
+async def test_supabase_unreadable_answer_is_storage_unavailable() -> None:
+    async def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, text="<html>proxy</html>")
+
+    with pytest.raises(StorageUnavailable, match="could not read"):
+        await supabase(handler).signed_url(VIDEO, 60)
+
+
+async def test_supabase_source_failure_passes_through_the_upload() -> None:
+    async def handler(request: httpx.Request) -> httpx.Response:
+        await request.aread()
+        return httpx.Response(200, json={"Key": "k"})
+
+    class SourceFailed(AppError):
+        code = "source_failed"
+
+    async def broken() -> AsyncIterator[bytes]:
+        yield b"x"
+        raise SourceFailed("source died")
+
+    with pytest.raises(SourceFailed):
+        await supabase(handler).put_stream(VIDEO, broken(), "video/mp4")
