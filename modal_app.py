@@ -19,6 +19,9 @@ import modal
 if TYPE_CHECKING:
     from fastapi import FastAPI
 
+    from shared.domain import Generation
+    from shared.services import Services
+
 APP_NAME = "wan-backend"
 MINUTES = 60
 
@@ -35,6 +38,7 @@ image = (
         "PyJWT[crypto]==2.15.1",
         "httpx==0.28.1",
         "python-multipart==0.0.34",
+        "Pillow==13.0.0",
     )
     .env({"ENVIRONMENT": "production", "RPC_TRANSPORT": "supabase"})
     .add_local_python_source("functions", "shared")
@@ -61,6 +65,8 @@ SCALEDOWN = 5 * MINUTES
 MAX_INPUTS = 100
 TARGET_INPUTS = 50
 SWEEP_TIMEOUT = 5 * MINUTES
+COPY_TIMEOUT = 15 * MINUTES
+UPLOAD_MAX_INPUTS = 20
 
 
 @app.function(timeout=TIMEOUT, scaledown_window=SCALEDOWN)
@@ -68,6 +74,16 @@ SWEEP_TIMEOUT = 5 * MINUTES
 @modal.asgi_app(label="wan-text-to-video")
 def text_to_video() -> FastAPI:
     from functions.text_to_video import create_app
+
+    return create_app()
+
+
+@app.function(timeout=TIMEOUT, scaledown_window=SCALEDOWN)
+@modal.concurrent(max_inputs=UPLOAD_MAX_INPUTS)
+@modal.asgi_app(label="wan-image-to-video")
+def image_to_video() -> FastAPI:
+    """Uploads decode images (CPU) and hold up to 10 MB each: fewer at once per container."""
+    from functions.image_to_video import create_app
 
     return create_app()
 
@@ -99,7 +115,26 @@ def controls() -> FastAPI:
 def webhook() -> FastAPI:
     from functions.webhook import create_app
 
-    return create_app()
+    return create_app(configure=_spawn_copies)
+
+
+def _spawn_copies(services: Services) -> None:
+    """On Modal the video copy runs as its own function, not inside the webhook's request."""
+
+    async def spawn(gen: Generation) -> None:
+        await keep_video.spawn.aio(str(gen.user_id), str(gen.id))
+
+    services.schedule_keep = spawn
+
+
+@app.function(timeout=COPY_TIMEOUT, retries=modal.Retries(max_retries=2, initial_delay=10.0))
+async def keep_video(user_id: str, generation_id: str) -> bool:
+    """Copy one completed generation's video into storage (retried by Modal, then the sweeper)."""
+    import uuid
+
+    from functions.keeper_job import keep_one
+
+    return await keep_one(uuid.UUID(user_id), uuid.UUID(generation_id))
 
 
 # A Cron schedule, not a Period: a Period restarts its countdown on every deploy. Passes may

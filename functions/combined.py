@@ -1,16 +1,22 @@
-"""Every endpoint in one app: the local dev server (production runs one Modal function each)."""
+"""Every endpoint in one app: the local dev server (production runs one Modal function each).
+
+With local storage it also serves the stored files under signed, expiring URLs, standing in
+for Supabase Storage's signed links.
+"""
 
 from __future__ import annotations
 
 from fastapi import APIRouter, FastAPI
 
-from functions import controls, status, text_to_video, webhook
-from shared.config import Settings
+from functions import controls, image_to_video, status, text_to_video, webhook
+from shared.config import Settings, get_settings
 from shared.http import create_app as _create_app
 from shared.services import Services
+from shared.storage import LocalStorage, local_storage_router, open_storage
 
 ROUTERS: tuple[APIRouter, ...] = (
     text_to_video.router,
+    image_to_video.router,
     status.router,
     webhook.router,
     controls.router,
@@ -18,4 +24,10 @@ ROUTERS: tuple[APIRouter, ...] = (
 
 
 def create_app(*, settings: Settings | None = None, services: Services | None = None) -> FastAPI:
-    return _create_app(*ROUTERS, settings=settings, services=services)
+    cfg = settings or (services.settings if services else get_settings())
+    routers = list(ROUTERS)
+    if cfg.storage_backend == "local":
+        storage = open_storage(cfg)
+        assert isinstance(storage, LocalStorage)
+        routers.append(local_storage_router(storage))
+    return _create_app(*routers, settings=cfg, services=services)

@@ -8,6 +8,7 @@ GET  /api/credits                   balance, low-balance flag, recent ledger ent
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import uuid
@@ -36,7 +37,7 @@ router = APIRouter()
 async def cancel_generation(generation_id: str, user: User, services: ServicesDep) -> GenerationOut:
     """Cancel a queued or running generation. 409 if it already finished."""
     gen = await services.lifecycle.cancel(user.id, parse_generation_id(generation_id))
-    return GenerationOut.from_generation(gen)
+    return GenerationOut.from_generation(gen, video_url=await services.keeper.view_url(gen))
 
 
 @router.post(
@@ -86,8 +87,12 @@ async def generation_history(
     before = decode_cursor(cursor) if cursor else None
     gens = await services.rpc.list_generations(user.id, limit=limit, before=before)
     next_cursor = encode_cursor(gens[-1].created_at, gens[-1].id) if len(gens) == limit else None
+    urls = await asyncio.gather(*(services.keeper.view_url(g) for g in gens))
     return HistoryOut(
-        items=[GenerationOut.from_generation(g) for g in gens], next_cursor=next_cursor
+        items=[
+            GenerationOut.from_generation(g, video_url=u) for g, u in zip(gens, urls, strict=True)
+        ],
+        next_cursor=next_cursor,
     )
 
 

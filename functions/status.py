@@ -30,7 +30,7 @@ def parse_generation_id(raw: str) -> uuid.UUID:
 async def generation_status(generation_id: str, user: User, services: ServicesDep) -> GenerationOut:
     """The generation, if it is the caller's (404 for anyone else, and for malformed ids)."""
     gen = await services.lifecycle.read(user.id, parse_generation_id(generation_id))
-    return GenerationOut.from_generation(gen)
+    return GenerationOut.from_generation(gen, video_url=await services.keeper.view_url(gen))
 
 
 def create_app() -> FastAPI:

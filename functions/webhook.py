@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from collections.abc import Callable
 
 from fastapi import APIRouter, FastAPI, Request
 from pydantic import ValidationError
@@ -19,6 +20,7 @@ from shared.errors import InvalidInput, NotFound
 from shared.http import create_app as _create_app
 from shared.provider import Prediction
 from shared.schemas import WebhookAck, error_responses
+from shared.services import Services
 from shared.signatures import verify
 
 log = logging.getLogger(__name__)
@@ -52,6 +54,9 @@ async def replicate_webhook(request: Request, services: ServicesDep) -> WebhookA
         )
         return WebhookAck(applied=False)
     gen = applied.generation
+    if applied.changed and gen.status == "completed" and services.schedule_keep is not None:
+        # Copy the video after answering: Replicate's retry clock is short, copies are not.
+        await services.schedule_keep(gen)
     log.info(
         "webhook %s -> %s (changed=%s, refunded=%s)",
         prediction.status,
@@ -63,5 +68,5 @@ async def replicate_webhook(request: Request, services: ServicesDep) -> WebhookA
     return WebhookAck(applied=applied.changed, status=gen.status)
 
 
-def create_app() -> FastAPI:
-    return _create_app(router)
+def create_app(configure: Callable[[Services], None] | None = None) -> FastAPI:
+    return _create_app(router, configure=configure)

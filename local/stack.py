@@ -37,6 +37,7 @@ def local_settings(
     api_url: str,
     emulator_url: str,
     secrets: LocalSecrets,
+    storage_dir: Path = Path(".local") / "storage",
     **overrides: object,
 ) -> Settings:
     """Settings that point the real code at the local database and the emulator."""
@@ -50,6 +51,10 @@ def local_settings(
         "replicate_webhook_secret": SecretStr(secrets.webhook_secret),
         "public_webhook_url": api_url + WEBHOOK_PATH,
         "cors_origins": ["http://localhost:3000", "http://127.0.0.1:3000"],
+        "storage_backend": "local",
+        "storage_local_dir": str(storage_dir),
+        "storage_public_base_url": api_url,
+        "storage_signing_key": SecretStr(secrets.storage_signing_key),
     }
     values.update(overrides)
     return Settings.model_validate(values)

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import re
+from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import Depends, Header, Request
+from starlette.datastructures import FormData
+from starlette.formparsers import MultiPartException
 
 from shared.auth import CurrentUser
-from shared.errors import InvalidInput
+from shared.errors import InvalidInput, UnsupportedMediaType
 from shared.services import Services
 
 _KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
@@ -43,3 +46,24 @@ def idempotency_key(
 
 
 IdempotencyKey = Annotated[str | None, Depends(idempotency_key)]
+
+
+async def multipart_form(request: Request) -> AsyncIterator[FormData]:
+    """The request's multipart form, parsed with limits (files spool to disk past 1 MB);
+    anything that is not multipart/form-data is a 415."""
+    content_type = request.headers.get("content-type", "")
+    if not content_type.lower().startswith("multipart/form-data"):
+        raise UnsupportedMediaType(
+            "Send the image as multipart/form-data (fields: image, prompt, model, resolution)."
+        )
+    try:
+        form = await request.form(max_files=1, max_fields=16, max_part_size=64 * 1024)
+    except MultiPartException as exc:
+        raise InvalidInput(f"The multipart body is malformed: {exc.message}") from exc
+    try:
+        yield form
+    finally:
+        await form.close()
+
+
+Form = Annotated[FormData, Depends(multipart_form)]

@@ -46,6 +46,8 @@ class Generation(BaseModel):
     last_polled_at: datetime | None = None
     poll_attempts: int = 0
     cancel_requested_at: datetime | None = None
+    copy_attempts: int = 0
+    copy_error: str | None = None
 
     @property
     def is_terminal(self) -> bool:

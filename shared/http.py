@@ -158,11 +158,13 @@ def create_app(
     services: Services | None = None,
     title: str = "Wan video generation API",
     upload_paths: Sequence[str] = ("/api/generation/image-to-video",),
+    configure: Callable[[Services], None] | None = None,
 ) -> FastAPI:
     """A FastAPI app serving `routers`, with the shared services opened at startup.
 
     `services` may be given (tests, the combined dev server); otherwise they are built from
     settings when the app starts, and a missing setting fails the start with its name.
+    `configure` adjusts freshly opened services (Modal swaps in its own copy scheduler).
     """
     cfg = settings or (services.settings if services else get_settings())
     configure_logging(cfg.log_level)
@@ -176,6 +178,8 @@ def create_app(
         from shared.services import Services
 
         opened = await Services.open(cfg)
+        if configure is not None:
+            configure(opened)
         app.state.services = opened
         try:
             yield

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from shared.catalog import Catalog
@@ -55,6 +56,8 @@ class Lifecycle:
     max_active: int
     poll_after_s: int = 30
     max_polls: int = 40
+    # How a retry shows the provider a stored input image again (a signed storage URL).
+    image_ref_for: Callable[[str], Awaitable[str]] | None = None
 
     def webhook_url(self, generation_id: uuid.UUID) -> str:
         sep = "&" if "?" in self.webhook_base_url else "?"
@@ -191,6 +194,8 @@ class Lifecycle:
                 f"Only a failed or canceled generation can be retried (it is {old.status}).",
                 status=old.status,
             )
+        if image_ref is None and old.input_image_path and self.image_ref_for is not None:
+            image_ref = await self.image_ref_for(old.input_image_path)
         seed = old.params.get("seed")
         aspect = old.params.get("aspect_ratio")
         return await self.submit(

@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 
 from shared.domain import Generation
 from shared.errors import AppError, ProviderError
+from shared.keeper import Keeper
 from shared.lifecycle import Lifecycle
 from shared.ratelimit import RateLimiter
 
@@ -31,6 +32,7 @@ class SweepConfig:
     max_batches: int = 50
     concurrency: int = 16
     max_run_s: int = 30 * 60
+    copy_retry_after_s: int = 60
 
 
 @dataclass
@@ -50,13 +52,15 @@ class Reconciler:
         self,
         lifecycle: Lifecycle,
         limiter: RateLimiter,
-        config: SweepConfig,
         *,
+        config: SweepConfig,
+        keeper: Keeper | None = None,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.lifecycle = lifecycle
         self.limiter = limiter
         self.config = config
+        self.keeper = keeper
         self._now = now
 
     async def sweep(self) -> SweepSummary:
@@ -79,6 +83,14 @@ class Reconciler:
             await asyncio.gather(*(bounded(gen) for gen in claimed))
             if len(claimed) < self.config.batch_size:
                 break
+        if self.keeper is not None:
+            try:
+                summary.counts.update(
+                    await self.keeper.retry_pending(retry_after_s=self.config.copy_retry_after_s)
+                )
+            except AppError as exc:
+                log.warning("sweep could not retry copies: %s", exc.detail)
+                summary.counts["errors"] += 1
         summary.seconds = time.monotonic() - started
         log.info("sweep %s", summary.as_dict())
         return summary

@@ -337,6 +337,30 @@ class Rpc:
         )
         return Applied(_generation(row), bool(row["changed"]))
 
+    async def claim_pending_copies(
+        self, *, limit: int, retry_after_s: int, max_age_s: int, max_attempts: int
+    ) -> list[Generation]:
+        rows = await self.transport.call(
+            "claim_pending_copies",
+            {
+                "p_limit": limit,
+                "p_retry_after_s": retry_after_s,
+                "p_max_age_s": max_age_s,
+                "p_max_attempts": max_attempts,
+            },
+        )
+        return [_generation(row) for row in rows]
+
+    async def record_copy_failure(
+        self, generation_id: uuid.UUID, error: str, *, retryable: bool
+    ) -> None:
+        await self._one(
+            "record_copy_failure",
+            p_generation_id=generation_id,
+            p_error=error,
+            p_retryable=retryable,
+        )
+
     async def get_generation(self, user_id: uuid.UUID, generation_id: uuid.UUID) -> Generation:
         row = await self._one("get_generation", p_user_id=user_id, p_generation_id=generation_id)
         return _generation(row)

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import httpx
+
 from shared.auth import Authenticator
 from shared.catalog import Catalog, load_catalog
 from shared.config import Settings
+from shared.keeper import BackgroundScheduler, Keeper, KeepScheduler
 from shared.lifecycle import Lifecycle
 from shared.provider import Provider, ReplicateProvider
 from shared.ratelimit import RateLimiter
 from shared.reconcile import Reconciler, SweepConfig
 from shared.rpc import PostgresTransport, Rpc, SupabaseTransport, Transport
+from shared.storage import Storage, open_storage
 
 
 @dataclass
@@ -23,6 +27,15 @@ class Services:
     catalog: Catalog
     lifecycle: Lifecycle
     webhook_secret: str
+    storage: Storage
+    keeper: Keeper
+    http: httpx.AsyncClient
+    schedule_keep: KeepScheduler | None = None
+
+    def __post_init__(self) -> None:
+        if self.schedule_keep is None:
+            self._background = BackgroundScheduler(self.keeper.keep)
+            self.schedule_keep = self._background
 
     @classmethod
     async def open(cls, settings: Settings) -> Services:
@@ -36,6 +49,11 @@ class Services:
         catalog = load_catalog(settings.catalog_overrides)
         authenticator = Authenticator.from_settings(settings)
         provider = ReplicateProvider.from_settings(settings)
+        storage = open_storage(settings)
+        http = httpx.AsyncClient(
+            timeout=httpx.Timeout(settings.output_copy_timeout_s, connect=10.0),
+            follow_redirects=True,
+        )
         rpc = Rpc(await open_transport(settings))
         lifecycle = Lifecycle(
             rpc=rpc,
@@ -45,6 +63,7 @@ class Services:
             max_active=settings.max_active_generations,
             poll_after_s=settings.status_poll_after_s,
             max_polls=settings.status_max_polls,
+            image_ref_for=lambda path: storage.signed_url(path, settings.input_url_ttl_s),
         )
         return cls(
             settings=settings,
@@ -54,6 +73,16 @@ class Services:
             catalog=catalog,
             lifecycle=lifecycle,
             webhook_secret=settings.replicate_webhook_secret.get_secret_value(),
+            storage=storage,
+            keeper=Keeper(
+                rpc=rpc,
+                storage=storage,
+                client=http,
+                max_bytes=settings.max_output_bytes,
+                timeout_s=settings.output_copy_timeout_s,
+                signed_url_ttl_s=settings.signed_url_ttl_s,
+            ),
+            http=http,
         )
 
     def reconciler(self) -> Reconciler:
@@ -61,7 +90,8 @@ class Services:
         return Reconciler(
             self.lifecycle,
             RateLimiter(s.provider_rate_per_s, burst=max(1, int(s.provider_rate_per_s))),
-            SweepConfig(
+            keeper=self.keeper,
+            config=SweepConfig(
                 stale_after_s=s.sweep_stale_after_s,
                 queued_grace_s=s.sweep_queued_grace_s,
                 batch_size=s.sweep_batch_size,
@@ -72,6 +102,11 @@ class Services:
         )
 
     async def aclose(self) -> None:
+        background = getattr(self, "_background", None)
+        if isinstance(background, BackgroundScheduler):
+            await background.drain()
+        await self.http.aclose()
+        await self.storage.aclose()
         await self.provider.aclose()
         await self.rpc.aclose()
 

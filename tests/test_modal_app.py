@@ -19,6 +19,7 @@ WEB_FUNCTIONS: dict[str, modal.Function[..., object, object]] = {
     "status": modal_app.status,
     "webhook": modal_app.webhook,
     "controls": modal_app.controls,
+    "image_to_video": modal_app.image_to_video,
 }
 
 
@@ -27,7 +28,7 @@ def test_each_endpoint_is_a_concurrent_web_function(name: str) -> None:
     info = WEB_FUNCTIONS[name].info()
     assert info.web_info is not None, f"{name} is not a web endpoint"
     assert info.concurrency_info is not None
-    assert info.concurrency_info.max_inputs == modal_app.MAX_INPUTS
+    assert info.concurrency_info.max_inputs in (modal_app.MAX_INPUTS, modal_app.UPLOAD_MAX_INPUTS)
     assert info.timeout == modal_app.TIMEOUT
     assert info.secrets == ["modal.Secret.from_name('wan-backend')"]
 
@@ -39,6 +40,13 @@ def test_sweeper_runs_on_a_cron_schedule_and_is_not_a_web_endpoint() -> None:
     assert "* * * * *" in info.schedule
     assert info.web_info is None
     assert info.timeout == modal_app.SWEEP_TIMEOUT
+
+
+def test_video_copy_is_a_retried_background_function() -> None:
+    info = modal_app.keep_video.info()
+    assert info.web_info is None
+    assert info.timeout == modal_app.COPY_TIMEOUT
+    assert info.max_retries == 2
 
 
 def test_importing_modal_app_builds_no_endpoint() -> None:

@@ -6,6 +6,7 @@ Each test gets its own database, emulator and API server (uvicorn threads on loo
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -81,6 +82,21 @@ class Stack:
         prediction: Json = response.json()
         return prediction
 
+    async def kept(self, generation_id: str, headers: dict[str, str]) -> Json:
+        """Wait (bounded) until the generation's video is in our storage; its status then."""
+        gen_id = uuid.UUID(generation_id)
+        for _ in range(400):
+            cur = await self.admin.execute(
+                "select video_path is not null or copy_error is not null"
+                " from public.generations where id = %s",
+                (gen_id,),
+            )
+            if await cur.fetchone() == (True,):
+                break
+            await asyncio.sleep(0.025)  # pacing of the observer, not a timing assumption
+        body: Json = (await self.status(generation_id, headers)).json()
+        return body
+
     async def status(self, generation_id: str, headers: dict[str, str]) -> httpx.Response:
         return await self.api.get(f"/api/generation/status/{generation_id}", headers=headers)
 
@@ -122,6 +138,7 @@ def settings(
     emulator_url: str,
     secrets: LocalSecrets,
     settings_overrides: dict[str, object],
+    tmp_path: Path,
 ) -> Settings:
     """The API's settings; its URL is fixed up front so webhooks know where to go."""
     url = f"http://127.0.0.1:{free_port()}"
@@ -130,6 +147,7 @@ def settings(
         api_url=url,
         emulator_url=emulator_url,
         secrets=secrets,
+        storage_dir=tmp_path / "storage",
         **settings_overrides,
     )
 

@@ -19,7 +19,9 @@ from shared.services import Services
 from tests.functions.conftest import Stack
 from tests.support import AdminConn, assert_ledger_invariants, balance, create_user
 
-NOW = SweepConfig(stale_after_s=0, queued_grace_s=0, batch_size=50, concurrency=8)
+NOW = SweepConfig(
+    stale_after_s=0, queued_grace_s=0, batch_size=50, concurrency=8, copy_retry_after_s=0
+)
 
 
 class Crash(BaseException):
@@ -27,7 +29,7 @@ class Crash(BaseException):
 
 
 class CrashAfterReservation(Rpc):
-    async def create_generation(self, **kwargs: object) -> Created:  # type: ignore[override]
+    async def create_generation(self, **kwargs: object) -> Created:
         await super().create_generation(**kwargs)  # type: ignore[arg-type]
         raise Crash
 
@@ -62,7 +64,9 @@ def request(user: uuid.UUID) -> SubmitRequest:
 
 
 def reconciler(services: Services, config: SweepConfig = NOW) -> Reconciler:
-    return Reconciler(services.lifecycle, services.reconciler().limiter, config)
+    return Reconciler(
+        services.lifecycle, services.reconciler().limiter, config=config, keeper=services.keeper
+    )
 
 
 async def live(admin: AdminConn) -> int:
@@ -71,7 +75,9 @@ async def live(admin: AdminConn) -> int:
     )
     row = await cur.fetchone()
     assert row is not None
-    return int(row[0])
+    count = row[0]
+    assert isinstance(count, int)
+    return count
 
 
 async def settle_all(stack: Stack) -> None:
@@ -147,7 +153,7 @@ async def test_prediction_past_the_run_limit_is_canceled_and_refunded(
 
 async def test_two_sweeps_at_once_never_double_apply(stack: Stack, services: Services) -> None:
     await stack.faults(webhook_drop_rate=1.0, fail_rate=0.5, duration_s=0.05)
-    user, headers = await stack.user(credits=1000)
+    _, headers = await stack.user(credits=1000)
     for _ in range(3):
         await stack.submit(headers)
     await settle_all(stack)

@@ -34,12 +34,15 @@ async def test_generation_goes_from_queued_to_completed(stack: Stack) -> None:
         await asyncio.sleep(0.02)  # pacing of the observer, not a timing assumption
     assert current["status"] == "completed"
     assert current["progress"] == 100
-    assert current["video_url"].endswith(".mp4")
     assert seen == sorted(seen), f"progress went backwards: {seen}"
     assert any(0 < p < 100 for p in seen), f"no intermediate progress observed: {seen}"
     assert await balance(stack.admin, user) == 90
 
-    video = await stack.emulator.get(current["video_url"])
+    # The video is copied into our storage right after completion; then status links our copy.
+    current = await stack.kept(created["id"], headers)
+    assert "/storage/" in current["video_url"]
+    video = await stack.api.get(current["video_url"])
+    assert video.status_code == 200
     assert video.headers["content-type"] == "video/mp4"
     assert video.content[4:8] == b"ftyp"
 

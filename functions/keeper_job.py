@@ -1,0 +1,19 @@
+"""Keep one generation's video: the job the webhook spawns on Modal, so a long copy never runs
+inside the webhook's request."""
+
+from __future__ import annotations
+
+import uuid
+
+from shared.config import Settings, get_settings
+from shared.services import Services
+
+
+async def keep_one(
+    user_id: uuid.UUID, generation_id: uuid.UUID, settings: Settings | None = None
+) -> bool:
+    services = await Services.open(settings or get_settings())
+    try:
+        return await services.keeper.keep_by_id(user_id, generation_id)
+    finally:
+        await services.aclose()
