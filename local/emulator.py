@@ -30,6 +30,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Literal
 
+import httpx
 from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response, StreamingResponse
@@ -128,6 +129,7 @@ def create_emulator_app(settings: EmulatorConfig) -> FastAPI:
         if body.webhook is not None and not re.match(r"https?://[^/\s]+", body.webhook):
             raise ProblemError(422, "webhook must be an http(s) URL")
         _check_file_inputs(body.input)
+        await _fetch_local_inputs(body.input)
         events = ALL_EVENTS if body.webhook_events_filter is None else body.webhook_events_filter
         prediction = engine.create(
             model=model,
@@ -236,6 +238,29 @@ def _record(prediction: Prediction) -> dict[str, JsonValue]:
         "webhooks": [w.to_json() for w in prediction.webhooks],
         "settled": prediction.settled.is_set(),
     }
+
+
+_LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+
+
+async def _fetch_local_inputs(values: dict[str, JsonValue]) -> None:
+    """Fetch file inputs served by the local stack, as Replicate fetches URLs it is given: an
+    unreadable link (unsigned, expired, missing) fails the create. Other hosts are only
+    recorded: the local stack has no network."""
+    for key, value in values.items():
+        if "image" not in key or not isinstance(value, str) or not value.startswith("http"):
+            continue
+        if httpx.URL(value).host not in _LOCAL_HOSTS:
+            continue
+        try:
+            async with httpx.AsyncClient(timeout=5.0) as client:
+                response = await client.get(value)
+        except httpx.HTTPError as exc:
+            raise ProblemError(422, f"{key}: could not fetch the file ({exc})") from exc
+        if response.status_code != 200 or not response.content:
+            raise ProblemError(
+                422, f"{key}: could not fetch the file (HTTP {response.status_code})"
+            )
 
 
 def _check_file_inputs(values: dict[str, JsonValue]) -> None:

@@ -49,10 +49,13 @@ IdempotencyKey = Annotated[str | None, Depends(idempotency_key)]
 
 
 async def multipart_form(request: Request) -> AsyncIterator[FormData]:
-    """The request's multipart form, parsed with limits (files spool to disk past 1 MB);
-    anything that is not multipart/form-data is a 415."""
+    """The request's form, parsed with limits (files spool to disk past 1 MB); a body that is
+    not a form at all (JSON, raw bytes) is a 415. A url-encoded form parses, and then simply
+    has no image (422)."""
     content_type = request.headers.get("content-type", "")
-    if not content_type.lower().startswith("multipart/form-data"):
+    if not content_type.lower().startswith(
+        ("multipart/form-data", "application/x-www-form-urlencoded")
+    ):
         raise UnsupportedMediaType(
             "Send the image as multipart/form-data (fields: image, prompt, model, resolution)."
         )

@@ -56,6 +56,7 @@ async def copy_output(
     the storage raises (StorageUnavailable) for trouble on our side. On any failure nothing is
     left under `path`. The whole copy is bounded by `timeout_s`.
     """
+    _check_url(source_url)
     try:
         async with (
             asyncio.timeout(timeout_s),
@@ -73,6 +74,17 @@ async def copy_output(
         ) from exc
     except httpx.HTTPError as exc:
         raise _network_error(exc) from exc
+
+
+def _check_url(source_url: str) -> None:
+    """The URL came from the provider: outside input. Refuse what httpx would choke on."""
+    try:
+        url = httpx.URL(source_url)
+    except httpx.InvalidURL as exc:
+        raise OutputCopyError("The video URL is not valid.", retryable=False) from exc
+    port_ok = url.port is None or 0 < url.port < 65536
+    if url.scheme not in ("http", "https") or not url.host or not port_ok:
+        raise OutputCopyError("The video URL is not valid.", retryable=False)
 
 
 def _check_headers(response: httpx.Response, max_bytes: int) -> bool:

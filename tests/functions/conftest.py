@@ -25,6 +25,7 @@ from local.stack import local_settings
 from shared.auth import mint_token
 from shared.config import Settings
 from shared.services import Services
+from shared.storage import LocalStorage, open_storage
 from tests.support import AdminConn, create_user
 
 Json = dict[str, object]
@@ -150,6 +151,14 @@ def settings(
         storage_dir=tmp_path / "storage",
         **settings_overrides,
     )
+
+
+@pytest.fixture
+def settings_storage(settings: Settings) -> LocalStorage:
+    """The local storage the API uses (same folder and key), for signing links in tests."""
+    storage = open_storage(settings)
+    assert isinstance(storage, LocalStorage)
+    return storage
 
 
 @pytest.fixture

@@ -243,3 +243,57 @@ async def test_status_poll_stops_at_the_cap(stack: Stack, services: Services) ->
         "select poll_attempts from public.generations where id = %s", (gen_id,)
     )
     assert await cur.fetchone() == (2,)
+
+
+async def test_sweep_keeps_videos_whose_webhooks_were_lost(
+    stack: Stack, services: Services
+) -> None:
+    await stack.faults(webhook_drop_rate=1.0, duration_s=0.05, output_size_bytes=3_000_000)
+    user, headers = await stack.user(credits=100)
+    gen_id = (await stack.submit(headers)).json()["id"]
+    summary = await heal(stack, services)
+    assert summary.counts["copies_kept"] == 1
+    cur = await stack.admin.execute(
+        "select video_path from public.generations where id = %s", (uuid.UUID(gen_id),)
+    )
+    assert await cur.fetchone() == (f"{user}/videos/{gen_id}.mp4",)
+    video = await stack.api.get((await stack.status(gen_id, headers)).json()["video_url"])
+    assert len(video.content) == 3_000_000
+
+
+async def test_vanished_output_is_recorded_and_not_retried(
+    stack: Stack, services: Services
+) -> None:
+    await stack.faults(webhook_drop_rate=1.0, duration_s=0.05)
+    _, headers = await stack.user(credits=100)
+    gen_id = (await stack.submit(headers)).json()["id"]
+    await settle_all(stack)
+    await stack.emulator.post("/__emulator/reset")  # the provider deleted the output
+    gen = await services.lifecycle.apply_update(
+        uuid.UUID(gen_id),
+        Prediction(id=await stack.job_id(gen_id), status="succeeded",
+                   output=f"{stack.emulator.base_url}/files/gone.mp4"),
+    )  # fmt: skip
+    assert not await services.keeper.keep(gen.generation)
+    cur = await stack.admin.execute(
+        "select copy_error is not null, video_path from public.generations where id = %s",
+        (uuid.UUID(gen_id),),
+    )
+    assert await cur.fetchone() == (True, None)
+    again = await services.keeper.retry_pending(retry_after_s=0)
+    assert again == {"copies_kept": 0, "copies_failed": 0}
+
+
+async def test_malformed_output_url_is_a_clean_copy_failure(
+    stack: Stack, services: Services
+) -> None:
+    await stack.faults(webhook_drop_rate=1.0, duration_s=0.05)
+    _, headers = await stack.user(credits=100)
+    gen_id = (await stack.submit(headers)).json()["id"]
+    await settle_all(stack)
+    applied = await services.lifecycle.apply_update(
+        uuid.UUID(gen_id),
+        Prediction(id=await stack.job_id(gen_id), status="succeeded",
+                   output="http://127.0.0.1:99999999/x.mp4"),
+    )  # fmt: skip
+    assert not await services.keeper.keep(applied.generation)
