@@ -40,8 +40,9 @@ async def test_generation_goes_from_queued_to_completed(stack: Stack) -> None:
 
     # The video is copied into our storage right after completion; then status links our copy.
     current = await stack.kept(created["id"], headers)
-    assert "/storage/" in current["video_url"]
-    video = await stack.api.get(current["video_url"])
+    link = str(current["video_url"])
+    assert "/storage/" in link
+    video = await stack.api.get(link)
     assert video.status_code == 200
     assert video.headers["content-type"] == "video/mp4"
     assert video.content[4:8] == b"ftyp"
