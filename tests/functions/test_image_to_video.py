@@ -41,7 +41,7 @@ async def upload(
         URL,
         data={**FIELDS, **fields},
         files=files,
-        headers=headers,  # type: ignore[arg-type]
+        headers=headers,
     )
     body: dict[str, object] = response.json()
     body["_status"] = response.status_code
