@@ -18,6 +18,7 @@ from typing import Annotated
 from fastapi import APIRouter, FastAPI, Query, Response, status
 
 from functions.status import parse_generation_id
+from functions.text_to_video import created_answer
 from shared.deps import IdempotencyKey, ServicesDep, User
 from shared.errors import InvalidInput
 from shared.http import create_app as _create_app
@@ -52,11 +53,7 @@ async def retry_generation(
     submitted = await services.lifecycle.retry(
         user.id, parse_generation_id(generation_id), idempotency_key=key
     )
-    if submitted.replayed:
-        response.status_code = status.HTTP_200_OK
-    return CreatedOut.created(
-        submitted.generation, balance=submitted.balance, replayed=submitted.replayed
-    )
+    return created_answer(submitted, response)
 
 
 def encode_cursor(created_at: datetime, generation_id: uuid.UUID) -> str:

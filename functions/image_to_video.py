@@ -8,10 +8,10 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 from starlette.datastructures import UploadFile
 
+from functions.text_to_video import created_answer, submit_request
 from shared.deps import Form, IdempotencyKey, ServicesDep, User
 from shared.http import create_app as _create_app
 from shared.images import data_url, inspect_image_async, read_upload
-from shared.lifecycle import SubmitRequest
 from shared.schemas import CreatedOut, GenerationRequest, error_responses
 
 router = APIRouter()
@@ -56,27 +56,16 @@ async def image_to_video(
     else:
         image_ref = await services.storage.signed_url(path, settings.input_url_ttl_s)
 
-    submitted = await services.lifecycle.submit(
-        SubmitRequest(
-            user_id=user.id,
-            kind="i2v",
-            model=body.model,
-            resolution=body.resolution,
-            prompt=body.prompt,
-            negative_prompt=body.negative_prompt,
-            seed=body.seed,
-            aspect_ratio=body.aspect_ratio,
-            input_image_path=path,
-            input_digest=info.sha256,
-            image_ref=image_ref,
-            idempotency_key=key,
-        )
+    request = submit_request(
+        user.id,
+        "i2v",
+        body,
+        idempotency_key=key,
+        input_image_path=path,
+        input_digest=info.sha256,
+        image_ref=image_ref,
     )
-    if submitted.replayed:
-        response.status_code = status.HTTP_200_OK
-    return CreatedOut.created(
-        submitted.generation, balance=submitted.balance, replayed=submitted.replayed
-    )
+    return created_answer(await services.lifecycle.submit(request), response)
 
 
 def create_app() -> FastAPI:

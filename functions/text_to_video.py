@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import uuid
+
 from fastapi import APIRouter, FastAPI, Response, status
 
 from shared.deps import IdempotencyKey, ServicesDep, User
 from shared.http import create_app as _create_app
-from shared.lifecycle import SubmitRequest
-from shared.schemas import CreatedOut, TextToVideoRequest, error_responses
+from shared.lifecycle import SubmitRequest, Submitted
+from shared.schemas import CreatedOut, GenerationRequest, TextToVideoRequest, error_responses
 
 router = APIRouter()
 
@@ -26,19 +28,39 @@ async def text_to_video(
 ) -> CreatedOut:
     """Start a text-to-video generation. A replayed Idempotency-Key answers 200 with the same
     generation and charges nothing."""
-    submitted = await services.lifecycle.submit(
-        SubmitRequest(
-            user_id=user.id,
-            kind="t2v",
-            model=body.model,
-            resolution=body.resolution,
-            prompt=body.prompt,
-            negative_prompt=body.negative_prompt,
-            seed=body.seed,
-            aspect_ratio=body.aspect_ratio,
-            idempotency_key=key,
-        )
+    request = submit_request(user.id, "t2v", body, idempotency_key=key)
+    return created_answer(await services.lifecycle.submit(request), response)
+
+
+def submit_request(
+    user_id: uuid.UUID,
+    kind: str,
+    body: GenerationRequest,
+    *,
+    idempotency_key: str | None,
+    input_image_path: str | None = None,
+    input_digest: str | None = None,
+    image_ref: str | None = None,
+) -> SubmitRequest:
+    """The lifecycle's request from a validated body (shared by both create endpoints)."""
+    return SubmitRequest(
+        user_id=user_id,
+        kind=kind,
+        model=body.model,
+        resolution=body.resolution,
+        prompt=body.prompt,
+        negative_prompt=body.negative_prompt,
+        seed=body.seed,
+        aspect_ratio=body.aspect_ratio,
+        input_image_path=input_image_path,
+        input_digest=input_digest,
+        image_ref=image_ref,
+        idempotency_key=idempotency_key,
     )
+
+
+def created_answer(submitted: Submitted, response: Response) -> CreatedOut:
+    """201 for a new generation, 200 for an Idempotency-Key replay."""
     if submitted.replayed:
         response.status_code = status.HTTP_200_OK
     return CreatedOut.created(

@@ -1,225 +1,37 @@
 """Calls to the database's SQL functions: the only way this service changes data.
 
-Two transports speak to the same functions:
-
-- `PostgresTransport`: psycopg's async pool, `select * from public.fn(p_x => %(p_x)s, ...)`;
-  used locally, in tests, and in production when a direct connection is preferred.
-- `SupabaseTransport`: supabase-py's AsyncClient `.rpc()` through PostgREST.
-
-Both translate database errors through ONE table, `SQLSTATE_ERRORS`, keyed by the stable
-SQLSTATE codes that migrations/ raise. `Rpc` is the typed facade the rest of the code uses.
+`Rpc` is the typed facade the rest of the code uses: one method per SQL function, each one
+atomic database call. The transports and the SQLSTATE table live in `shared.transports`.
 """
 
 from __future__ import annotations
 
-import json
-import re
 import uuid
-from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Protocol
 
-from shared import errors
 from shared.domain import Generation, JsonObject
-from shared.errors import JsonValue
+from shared.errors import AppError, JsonValue
+from shared.transports import (
+    SQLSTATE_ERRORS,
+    PostgresTransport,
+    RpcArg,
+    RpcRow,
+    SupabaseTransport,
+    Transport,
+    translate,
+)
 
-if TYPE_CHECKING:
-    from psycopg_pool import AsyncConnectionPool
-    from supabase import AsyncClient
-
-RpcArg = str | int | bool | uuid.UUID | datetime | JsonObject | None
-RpcRow = dict[str, JsonValue]
-
-# SQLSTATE -> (domain error, detail shown to callers). Every code raised in migrations/ must be
-# here (tests/shared/test_rpc.py reads the migrations and checks).
-SQLSTATE_ERRORS: dict[str, tuple[type[errors.AppError], str]] = {
-    "WN402": (errors.InsufficientCredits, "Not enough credits for this generation."),
-    "WN404": (errors.NotFound, "Generation not found."),
-    "WN409": (errors.IdempotencyConflict, errors.IdempotencyConflict.default_detail),
-    "WN412": (errors.InvalidTransition, errors.InvalidTransition.default_detail),
-    "WN422": (errors.InvalidInput, "Invalid request."),
-    "WN429": (errors.TooManyActive, errors.TooManyActive.default_detail),
-    # Not ours, but meaningful: the caller lacks EXECUTE (a deployment mistake, not the user's).
-    "42501": (errors.PermissionDenied, "The service is not allowed to do that."),
-}
-# Generations take minutes; this tells a client when trying again is worth it.
-TOO_MANY_ACTIVE_RETRY_S = 30
-_ENTITY_DETAIL = {"user": "User not found.", "generation": "Generation not found."}
-_IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
-
-
-def translate(sqlstate: str | None, message: str | None, detail: str | None) -> errors.AppError:
-    """Turn a database error into the domain error for its SQLSTATE (unknown codes: 500).
-
-    DETAIL, when it is a JSON object, carries fields for the caller (balance, required, ...).
-    """
-    extra: dict[str, JsonValue] = {}
-    if detail:
-        try:
-            parsed = json.loads(detail)
-        except ValueError:
-            parsed = None
-        if isinstance(parsed, dict):
-            extra = {str(k): v for k, v in parsed.items()}
-    entry = SQLSTATE_ERRORS.get(sqlstate or "")
-    if entry is None:
-        return errors.AppError(f"Database error {sqlstate or 'unknown'}.")
-    cls, readable = entry
-    if cls is errors.NotFound and isinstance(extra.get("entity"), str):
-        readable = _ENTITY_DETAIL.get(str(extra["entity"]), readable)
-    if cls is errors.InvalidInput and message:
-        readable = message[0].upper() + message[1:] + "."
-    if cls is errors.InvalidTransition and isinstance(extra.get("status"), str):
-        readable = f"{readable[:-1]} (it is {extra['status']})."
-    if cls is errors.TooManyActive and isinstance(extra.get("limit"), int):
-        readable = (
-            f"You already have {extra['limit']} generations running; "
-            "wait for one to finish and try again."
-        )
-    headers = {"Retry-After": str(TOO_MANY_ACTIVE_RETRY_S)} if cls is errors.TooManyActive else None
-    error = cls(readable, headers=headers)
-    error.extra.update(extra)
-    return error
-
-
-class Transport(Protocol):
-    async def call(self, fn: str, args: Mapping[str, RpcArg]) -> list[RpcRow]:
-        """Call public.<fn> with named arguments and return its rows as dicts."""
-        ...
-
-    async def aclose(self) -> None: ...
-
-
-def _check_identifiers(fn: str, args: Mapping[str, RpcArg]) -> None:
-    # Names are spliced into SQL text; they come from our code, but a typo must not be SQL.
-    for name in (fn, *args):
-        if not _IDENTIFIER.match(name):
-            raise ValueError(f"not an SQL identifier: {name!r}")
-
-
-class PostgresTransport:
-    """SQL functions over a psycopg async pool (the role is set per connection)."""
-
-    def __init__(self, pool: AsyncConnectionPool) -> None:
-        self._pool = pool
-
-    @classmethod
-    async def open(
-        cls,
-        conninfo: str,
-        *,
-        min_size: int = 1,
-        max_size: int = 10,
-        role: str | None = None,
-        open_timeout_s: float = 10.0,
-    ) -> PostgresTransport:
-        import psycopg
-        from psycopg.rows import dict_row
-        from psycopg_pool import AsyncConnectionPool
-
-        async def configure(conn: psycopg.AsyncConnection[object]) -> None:
-            conn.row_factory = dict_row
-            if role:
-                # Act as the API's role so EXECUTE grants are enforced as on Supabase.
-                await conn.execute(
-                    psycopg.sql.SQL("set role {}").format(psycopg.sql.Identifier(role))
-                )
-            await conn.commit()
-
-        pool: AsyncConnectionPool = AsyncConnectionPool(
-            conninfo,
-            min_size=min_size,
-            max_size=max_size,
-            configure=configure,
-            open=False,
-            timeout=10.0,
-            kwargs={"autocommit": True},
-        )
-        try:
-            await pool.open(wait=True, timeout=open_timeout_s)
-        except Exception as exc:
-            await pool.close()
-            raise errors.DatabaseUnavailable() from exc
-        return cls(pool)
-
-    async def call(self, fn: str, args: Mapping[str, RpcArg]) -> list[RpcRow]:
-        import psycopg
-        from psycopg.types.json import Jsonb
-        from psycopg_pool import PoolTimeout
-
-        _check_identifiers(fn, args)
-        placeholders = ", ".join(f"{name} => %({name})s" for name in args)
-        query = f"select * from public.{fn}({placeholders})"
-        params = {k: Jsonb(v) if isinstance(v, dict) else v for k, v in args.items()}
-        try:
-            async with self._pool.connection() as conn:
-                cur = await conn.execute(query, params)
-                rows = await cur.fetchall()
-        except psycopg.errors.OperationalError as exc:
-            raise errors.DatabaseUnavailable() from exc
-        except PoolTimeout as exc:
-            raise errors.DatabaseUnavailable() from exc
-        except psycopg.Error as exc:
-            raise translate(
-                exc.sqlstate, exc.diag.message_primary, exc.diag.message_detail
-            ) from exc
-        return [dict(row) for row in rows]
-
-    async def aclose(self) -> None:
-        await self._pool.close()
-
-
-class SupabaseTransport:
-    """SQL functions through PostgREST with supabase-py (the service-role key)."""
-
-    def __init__(self, client: AsyncClient) -> None:
-        self._client = client
-
-    @classmethod
-    async def open(cls, url: str, service_role_key: str) -> SupabaseTransport:
-        from supabase import AsyncClientOptions, acreate_client
-
-        client = await acreate_client(
-            url, service_role_key, options=AsyncClientOptions(postgrest_client_timeout=10)
-        )
-        return cls(client)
-
-    async def call(self, fn: str, args: Mapping[str, RpcArg]) -> list[RpcRow]:
-        import httpx
-        from postgrest.exceptions import APIError
-
-        _check_identifiers(fn, args)
-        params = {k: _jsonable(v) for k, v in args.items()}
-        try:
-            response = await self._client.rpc(fn, params).execute()
-        except APIError as exc:
-            detail = exc.details if isinstance(exc.details, str) or exc.details is None else None
-            raise translate(exc.code, exc.message, detail) from exc
-        except httpx.HTTPError as exc:
-            raise errors.DatabaseUnavailable() from exc
-        data = response.data
-        if isinstance(data, dict):
-            data = [data]
-        if not isinstance(data, list):
-            raise errors.AppError(f"Unexpected response from {fn}.")
-        return [row for row in data if isinstance(row, dict)]
-
-    async def aclose(self) -> None:
-        await self._client.postgrest.aclose()
-
-
-def _jsonable(value: RpcArg) -> JsonValue:
-    if isinstance(value, uuid.UUID):
-        return str(value)
-    if isinstance(value, datetime):
-        return value.isoformat()
-    return value
-
-
-# ---------------------------------------------------------------------------------------------
-# The typed facade
-# ---------------------------------------------------------------------------------------------
+__all__ = [
+    "SQLSTATE_ERRORS",
+    "Applied",
+    "Created",
+    "PostgresTransport",
+    "Rpc",
+    "SupabaseTransport",
+    "Transport",
+    "translate",
+]
 
 
 @dataclass(frozen=True)
@@ -254,7 +66,7 @@ class Rpc:
     async def _one(self, fn: str, **args: RpcArg) -> RpcRow:
         rows = await self.transport.call(fn, args)
         if not rows:
-            raise errors.AppError(f"{fn} returned no row.")
+            raise AppError(f"{fn} returned no row.")
         return rows[0]
 
     async def create_generation(

@@ -1,0 +1,59 @@
+"""Settings: secrets have no defaults, and a start without them names everything missing."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import SecretStr
+
+from shared.catalog import load_catalog
+from shared.config import Settings
+from shared.errors import ConfigurationError, InvalidInput
+
+
+def test_missing_secrets_are_all_named_at_once() -> None:
+    settings = Settings(environment="production")
+    with pytest.raises(ConfigurationError) as caught:
+        settings.require("replicate_api_token", "replicate_webhook_secret", "public_webhook_url")
+    message = caught.value.detail
+    for name in ("REPLICATE_API_TOKEN", "REPLICATE_WEBHOOK_SECRET", "PUBLIC_WEBHOOK_URL"):
+        assert name in message
+
+
+def test_placeholder_secret_is_refused_outside_development() -> None:
+    prod = Settings(environment="production", replicate_api_token=SecretStr("changeme"))
+    with pytest.raises(ConfigurationError, match="placeholder values: REPLICATE_API_TOKEN"):
+        prod.require("replicate_api_token")
+    Settings(environment="development", replicate_api_token=SecretStr("changeme")).require(
+        "replicate_api_token"
+    )
+
+
+def test_supabase_transport_needs_url_and_key() -> None:
+    with pytest.raises(ConfigurationError, match="SUPABASE_URL, SUPABASE_SERVICE_ROLE_KEY"):
+        Settings(rpc_transport="supabase").require_database()
+
+
+def test_cors_origins_come_from_a_comma_separated_variable(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("CORS_ORIGINS", "https://a.example, https://b.example")
+    assert Settings().cors_origins == ["https://a.example", "https://b.example"]
+
+
+def test_catalog_overrides_replace_and_add_offerings() -> None:
+    catalog = load_catalog(
+        '[{"model": "t2v-14B", "kind": "t2v", "resolution": "480p", "cost": 12,'
+        ' "replicate_model": "owner/other-model"}]'
+    )
+    assert catalog.lookup("t2v", "t2v-14B", "480p").cost == 12
+    assert catalog.lookup("t2v", "t2v-14B", "720p").cost == 20
+    with pytest.raises(ConfigurationError, match="CATALOG_OVERRIDES"):
+        load_catalog('[{"model": "x"}]')
+
+
+def test_catalog_says_what_is_available_instead() -> None:
+    catalog = load_catalog(None)
+    with pytest.raises(InvalidInput, match="choose 480p"):
+        catalog.lookup("t2v", "t2v-1.3B", "720p")
+    with pytest.raises(InvalidInput, match="available: i2v-14B"):
+        catalog.lookup("i2v", "t2v-14B", "480p")
