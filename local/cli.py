@@ -113,7 +113,8 @@ async def cmd_credits_grant(args: argparse.Namespace) -> int:
 async def cmd_dev(args: argparse.Namespace) -> int:
     from local.stack import run_dev
 
-    await run_dev(port=args.port, local_dir=LOCAL_DIR)
+    faults = args.emulator_faults or os.environ.get("EMULATOR_FAULTS")
+    await run_dev(port=args.port, local_dir=LOCAL_DIR, faults_json=faults)
     return 0
 
 
@@ -132,6 +133,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     dev = sub.add_parser("dev", help="run the whole local stack in the foreground")
     dev.add_argument("--port", type=int, default=8000)
+    dev.add_argument(
+        "--emulator-faults",
+        metavar="JSON",
+        help="emulator fault knobs at start, e.g. '{\"webhook_drop_rate\": 0.5}' "
+        "(or EMULATOR_FAULTS); change them later with POST /__emulator/faults",
+    )
     dev.set_defaults(handler=cmd_dev)
 
     migrate = sub.add_parser("migrate", help="apply pending migrations")

@@ -7,6 +7,7 @@ tests use it too, so what they exercise is what `make dev` runs.
 from __future__ import annotations
 
 import asyncio
+import json
 import contextlib
 import logging
 import shlex
@@ -114,7 +115,9 @@ async def sweep_forever(settings: Settings, interval_s: float = 60.0) -> None:
             log.warning("local sweep failed: %s", exc.detail)
 
 
-async def run_dev(*, port: int, local_dir: Path, emulator_duration_s: float = 6.0) -> None:
+async def run_dev(
+    *, port: int, local_dir: Path, faults_json: str | None = None, emulator_duration_s: float = 6.0
+) -> None:
     """Start everything, print how to use it, and serve until interrupted."""
     import uvicorn
 
@@ -138,7 +141,9 @@ async def run_dev(*, port: int, local_dir: Path, emulator_duration_s: float = 6.
         EmulatorConfig(
             api_token=secrets.replicate_api_token,
             webhook_secret=secrets.webhook_secret,
-            faults=Faults(duration_s=emulator_duration_s),
+            faults=Faults.model_validate(
+                {"duration_s": emulator_duration_s, **json.loads(faults_json or "{}")}
+            ),
         )
     )
     api = create_app(settings=settings)

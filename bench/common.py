@@ -1,0 +1,422 @@
+"""What the benchmarks share: the embedded PostgreSQL, fresh databases, the local stack, users,
+tokens, medians, the ledger check and the one-line report.
+
+Everything runs against the real code on one machine, wired by `local.stack.local_settings`
+exactly as `make dev` wires it. The benchmarks' PostgreSQL lives in `.local/bench-pgdata` (never
+the dev or test data dirs); every figure group works in its own database, copied from a
+migrated template built once per run.
+
+The machine is noisy, so a figure is never an absolute number on its own: it is a ratio to a
+floor measured in the same run, right next to it, and the median of REPEATS repeats.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import socket
+import statistics
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from psycopg.rows import dict_row
+from starlette.types import ASGIApp
+
+from local.database import (
+    create_database,
+    drop_database,
+    prepare,
+    start_embedded,
+    with_database,
+)
+from local.emulator import create_emulator_app
+from local.emulator_faults import EmulatorConfig, Faults
+from local.secrets import LocalSecrets, load_local_secrets
+from local.serve import serve
+from local.stack import local_settings
+from shared.auth import mint_token
+from shared.config import Settings
+from shared.errors import JsonValue
+from shared.http import RequestIdFilter
+
+BENCH_DIR = Path(".local") / "bench"
+PGDATA = Path(".local") / "bench-pgdata"
+TEMPLATE = "wan_bench_template"
+REPEATS = 5
+# Clients of the throughput figures; the API's pool gets as many connections, and so does
+# every bare-loop floor, so both sides drive the database equally hard.
+CONCURRENCY = 16
+PROMPT = "a paper boat drifting down a rainy street at dusk"
+T2V_MODEL = "t2v-14B"
+T2V_RESOLUTION = "480p"
+T2V_COST = 10
+# Settings of every API the benchmarks start, on top of local_settings (see the README).
+API_OVERRIDES: dict[str, object] = {
+    "database_pool_min": 1,
+    "database_pool_max": CONCURRENCY,
+    # The one-user figure sends 64 submits at once; the credits must be the only limit.
+    "max_active_generations": 100,
+    "log_level": "INFO",
+}
+
+Conn = psycopg.AsyncConnection[tuple[Any, ...]]
+DictConn = psycopg.AsyncConnection[dict[str, Any]]
+
+
+# --- the report ---------------------------------------------------------------------------
+
+
+@dataclass
+class Figure:
+    """One benchmark figure.
+
+    `value` is the headline: a ratio to the floor (`unit` "x floor") or an absolute value.
+    For ratio figures `measured` and `floor` are the medians behind it, in `raw_unit`, and the
+    ratio is the median of the per-repeat ratios (each figure next to its own floor).
+    """
+
+    name: str
+    value: float
+    unit: str
+    target: str
+    passed: bool
+    measured: float | None = None
+    floor: float | None = None
+    raw_unit: str = ""
+    repeats: list[dict[str, float]] = field(default_factory=list)
+    detail: dict[str, JsonValue] = field(default_factory=dict)
+
+    def line(self) -> str:
+        verdict = "PASS" if self.passed else "FAIL"
+        if self.floor is not None and self.measured is not None:
+            context = (
+                f"{_fmt(self.measured)} {self.raw_unit} vs floor {_fmt(self.floor)} "
+                f"{self.raw_unit}, {len(self.repeats)} repeats"
+            )
+        else:
+            context = f"{len(self.repeats)} repeats"
+        note = self.detail.get("note")
+        if isinstance(note, str) and note:
+            context += f"; {note}"
+        return f"{self.name}: {_fmt(self.value)} {self.unit} (target {self.target}; {context}) {verdict}"
+
+    def as_json(self) -> dict[str, JsonValue]:
+        return {
+            "name": self.name,
+            "value": round(self.value, 4),
+            "unit": self.unit,
+            "target": self.target,
+            "passed": self.passed,
+            "measured": None if self.measured is None else round(self.measured, 4),
+            "floor": None if self.floor is None else round(self.floor, 4),
+            "raw_unit": self.raw_unit,
+            "repeats": [{k: round(v, 4) for k, v in r.items()} for r in self.repeats],
+            "detail": self.detail,
+        }
+
+
+def _fmt(value: float) -> str:
+    if value == 0 or abs(value) >= 100:
+        return f"{value:.0f}"
+    if abs(value) >= 10:
+        return f"{value:.1f}"
+    return f"{value:.2f}"
+
+
+def ratio_figure(
+    name: str,
+    pairs: Sequence[tuple[float, float]],
+    *,
+    raw_unit: str,
+    at_least: float | None = None,
+    at_most: float | None = None,
+    extra_ok: bool = True,
+    detail: dict[str, JsonValue] | None = None,
+    labels: tuple[str, str] = ("measured", "floor"),
+) -> Figure:
+    """A figure from (measured, floor) pairs, each pair taken side by side in one repeat."""
+    ratios = [m / f for m, f in pairs]
+    value = median(ratios)
+    if at_least is not None:
+        target, ok = f">= {at_least} x floor", value >= at_least
+    elif at_most is not None:
+        target, ok = f"<= {at_most} x floor", value <= at_most
+    else:
+        raise ValueError("a ratio figure needs a target")
+    return Figure(
+        name=name,
+        value=value,
+        unit="x floor",
+        target=target,
+        passed=ok and extra_ok,
+        measured=median([m for m, _ in pairs]),
+        floor=median([f for _, f in pairs]),
+        raw_unit=raw_unit,
+        repeats=[{labels[0]: m, labels[1]: f, "ratio": m / f} for m, f in pairs],
+        detail=detail or {},
+    )
+
+
+def report(figure: Figure) -> Figure:
+    print(figure.line(), flush=True)
+    return figure
+
+
+def median(values: Sequence[float]) -> float:
+    if not values:
+        raise ValueError("no values")
+    return float(statistics.median(values))
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """Nearest-rank percentile (q in 0..100): a value that was actually observed."""
+    ordered = sorted(values)
+    if not ordered:
+        raise ValueError("no values")
+    rank = max(1, math.ceil(q / 100 * len(ordered)))
+    return ordered[rank - 1]
+
+
+def setup_logging() -> Path:
+    """Send the service's INFO logs (as in production) to a file, not the console.
+
+    `shared.http.configure_logging` sees the request-id filter on this handler and leaves the
+    root logger alone, so the API and the emulator log here too.
+    """
+    BENCH_DIR.mkdir(parents=True, exist_ok=True)
+    path = BENCH_DIR / "bench.log"
+    root = logging.getLogger()
+    if not any(isinstance(f, RequestIdFilter) for h in root.handlers for f in h.filters):
+        handler = logging.FileHandler(path, mode="w")
+        handler.addFilter(RequestIdFilter())
+        handler.setFormatter(
+            logging.Formatter(
+                "%(asctime)s %(levelname)s %(name)s req=%(request_id)s gen=%(generation_id)s "
+                "%(message)s"
+            )
+        )
+        root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    for noisy in ("pgserver", "httpx", "httpcore", "psycopg.pool"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    return path
+
+
+# --- the database -------------------------------------------------------------------------
+
+
+class Postgres:
+    """The benchmarks' embedded server (stopped when this process exits) and its databases."""
+
+    def __init__(self, data_dir: Path = PGDATA) -> None:
+        self.server = start_embedded(data_dir)
+        self.admin_url = self.server.get_uri()
+
+    def prepare_template(self) -> None:
+        """A freshly migrated template; leftovers of an interrupted run are dropped first."""
+
+        async def build() -> None:
+            async with await psycopg.AsyncConnection.connect(
+                self.admin_url, autocommit=True
+            ) as conn:
+                cur = await conn.execute(
+                    "select datname from pg_database where datname like 'bench\\_%'"
+                )
+                leftovers = [str(row[0]) for row in await cur.fetchall()]
+            for name in [*leftovers, TEMPLATE]:
+                await drop_database(self.admin_url, name)
+            await create_database(self.admin_url, TEMPLATE)
+            await prepare(with_database(self.admin_url, TEMPLATE))
+
+        asyncio.run(build())
+
+    @contextmanager
+    def database(self, label: str) -> Iterator[str]:
+        """A fresh migrated database for one figure group (dropped afterwards)."""
+        name = f"bench_{label}_{uuid.uuid4().hex[:8]}"
+        asyncio.run(create_database(self.admin_url, name, template=TEMPLATE))
+        try:
+            yield with_database(self.admin_url, name)
+        finally:
+            asyncio.run(drop_database(self.admin_url, name))
+
+    def version(self) -> str:
+        with psycopg.connect(self.admin_url) as conn:
+            row = conn.execute("show server_version").fetchone()
+        return "" if row is None else str(row[0])
+
+
+async def connect(url: str, *, role: str | None = None) -> DictConn:
+    """An autocommit connection returning dict rows; `role` acts as the API does."""
+    conn = await psycopg.AsyncConnection.connect(url, autocommit=True, row_factory=dict_row)
+    if role is not None:
+        await conn.execute(psycopg.sql.SQL("set role {}").format(psycopg.sql.Identifier(role)))
+    return conn
+
+
+async def create_users(conn: DictConn, count: int, *, credits: int) -> list[uuid.UUID]:
+    """Sign users up through auth.users (the trigger grants the bonus and writes the ledger),
+    then set each balance exactly with one add_credits adjustment, as the tests do."""
+    cur = await conn.execute(
+        "insert into auth.users (email) select 'bench-' || gen_random_uuid() || '@example.test'"
+        " from generate_series(1, %s) returning id",
+        (count,),
+    )
+    ids = [row["id"] for row in await cur.fetchall()]
+    if credits != 100:
+        await conn.execute(
+            "select public.add_credits(u, %s, 'adjustment', 'bench setup')"
+            " from unnest(%s::uuid[]) as u",
+            (credits - 100, ids),
+        )
+    return ids
+
+
+async def processing_generations(
+    conn: DictConn, job_ids: Sequence[str], *, per_user: int = 100
+) -> list[uuid.UUID]:
+    """One running generation per job id, charged and submitted through the SQL functions
+    (create_generation, mark_submitted), spread over users `per_user` at a time."""
+    users = await create_users(
+        conn, math.ceil(len(job_ids) / per_user), credits=per_user * T2V_COST
+    )
+    owners = [users[i // per_user] for i in range(len(job_ids))]
+    cur = await conn.execute(
+        """
+        with made as materialized (
+          select (c.generation ->> 'id')::uuid as id, j.job_id, j.ord
+            from unnest(%(owners)s::uuid[], %(jobs)s::text[]) with ordinality as j(owner, job_id, ord)
+            cross join lateral public.create_generation(
+              p_user_id => j.owner, p_kind => 't2v', p_model => %(model)s,
+              p_resolution => %(resolution)s, p_prompt => %(prompt)s, p_cost => %(cost)s,
+              p_max_active => 1000000) as c
+        )
+        select made.id, m.changed
+          from made cross join lateral public.mark_submitted(made.id, made.job_id) as m
+         order by made.ord
+        """,
+        {
+            "owners": owners,
+            "jobs": list(job_ids),
+            "model": T2V_MODEL,
+            "resolution": T2V_RESOLUTION,
+            "prompt": PROMPT,
+            "cost": T2V_COST,
+        },
+    )
+    rows = await cur.fetchall()
+    if len(rows) != len(job_ids) or not all(row["changed"] for row in rows):
+        raise RuntimeError("could not create the running generations")
+    return [row["id"] for row in rows]
+
+
+async def ledger_violations(conn: DictConn) -> int:
+    """Rows that break DESIGN §3's invariants (users.credits = SUM(ledger) >= 0; every
+    generation charged once, refunded at most once, and only when failed or canceled)."""
+    cur = await conn.execute(
+        """
+        select count(*) as n from (
+          select u.id from public.users u
+            left join public.credit_transactions t on t.user_id = u.id
+           group by u.id, u.credits
+          having u.credits <> coalesce(sum(t.amount), 0) or u.credits < 0
+        ) as bad_balances
+        """
+    )
+    bad = (await cur.fetchone() or {"n": 0})["n"]
+    cur = await conn.execute(
+        """
+        select count(*) as n from (
+          select g.id from public.generations g
+            left join public.credit_transactions t on t.generation_id = g.id
+           group by g.id, g.status
+          having count(*) filter (where t.type = 'deduction') <> 1
+              or count(*) filter (where t.type = 'refund') > 1
+              or (g.status in ('failed', 'canceled')
+                  and count(*) filter (where t.type = 'refund') <> 1)
+              or (g.status not in ('failed', 'canceled')
+                  and count(*) filter (where t.type = 'refund') <> 0)
+        ) as bad_generations
+        """
+    )
+    return int(bad) + int((await cur.fetchone() or {"n": 0})["n"])
+
+
+# --- the local stack ----------------------------------------------------------------------
+
+
+def bench_secrets() -> LocalSecrets:
+    return load_local_secrets(BENCH_DIR)
+
+
+def token(secrets: LocalSecrets, user_id: uuid.UUID) -> str:
+    return mint_token(secrets.jwt_secret, user_id, ttl_s=3600)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@dataclass(frozen=True)
+class Stack:
+    database_url: str
+    emulator_url: str
+    api_url: str
+    settings: Settings
+    secrets: LocalSecrets
+
+
+@contextmanager
+def local_stack(
+    database_url: str,
+    *,
+    faults: Faults,
+    api: bool = True,
+    wrap_emulator: Callable[[ASGIApp], ASGIApp] | None = None,
+    **overrides: object,
+) -> Iterator[Stack]:
+    """The Replicate emulator and (unless `api=False`) the combined API, each served by
+    `local.serve.serve` in a thread of this process, wired by `local_settings`."""
+    from functions.combined import create_app
+
+    secrets = bench_secrets()
+    config = EmulatorConfig(
+        api_token=secrets.replicate_api_token,
+        webhook_secret=secrets.webhook_secret,
+        seed=7,
+        faults=faults,
+    )
+    emulator: ASGIApp = create_emulator_app(config)
+    if wrap_emulator is not None:
+        emulator = wrap_emulator(emulator)
+    with serve(emulator) as emulator_url:
+        port = free_port()
+        api_url = f"http://127.0.0.1:{port}"
+        settings = local_settings(
+            database_url=database_url,
+            api_url=api_url,
+            emulator_url=emulator_url,
+            secrets=secrets,
+            storage_dir=BENCH_DIR / "storage",
+            **{**API_OVERRIDES, **overrides},
+        )
+        stack = Stack(database_url, emulator_url, api_url, settings, secrets)
+        if not api:
+            yield stack
+            return
+        with serve(create_app(settings=settings), port=port):
+            yield stack
+
+
+# Predictions that never move while a figure runs (no timers firing in the emulator) and whose
+# webhooks are dropped: the throughput figures measure submits, not the traffic they cause.
+QUIET_FAULTS = Faults(duration_s=3600.0, webhook_drop_rate=1.0)

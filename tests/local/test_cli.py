@@ -1,0 +1,85 @@
+"""wanctl against a test database: users through the signup trigger, grants, tokens, sweeps."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from pathlib import Path
+
+import pytest
+
+from local import cli
+from shared.auth import Authenticator
+from shared.config import Settings
+from tests.support import AdminConn, balance
+
+
+def run(capsys: pytest.CaptureFixture[str], database_url: str, *args: str) -> tuple[int, str]:
+    code = cli.main(["--database-url", database_url, *args])
+    captured = capsys.readouterr()
+    return code, captured.out + captured.err
+
+
+async def test_user_create_grant_and_token(
+    database_url: str,
+    admin: AdminConn,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    monkeypatch.setattr(cli, "LOCAL_DIR", tmp_path)
+    code, out = await _in_thread(run, capsys, database_url, "user", "create", "ops@example.test",
+                                 "--credits", "40")  # fmt: skip
+    assert code == 0, out
+    user_id = uuid.UUID(out.split("user_id: ")[1].split()[0])
+    assert await balance(admin, user_id) == 40
+
+    code, out = await _in_thread(run, capsys, database_url, "credits", "grant",
+                                 "ops@example.test", "15", "--reason", "goodwill")  # fmt: skip
+    assert code == 0, out
+    assert json.loads(out)["balance"] == 55
+
+    code, token = await _in_thread(run, capsys, database_url, "token", str(user_id))
+    assert code == 0
+    secret = json.loads((tmp_path / "secrets.json").read_text())["jwt_secret"]
+    auth = Authenticator.from_settings(Settings(supabase_jwt_secret=secret, environment="test"))
+    assert (await auth.authenticate(f"Bearer {token.strip()}")).id == user_id
+
+
+async def test_unknown_user_is_a_clean_error(
+    database_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out = await _in_thread(run, capsys, database_url, "credits", "grant", "nobody@x", "5")
+    assert code == 2
+    assert "No user 'nobody@x'" in out
+
+
+async def test_migrate_is_up_to_date_on_a_migrated_database(
+    database_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out = await _in_thread(run, capsys, database_url, "migrate")
+    assert (code, out.strip()) == (0, "up to date")
+
+
+async def _in_thread(*args: object) -> tuple[int, str]:
+    # wanctl runs its own event loop (asyncio.run): give it a thread of its own.
+    import asyncio
+
+    fn, *rest = args
+    assert callable(fn)
+    result: tuple[int, str] = await asyncio.to_thread(fn, *rest)
+    return result
+
+
+async def test_sweep_prints_one_summary(
+    database_url: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    monkeypatch.setattr(cli, "LOCAL_DIR", tmp_path)
+    code, out = await _in_thread(run, capsys, database_url, "sweep")
+    assert code == 0, out
+    summary = json.loads(out.strip().splitlines()[-1])
+    assert summary["claimed"] == 0
+    assert summary["batches"] == 1
