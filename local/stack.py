@@ -7,8 +7,8 @@ tests use it too, so what they exercise is what `make dev` runs.
 from __future__ import annotations
 
 import asyncio
-import json
 import contextlib
+import json
 import logging
 import shlex
 import sys
