@@ -8,6 +8,7 @@ ignores what is stale. Provider calls run concurrently under a shared rate limit
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from collections import Counter
@@ -92,7 +93,7 @@ class Reconciler:
                 log.warning("sweep could not retry copies: %s", exc.detail)
                 summary.counts["errors"] += 1
         summary.seconds = time.monotonic() - started
-        log.info("sweep %s", summary.as_dict())
+        log.info("sweep %s", json.dumps(summary.as_dict(), sort_keys=True))
         return summary
 
     async def _settle(self, gen: Generation) -> str:
