@@ -12,7 +12,8 @@ from functions import controls, image_to_video, status, text_to_video, webhook
 from shared.config import Settings, get_settings
 from shared.http import create_app as _create_app
 from shared.services import Services
-from shared.storage import LocalStorage, local_storage_router, open_storage
+from shared.storage import open_storage
+from shared.storage_local import LocalStorage, local_storage_router
 
 ROUTERS: tuple[APIRouter, ...] = (
     text_to_video.router,

@@ -2,8 +2,8 @@
 
     Storage          the port the lifecycle and the endpoints use
     SupabaseStorage  a PRIVATE Supabase Storage bucket (production): read only via signed URLs
-    LocalStorage     a folder (the local stack); the dev server serves it under signed, expiring
-                     URLs with `local_storage_router`
+    LocalStorage     a folder (the local stack; in shared.storage_local); the dev server serves
+                     it under signed, expiring URLs with `local_storage_router`
 
 Paths are object keys our code builds, like "<user_id>/videos/<generation_id>.mp4". A malformed
 one is a bug, not a user's mistake, so it raises ValueError. No write leaves a partial object
@@ -14,25 +14,17 @@ Every foreign failure (httpx, storage3, the file system) becomes StorageUnavaila
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import hashlib
-import hmac
-import os
 import re
-import tempfile
-import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Annotated, Protocol
-from urllib.parse import quote, urlencode
+from typing import TYPE_CHECKING, Protocol
+from urllib.parse import quote
 
 import httpx
-from fastapi import APIRouter, Query
-from fastapi.responses import FileResponse
 from pydantic import ValidationError
 
-from shared.errors import AppError, NotFound, PermissionDenied
+from shared.errors import AppError
 
 if TYPE_CHECKING:
     from storage3._async.file_api import AsyncBucketProxy
@@ -89,133 +81,6 @@ def check_path(path: str) -> str:
 def content_type_for(path: str) -> str:
     """The content type a stored file is served with, chosen by its extension."""
     return _CONTENT_TYPES.get(Path(path).suffix.lower(), "application/octet-stream")
-
-
-# --- local folder ----------------------------------------------------------------------------
-
-
-class LocalStorage:
-    """Files under `root`, linked as `{public_base_url}/storage/{path}?expires=&signature=`."""
-
-    def __init__(
-        self,
-        root: Path,
-        public_base_url: str,
-        signing_key: str,
-        *,
-        clock: Callable[[], float] = time.time,
-    ) -> None:
-        self.root = root
-        self._base_url = public_base_url.rstrip("/")
-        self._key = signing_key.encode()
-        self._clock = clock
-
-    def file_path(self, path: str) -> Path:
-        return self.root.joinpath(*check_path(path).split("/"))
-
-    async def put_bytes(self, path: str, data: bytes, content_type: str) -> None:
-        await self.put_stream(path, _single(data), content_type)
-
-    async def put_stream(self, path: str, chunks: AsyncIterator[bytes], content_type: str) -> int:
-        target = self.file_path(path)
-        written = 0
-        try:
-            handle, temp = await asyncio.to_thread(_open_temp, target)
-            try:
-                buffer = bytearray()
-                async for chunk in chunks:
-                    buffer += chunk
-                    written += len(chunk)
-                    if len(buffer) >= _FLUSH_BYTES:
-                        full, buffer = buffer, bytearray()
-                        await asyncio.to_thread(handle.write, full)
-                await asyncio.to_thread(_write_and_commit, handle, temp, target, bytes(buffer))
-            except BaseException:
-                # Any failure, the source's included, leaves no file under the final name.
-                # Closing waits for at most one in-flight chunk write.
-                _discard(handle, temp)
-                raise
-        except OSError as exc:
-            raise StorageUnavailable("Could not write the file.") from exc
-        return written
-
-    async def signed_url(self, path: str, expires_in_s: int) -> str:
-        check_path(path)
-        expires = str(int(self._clock()) + expires_in_s)
-        query = urlencode({"expires": expires, "signature": self._sign(path, expires)})
-        return f"{self._base_url}/storage/{quote(path)}?{query}"
-
-    def verify(self, path: str, expires: str | None, signature: str | None) -> int:
-        """Seconds the link for `path` has left; PermissionDenied unless signed by us and live."""
-        if not expires or not signature or not _EXPIRES.fullmatch(expires):
-            raise PermissionDenied("This link is not signed.")
-        expected = self._sign(path, expires).encode()
-        if not hmac.compare_digest(signature.encode("utf-8", "replace"), expected):
-            raise PermissionDenied("This link's signature is not valid.")
-        left = int(expires) - int(self._clock())
-        if left <= 0:
-            raise PermissionDenied("This link has expired.")
-        return left
-
-    async def exists(self, path: str) -> bool:
-        return await asyncio.to_thread(self.file_path(path).is_file)
-
-    async def aclose(self) -> None:
-        return None
-
-    def _sign(self, path: str, expires: str) -> str:
-        return hmac.new(self._key, f"{path}\n{expires}".encode(), hashlib.sha256).hexdigest()
-
-
-async def _single(data: bytes) -> AsyncIterator[bytes]:
-    yield data
-
-
-def _open_temp(target: Path) -> tuple[IO[bytes], Path]:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
-    return os.fdopen(fd, "wb"), Path(name)
-
-
-def _write_and_commit(handle: IO[bytes], temp: Path, target: Path, tail: bytes) -> None:
-    handle.write(tail)
-    handle.flush()
-    os.fsync(handle.fileno())  # the data is on disk before its name is
-    handle.close()
-    os.replace(temp, target)
-
-
-def _discard(handle: IO[bytes], temp: Path) -> None:
-    with contextlib.suppress(OSError):
-        handle.close()
-    with contextlib.suppress(OSError):
-        temp.unlink(missing_ok=True)
-
-
-def local_storage_router(storage: LocalStorage) -> APIRouter:
-    """`GET|HEAD /storage/{path}`: a stored file, for a link that `storage` signed."""
-    router = APIRouter()
-
-    @router.api_route("/storage/{path:path}", methods=["GET", "HEAD"], include_in_schema=False)
-    async def stored_file(
-        path: str,
-        expires: Annotated[str | None, Query()] = None,
-        signature: Annotated[str | None, Query()] = None,
-    ) -> FileResponse:
-        seconds_left = storage.verify(path, expires, signature)
-        try:
-            target = storage.file_path(path)
-        except ValueError as exc:
-            raise NotFound("No such file.") from exc
-        if not await asyncio.to_thread(target.is_file):
-            raise NotFound("No such file.")
-        return FileResponse(
-            target,
-            media_type=content_type_for(path),
-            headers={"Cache-Control": f"private, max-age={seconds_left}"},
-        )
-
-    return router
 
 
 # --- Supabase Storage ------------------------------------------------------------------------
@@ -343,6 +208,8 @@ def _message(response: httpx.Response) -> str:
 def open_storage(settings: Settings) -> Storage:
     """The storage the settings name; a missing setting fails with its name."""
     if settings.storage_backend == "local":
+        from shared.storage_local import LocalStorage
+
         settings.require("storage_public_base_url", "storage_signing_key")
         assert settings.storage_public_base_url is not None
         assert settings.storage_signing_key is not None

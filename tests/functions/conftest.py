@@ -25,7 +25,8 @@ from local.stack import local_settings
 from shared.auth import mint_token
 from shared.config import Settings
 from shared.services import Services
-from shared.storage import LocalStorage, open_storage
+from shared.storage import open_storage
+from shared.storage_local import LocalStorage
 from tests.support import AdminConn, create_user
 
 Json = dict[str, object]

@@ -22,7 +22,7 @@ from local.emulator_media import mp4_chunks, padded_size, sample_mp4, top_level_
 from local.serve import serve
 from shared.errors import AppError
 from shared.outputs import OutputCopyError, copy_output
-from shared.storage import LocalStorage
+from shared.storage_local import LocalStorage
 
 MB = 1024 * 1024
 VIDEO = "user-1/videos/gen-1.mp4"

@@ -20,14 +20,8 @@ from local.serve import serve
 from shared.config import Settings
 from shared.errors import AppError, ConfigurationError
 from shared.http import error_response
-from shared.storage import (
-    LocalStorage,
-    StorageUnavailable,
-    SupabaseStorage,
-    check_path,
-    local_storage_router,
-    open_storage,
-)
+from shared.storage import StorageUnavailable, SupabaseStorage, check_path, open_storage
+from shared.storage_local import LocalStorage, local_storage_router
 
 KEY = "local-signing-key-for-tests"
 VIDEO = "user-1/videos/gen-1.mp4"
