@@ -39,6 +39,7 @@ image = (
         "httpx==0.28.1",
         "python-multipart==0.0.34",
         "Pillow==13.0.0",
+        "sniffio==1.3.1",
     )
     .env({"ENVIRONMENT": "production", "RPC_TRANSPORT": "supabase"})
     .add_local_python_source("functions", "shared")

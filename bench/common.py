@@ -2,9 +2,11 @@
 tokens, medians, the ledger check and the one-line report.
 
 Everything runs against the real code on one machine, wired by `local.stack.local_settings`
-exactly as `make dev` wires it. The benchmarks' PostgreSQL lives in `.local/bench-pgdata` (never
-the dev or test data dirs); every figure group works in its own database, copied from a
-migrated template built once per run.
+exactly as `make dev` wires it; the emulator and the API are served by `local.serve.serve`,
+each in a process of its own (bench.server), and the clients are a third (bench.loadgen). The
+benchmarks' PostgreSQL lives in `.local/bench-pgdata` (never the dev or test data dirs); every
+figure group works in its own database, copied from a migrated template built once per run.
+The service logs at INFO, as in production, to `.local/bench/*.log`.
 
 The machine is noisy, so a figure is never an absolute number on its own: it is a ratio to a
 floor measured in the same run, right next to it, and the median of REPEATS repeats.
@@ -13,20 +15,23 @@ floor measured in the same run, right next to it, and the median of REPEATS repe
 from __future__ import annotations
 
 import asyncio
+import http.client
+import json
 import logging
 import math
 import socket
 import statistics
+import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import psycopg
 from psycopg.rows import dict_row
-from starlette.types import ASGIApp
 
 from local.database import (
     create_database,
@@ -35,10 +40,8 @@ from local.database import (
     start_embedded,
     with_database,
 )
-from local.emulator import create_emulator_app
 from local.emulator_faults import EmulatorConfig, Faults
 from local.secrets import LocalSecrets, load_local_secrets
-from local.serve import serve
 from local.stack import local_settings
 from shared.auth import mint_token
 from shared.config import Settings
@@ -65,7 +68,6 @@ API_OVERRIDES: dict[str, object] = {
     "log_level": "INFO",
 }
 
-Conn = psycopg.AsyncConnection[tuple[Any, ...]]
 DictConn = psycopg.AsyncConnection[dict[str, Any]]
 
 
@@ -104,7 +106,8 @@ class Figure:
         note = self.detail.get("note")
         if isinstance(note, str) and note:
             context += f"; {note}"
-        return f"{self.name}: {_fmt(self.value)} {self.unit} (target {self.target}; {context}) {verdict}"
+        head = f"{self.name}: {_fmt(self.value)} {self.unit}"
+        return f"{head} (target {self.target}; {context}) {verdict}"
 
     def as_json(self) -> dict[str, JsonValue]:
         return {
@@ -183,17 +186,21 @@ def percentile(values: Sequence[float], q: float) -> float:
     return ordered[rank - 1]
 
 
-def setup_logging() -> Path:
+def setup_logging(name: str = "bench", *, append: bool = False) -> Path:
     """Send the service's INFO logs (as in production) to a file, not the console.
 
     `shared.http.configure_logging` sees the request-id filter on this handler and leaves the
-    root logger alone, so the API and the emulator log here too.
+    root logger alone, so the API and the emulator log here too. The main process starts the
+    logs afresh (its own and the servers'); each server process appends to its kind's log.
     """
     BENCH_DIR.mkdir(parents=True, exist_ok=True)
-    path = BENCH_DIR / "bench.log"
+    if not append:
+        for old in BENCH_DIR.glob("*.log"):
+            old.unlink()
+    path = BENCH_DIR / f"{name}.log"
     root = logging.getLogger()
     if not any(isinstance(f, RequestIdFilter) for h in root.handlers for f in h.filters):
-        handler = logging.FileHandler(path, mode="w")
+        handler = logging.FileHandler(path, mode="a" if append else "w")
         handler.addFilter(RequestIdFilter())
         handler.setFormatter(
             logging.Formatter(
@@ -291,7 +298,8 @@ async def processing_generations(
         """
         with made as materialized (
           select (c.generation ->> 'id')::uuid as id, j.job_id, j.ord
-            from unnest(%(owners)s::uuid[], %(jobs)s::text[]) with ordinality as j(owner, job_id, ord)
+            from unnest(%(owners)s::uuid[], %(jobs)s::text[])
+                 with ordinality as j(owner, job_id, ord)
             cross join lateral public.create_generation(
               p_user_id => j.owner, p_kind => 't2v', p_model => %(model)s,
               p_resolution => %(resolution)s, p_prompt => %(prompt)s, p_cost => %(cost)s,
@@ -348,6 +356,19 @@ async def ledger_violations(conn: DictConn) -> int:
     return int(bad) + int((await cur.fetchone() or {"n": 0})["n"])
 
 
+def violations(url: str) -> int:
+    """Ledger invariant violations in one database (run after every scenario)."""
+
+    async def count() -> int:
+        conn = await connect(url)
+        try:
+            return await ledger_violations(conn)
+        finally:
+            await conn.close()
+
+    return asyncio.run(count())
+
+
 # --- the local stack ----------------------------------------------------------------------
 
 
@@ -366,6 +387,45 @@ def free_port() -> int:
         return port
 
 
+# Keep-alive round trips measured when each stack starts, for results.json.
+KEEPALIVE_RTT_MS: dict[str, float] = {}
+_SLOW_RTT_MS = 20.0
+_WARNED: set[str] = set()
+
+
+def keepalive_rtt_ms(base_url: str, path: str, *, count: int = 10) -> float:
+    """Median time of a small GET on one reused connection (after one to open it)."""
+    url = urlsplit(base_url)
+    conn = http.client.HTTPConnection(url.hostname or "127.0.0.1", url.port or 80, timeout=5)
+    times: list[float] = []
+    try:
+        for _ in range(count + 1):
+            started = time.perf_counter()
+            conn.request("GET", path)
+            conn.getresponse().read()
+            times.append((time.perf_counter() - started) * 1000)
+    finally:
+        conn.close()
+    return median(times[1:])
+
+
+def _check_keepalive(name: str, base_url: str, path: str) -> None:
+    """Record the round trip; say once, loudly, when it is not a loopback round trip (a
+    server that leaves Nagle's algorithm on stalls every reply split in two writes until the
+    client's delayed ACK, about 40 ms, and every HTTP figure then measures that)."""
+    rtt = keepalive_rtt_ms(base_url, path)
+    KEEPALIVE_RTT_MS[name] = round(max(rtt, KEEPALIVE_RTT_MS.get(name, 0.0)), 2)
+    if rtt > _SLOW_RTT_MS and "nagle" not in _WARNED:
+        _WARNED.add("nagle")
+        print(
+            f"bench: WARNING: a keep-alive GET {path} to the {name} takes {rtt:.0f} ms on "
+            "loopback: Nagle's algorithm is on for connections accepted by local.serve.serve "
+            "(its socket is created without IPPROTO_TCP, so asyncio does not set TCP_NODELAY). "
+            "The HTTP figures below include that stall.",
+            flush=True,
+        )
+
+
 @dataclass(frozen=True)
 class Stack:
     database_url: str
@@ -381,12 +441,13 @@ def local_stack(
     *,
     faults: Faults,
     api: bool = True,
-    wrap_emulator: Callable[[ASGIApp], ASGIApp] | None = None,
+    count_gets: bool = False,
     **overrides: object,
 ) -> Iterator[Stack]:
     """The Replicate emulator and (unless `api=False`) the combined API, each served by
-    `local.serve.serve` in a thread of this process, wired by `local_settings`."""
-    from functions.combined import create_app
+    `local.serve.serve` in a process of its own (`bench.server`), wired by `local_settings`.
+    `settings` are the API's, for the benchmark's own use (floors, a reconciler)."""
+    from bench.server import ApiSpec, child_server
 
     secrets = bench_secrets()
     config = EmulatorConfig(
@@ -395,25 +456,33 @@ def local_stack(
         seed=7,
         faults=faults,
     )
-    emulator: ASGIApp = create_emulator_app(config)
-    if wrap_emulator is not None:
-        emulator = wrap_emulator(emulator)
-    with serve(emulator) as emulator_url:
+    with child_server("emulator", config.model_dump_json(), count_gets=count_gets) as emulator:
         port = free_port()
         api_url = f"http://127.0.0.1:{port}"
+        merged = {**API_OVERRIDES, **overrides}
         settings = local_settings(
             database_url=database_url,
             api_url=api_url,
-            emulator_url=emulator_url,
+            emulator_url=emulator,
             secrets=secrets,
             storage_dir=BENCH_DIR / "storage",
-            **{**API_OVERRIDES, **overrides},
+            **merged,
         )
-        stack = Stack(database_url, emulator_url, api_url, settings, secrets)
+        stack = Stack(database_url, emulator, api_url, settings, secrets)
+        _check_keepalive("emulator", emulator, "/__emulator/faults")
         if not api:
             yield stack
             return
-        with serve(create_app(settings=settings), port=port):
+        spec: ApiSpec = {
+            "database_url": database_url,
+            "port": port,
+            "emulator_url": emulator,
+            "overrides": merged,
+        }
+        with child_server("api", json.dumps(spec)) as served:
+            if served != api_url:
+                raise RuntimeError(f"the API came up at {served}, not {api_url}")
+            _check_keepalive("API", api_url, "/healthz")
             yield stack
 
 

@@ -13,9 +13,10 @@ once, round after round (a fresh user each round). Exactly AFFORDABLE must be ac
 the rest refused (402), the balance must end at 0. Floor: create_generation alone from a bare
 psycopg loop, 64 connections, same rounds. Target: >= 0.5 x floor and the exact count.
 
-The clients run in their own process (bench.loadgen); the API and the emulator run in threads
-of this one, as do the floors' loop and the emulator. The emulator's predictions stay
-`starting` and their webhooks are dropped, so no side traffic runs while a figure is timed.
+The clients run in a process of their own (bench.loadgen), and so do the API and the emulator
+(bench.server); the floors run in this process. The API's pool has 16 connections and its
+active cap is 100 (bench.common.API_OVERRIDES). The emulator's predictions stay `starting` and
+their webhooks are dropped, so no side traffic runs while a figure is timed.
 """
 
 from __future__ import annotations
@@ -28,8 +29,8 @@ from typing import Any
 
 import httpx
 import psycopg
-import replicate
 from psycopg.types.json import Jsonb
+from replicate.client import Client
 
 from bench.common import (
     CONCURRENCY,
@@ -45,12 +46,12 @@ from bench.common import (
     Stack,
     connect,
     create_users,
-    ledger_violations,
     local_stack,
     ratio_figure,
     report,
     setup_logging,
     token,
+    violations,
 )
 from bench.loadgen import render, run_load
 from shared.catalog import load_catalog
@@ -136,7 +137,7 @@ async def _bare_submits(stack: Stack, users: Sequence[uuid.UUID], count: int) ->
     )
     webhook_base = settings.public_webhook_url
     transport = httpx.AsyncHTTPTransport(limits=httpx.Limits(max_connections=100))
-    client = replicate.Client(
+    client = Client(
         api_token=stack.secrets.replicate_api_token,
         transport=transport,
         base_url=stack.emulator_url,
@@ -301,20 +302,12 @@ async def _balances_zero(url: str, users: Sequence[uuid.UUID]) -> list[str]:
 def run(pg: Postgres) -> list[Figure]:
     with pg.database("submit") as url, local_stack(url, faults=QUIET_FAULTS) as stack:
         figures = [submit_throughput(stack), one_user_burst(stack)]
-        violations = asyncio.run(_violations(url))
+        bad = violations(url)
     for figure in figures:
-        figure.detail["ledger_violations"] = violations
-        figure.passed = figure.passed and violations == 0
+        figure.detail["ledger_violations"] = bad
+        figure.passed = figure.passed and bad == 0
         report(figure)
     return figures
-
-
-async def _violations(url: str) -> int:
-    conn = await connect(url)
-    try:
-        return await ledger_violations(conn)
-    finally:
-        await conn.close()
 
 
 if __name__ == "__main__":

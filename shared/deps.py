@@ -17,7 +17,9 @@ from shared.services import Services
 _KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
 
 
-def get_services(request: Request) -> Services:
+# Async on purpose: FastAPI runs a plain `def` dependency in its thread pool (a thread hop per
+# request for nothing).
+async def get_services(request: Request) -> Services:
     services: Services = request.app.state.services
     return services
 
@@ -32,7 +34,7 @@ async def current_user(request: Request, services: ServicesDep) -> CurrentUser:
 User = Annotated[CurrentUser, Depends(current_user)]
 
 
-def idempotency_key(
+async def idempotency_key(
     key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
 ) -> str | None:
     """The optional Idempotency-Key: 1-255 visible ASCII characters."""

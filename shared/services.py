@@ -89,7 +89,8 @@ class Services:
         s = self.settings
         return Reconciler(
             self.lifecycle,
-            RateLimiter(s.provider_rate_per_s, burst=max(1, int(s.provider_rate_per_s))),
+            # A small burst: Replicate may count per second, not only per minute.
+            RateLimiter(s.provider_rate_per_s, burst=min(5, max(1, int(s.provider_rate_per_s)))),
             keeper=self.keeper,
             config=SweepConfig(
                 stale_after_s=s.sweep_stale_after_s,
