@@ -73,6 +73,8 @@ class Settings(BaseSettings):
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     max_body_bytes: int = Field(default=64 * 1024, ge=1024)
     max_upload_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
+    # Replicate's webhook carries the prediction's whole log, which outgrows max_body_bytes.
+    max_webhook_bytes: int = Field(default=1024 * 1024, ge=1024)
 
     # --- storage --------------------------------------------------------------------------
     storage_backend: Literal["local", "supabase"] = "supabase"

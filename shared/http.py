@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
+WEBHOOK_PATHS = ("/api/webhooks/",)
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 
@@ -213,6 +214,8 @@ def create_app(
     def limit_for(path: str) -> int:
         if path.startswith(uploads):
             return cfg.max_upload_bytes + 64 * 1024  # the image plus the multipart envelope
+        if path.startswith(WEBHOOK_PATHS):
+            return cfg.max_webhook_bytes
         return cfg.max_body_bytes
 
     app.add_middleware(RequestContextMiddleware, limit_for=limit_for)

@@ -112,6 +112,16 @@ async def test_late_processing_webhook_after_completion_changes_nothing(stack: S
     assert (status["status"], status["progress"]) == ("completed", 100)
 
 
+async def test_webhook_with_a_long_log_is_accepted(stack: Stack) -> None:
+    user, gen_id, headers, job = await running_generation(stack)
+    line = " 50%|#####     | 10/20 [00:05<00:05,  2.0it/s]\n"
+    body = prediction(job, "processing", logs=line * 3000)  # about 150 KB
+    assert len(body) > 64 * 1024
+    assert await deliver(stack, gen_id, body) == 200
+    assert (await stack.status(gen_id, headers)).json()["progress"] == 50
+    assert await balance(stack.admin, user) == 90
+
+
 async def test_unknown_generation_is_acknowledged(stack: Stack) -> None:
     body = prediction("job-unknown", "succeeded", output="https://x.test/v.mp4")
     assert await deliver(stack, str(uuid.uuid4()), body) == 200
