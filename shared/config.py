@@ -119,6 +119,20 @@ class Settings(BaseSettings):
         if problems:
             raise ConfigurationError("settings are incomplete (" + "; ".join(problems) + ")")
 
+    def require_api(self) -> None:
+        """Everything an endpoint or the sweeper needs, checked at once: one message names all
+        that is missing, so a deploy is fixed in one go."""
+        names = ["replicate_api_token", "replicate_webhook_secret", "public_webhook_url"]
+        if self.rpc_transport == "postgres":
+            names.append("database_url")
+        if self.supabase_jwks_url is None:
+            names.append("supabase_jwt_secret")
+        if self.rpc_transport == "supabase" or self.storage_backend == "supabase":
+            names += ["supabase_url", "supabase_service_role_key"]
+        if self.storage_backend == "local":
+            names += ["storage_public_base_url", "storage_signing_key"]
+        self.require(*dict.fromkeys(names))
+
     def require_database(self) -> None:
         if self.rpc_transport == "postgres":
             self.require("database_url")

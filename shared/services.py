@@ -41,9 +41,7 @@ class Services:
     async def open(cls, settings: Settings) -> Services:
         """Check every setting the API needs (one message naming all that are missing), then
         connect."""
-        settings.require_database()
-        settings.require_auth()
-        settings.require("replicate_api_token", "replicate_webhook_secret", "public_webhook_url")
+        settings.require_api()
         assert settings.replicate_webhook_secret is not None
         assert settings.public_webhook_url is not None
         catalog = load_catalog(settings.catalog_overrides)

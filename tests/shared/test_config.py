@@ -19,6 +19,19 @@ def test_missing_secrets_are_all_named_at_once() -> None:
         assert name in message
 
 
+def test_an_api_start_names_every_missing_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("SUPABASE_URL", "SUPABASE_SERVICE_ROLE_KEY", "SUPABASE_JWT_SECRET",
+                 "SUPABASE_JWKS_URL", "REPLICATE_API_TOKEN", "REPLICATE_WEBHOOK_SECRET",
+                 "PUBLIC_WEBHOOK_URL", "RPC_TRANSPORT", "STORAGE_BACKEND"):  # fmt: skip
+        monkeypatch.delenv(name, raising=False)
+    with pytest.raises(ConfigurationError) as caught:
+        Settings(environment="production").require_api()
+    assert caught.value.detail == (
+        "settings are incomplete (missing: REPLICATE_API_TOKEN, REPLICATE_WEBHOOK_SECRET, "
+        "PUBLIC_WEBHOOK_URL, SUPABASE_JWT_SECRET, SUPABASE_URL, SUPABASE_SERVICE_ROLE_KEY)"
+    )
+
+
 def test_placeholder_secret_is_refused_outside_development() -> None:
     prod = Settings(environment="production", replicate_api_token=SecretStr("changeme"))
     with pytest.raises(ConfigurationError, match="placeholder values: REPLICATE_API_TOKEN"):
