@@ -63,20 +63,16 @@ async def cmd_user_create(args: argparse.Namespace) -> int:
     await prepare(url)
     user_id = await create_user(url, args.email, credits=args.credits)
     out(f"user_id: {user_id}")
-    token = _token_for(user_id, args.email)
-    if token:
-        out(f"token: {token}")
+    out(f"token: {_token_for(user_id, args.email)}")
     return 0
 
 
-def _token_for(user_id: uuid.UUID, email: str | None) -> str | None:
+def _token_for(user_id: uuid.UUID, email: str | None) -> str:
+    """An access token the local stack's API accepts (signed with its local JWT secret)."""
     from local.secrets import load_local_secrets
+    from shared.auth import mint_token
 
     secrets = load_local_secrets(LOCAL_DIR)
-    try:
-        from shared.auth import mint_token
-    except ImportError:  # auth arrives with the API; until then only the id is printed
-        return None
     return mint_token(secrets.jwt_secret, user_id, email=email, ttl_s=secrets.token_ttl_s)
 
 
@@ -85,11 +81,7 @@ async def cmd_token(args: argparse.Namespace) -> int:
 
     url = database_url(args.database_url)
     user_id, email = await find_user(url, args.user)
-    token = _token_for(user_id, email)
-    if token is None:
-        out("tokens are not available yet (shared.auth is missing)")
-        return 1
-    out(token)
+    out(_token_for(user_id, email))
     return 0
 
 
