@@ -157,15 +157,13 @@ class ReplicateProvider:
         self, offering: Offering, model_input: dict[str, JsonValue], webhook_url: str
     ) -> Prediction:
         async def call() -> Prediction:
-            # The client sends creates with timeout=None (no timeout at all), so bound it here.
-            async with asyncio.timeout(self._timeout_s):
-                made = await self._create(offering, model_input, webhook_url)
+            made = await self._create(offering, model_input, webhook_url)
             return Prediction.model_validate(
                 {"id": made.id, "status": made.status, "output": made.output,
                  "error": made.error, "logs": made.logs}
             )  # fmt: skip
 
-        return await _translated(call)
+        return await _translated(call, self._timeout_s)
 
     async def _create(
         self, offering: Offering, model_input: dict[str, JsonValue], webhook_url: str
@@ -192,16 +190,20 @@ class ReplicateProvider:
             response = await self._client._async_request(method, path)
             return Prediction.model_validate(response.json())
 
-        return await _translated(call)
+        return await _translated(call, self._timeout_s)
 
 
-async def _translated(call: Callable[[], Awaitable[T]]) -> T:
-    """Run a provider call; translate every foreign failure into a domain error."""
+async def _translated(call: Callable[[], Awaitable[T]], timeout_s: float) -> T:
+    """Run a provider call within `timeout_s` in all; translate every foreign failure into a
+    domain error. The whole call is bounded, not each attempt: the client sends creates with no
+    timeout at all, and retries GETs on 429/5xx with backoff for up to a minute, which a status
+    request must not wait out."""
     import httpx
     from replicate.exceptions import ReplicateError
 
     try:
-        return await call()
+        async with asyncio.timeout(timeout_s):
+            return await call()
     except ReplicateError as exc:
         status = exc.status or 0
         if status == 429 or status >= 500:

@@ -37,7 +37,9 @@ SQLSTATE_ERRORS: dict[str, tuple[type[errors.AppError], str]] = {
     "WN412": (errors.InvalidTransition, errors.InvalidTransition.default_detail),
     "WN422": (errors.InvalidInput, "Invalid request."),
     "WN429": (errors.TooManyActive, errors.TooManyActive.default_detail),
-    # Not ours, but meaningful: the caller lacks EXECUTE (a deployment mistake, not the user's).
+    # Not ours, but meaningful: statement_timeout fired (a transient overload, not a bug)...
+    "57014": (errors.DatabaseUnavailable, errors.DatabaseUnavailable.default_detail),
+    # ...and the caller lacks EXECUTE (a deployment mistake, not the user's).
     "42501": (errors.PermissionDenied, "The service is not allowed to do that."),
 }
 # Generations take minutes; this tells a client when trying again is worth it.
@@ -110,6 +112,7 @@ class PostgresTransport:
         max_size: int = 10,
         role: str | None = None,
         open_timeout_s: float = 10.0,
+        statement_timeout_ms: int = 15_000,
     ) -> PostgresTransport:
         import psycopg
         from psycopg.rows import dict_row
@@ -122,6 +125,12 @@ class PostgresTransport:
                 await conn.execute(
                     psycopg.sql.SQL("set role {}").format(psycopg.sql.Identifier(role))
                 )
+            # No call waits on the database forever (PostgREST has its own timeout).
+            await conn.execute(
+                psycopg.sql.SQL("set statement_timeout = {}").format(
+                    psycopg.sql.Literal(statement_timeout_ms)
+                )
+            )
             await conn.commit()
 
         pool: AsyncConnectionPool = AsyncConnectionPool(

@@ -123,3 +123,26 @@ async def test_postgres_transport_unreachable_is_database_unavailable(tmp_path: 
         await PostgresTransport.open(
             "postgresql://nobody@127.0.0.1:1/none?connect_timeout=1", open_timeout_s=0.5
         )
+
+
+async def test_a_query_past_the_statement_timeout_is_database_unavailable(
+    database_url: str, admin: object
+) -> None:
+    import psycopg
+
+    from shared.rpc import PostgresTransport
+
+    async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as conn:
+        await conn.execute(
+            "create function public.slow() returns table (x int) language sql"
+            " as $$ select 1 from pg_sleep(2) $$"
+        )
+        await conn.execute("grant execute on function public.slow() to service_role")
+    transport = await PostgresTransport.open(
+        database_url, role="service_role", statement_timeout_ms=100
+    )
+    try:
+        with pytest.raises(errors.DatabaseUnavailable):
+            await transport.call("slow", {})
+    finally:
+        await transport.aclose()
