@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from shared.catalog import Catalog
 from shared.domain import Generation
-from shared.errors import AppError, InvalidTransition, ProviderError, ProviderUnavailable
+from shared.errors import AppError, ProviderError, ProviderUnavailable
 from shared.provider import Prediction, Provider
 from shared.rpc import Applied, Rpc
 
@@ -188,12 +188,8 @@ class Lifecycle:
         image_ref: str | None = None,
     ) -> Submitted:
         """Submit a failed or canceled generation again: a new generation, a new charge."""
+        # create_generation refuses (409) unless `old` is this user's failed or canceled one.
         old = await self.rpc.get_generation(user_id, generation_id)
-        if old.status not in ("failed", "canceled"):
-            raise InvalidTransition(
-                f"Only a failed or canceled generation can be retried (it is {old.status}).",
-                status=old.status,
-            )
         if image_ref is None and old.input_image_path and self.image_ref_for is not None:
             image_ref = await self.image_ref_for(old.input_image_path)
         seed = old.params.get("seed")

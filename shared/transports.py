@@ -69,8 +69,11 @@ def translate(sqlstate: str | None, message: str | None, detail: str | None) -> 
         readable = _ENTITY_DETAIL.get(str(extra["entity"]), readable)
     if cls is errors.InvalidInput and message:
         readable = message[0].upper() + message[1:] + "."
-    if cls is errors.InvalidTransition and isinstance(extra.get("status"), str):
-        readable = f"{readable[:-1]} (it is {extra['status']})."
+    if cls is errors.InvalidTransition:
+        if message:
+            readable = message[0].upper() + message[1:] + "."
+        if isinstance(extra.get("status"), str):
+            readable = f"{readable[:-1]} (it is {extra['status']})."
     if cls is errors.TooManyActive and isinstance(extra.get("limit"), int):
         readable = (
             f"You already have {extra['limit']} generations running; "

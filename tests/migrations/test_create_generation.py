@@ -145,3 +145,23 @@ async def test_invalid_arguments_are_rejected_without_a_write(
         await create(rpc, user, **override)
     assert caught.value.detail == message
     assert await balance(admin, user) == 100
+
+
+async def test_retry_must_be_of_own_failed_or_canceled_generation(
+    rpc: Rpc, admin: AdminConn
+) -> None:
+    owner = await create_user(admin, credits=100)
+    other = await create_user(admin, credits=100)
+    running = (await create(rpc, owner)).generation
+    with pytest.raises(errors.InvalidTransition) as caught:
+        await create(rpc, owner, retry_of=running.id)
+    assert caught.value.detail == (
+        "Only a failed or canceled generation can be retried (it is queued)."
+    )
+    await rpc.apply_prediction(running.id, "failed", error="boom")
+    with pytest.raises(errors.NotFound):
+        await create(rpc, other, retry_of=running.id)
+    retried = await create(rpc, owner, retry_of=running.id)
+    assert retried.generation.retry_of == running.id
+    assert await balance(admin, owner) == 90
+    assert await balance(admin, other) == 100
