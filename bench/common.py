@@ -369,6 +369,16 @@ def violations(url: str) -> int:
     return asyncio.run(count())
 
 
+def report_checked(figures: list[Figure], url: str) -> list[Figure]:
+    """Report figures measured on one database; a figure only passes if its ledger is sound."""
+    bad = violations(url)
+    for figure in figures:
+        figure.detail["ledger_violations"] = bad
+        figure.passed = figure.passed and bad == 0
+        report(figure)
+    return figures
+
+
 # --- the local stack ----------------------------------------------------------------------
 
 

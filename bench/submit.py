@@ -48,10 +48,9 @@ from bench.common import (
     create_users,
     local_stack,
     ratio_figure,
-    report,
+    report_checked,
     setup_logging,
     token,
-    violations,
 )
 from bench.loadgen import render, run_load
 from shared.catalog import load_catalog
@@ -302,12 +301,7 @@ async def _balances_zero(url: str, users: Sequence[uuid.UUID]) -> list[str]:
 def run(pg: Postgres) -> list[Figure]:
     with pg.database("submit") as url, local_stack(url, faults=QUIET_FAULTS) as stack:
         figures = [submit_throughput(stack), one_user_burst(stack)]
-        bad = violations(url)
-    for figure in figures:
-        figure.detail["ledger_violations"] = bad
-        figure.passed = figure.passed and bad == 0
-        report(figure)
-    return figures
+        return report_checked(figures, url)
 
 
 if __name__ == "__main__":

@@ -40,9 +40,8 @@ from bench.common import (
     percentile,
     processing_generations,
     ratio_figure,
-    report,
+    report_checked,
     setup_logging,
-    violations,
 )
 from bench.loadgen import render, run_load
 from local.emulator_prediction import progress_line
@@ -244,12 +243,7 @@ def run(pg: Postgres) -> list[Figure]:
         first = throughput(stack)
         assert first.measured is not None
         figures = [first, latency(stack, first.measured)]
-        bad = violations(url)
-    for figure in figures:
-        figure.detail["ledger_violations"] = bad
-        figure.passed = figure.passed and bad == 0
-        report(figure)
-    return figures
+        return report_checked(figures, url)
 
 
 if __name__ == "__main__":
