@@ -52,6 +52,7 @@ def serve(
     config = uvicorn.Config(
         app,
         lifespan="on",
+        http="httptools",
         ws="none",
         log_config=None,
         log_level=log_level,

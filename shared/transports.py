@@ -10,6 +10,7 @@ SQLSTATE codes that migrations/ raise.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import uuid
@@ -100,6 +101,15 @@ def _check_identifiers(fn: str, args: Mapping[str, RpcArg]) -> None:
             raise ValueError(f"not an SQL identifier: {name!r}")
 
 
+@functools.lru_cache(maxsize=256)
+def _call_sql(fn: str, names: tuple[str, ...]) -> str:
+    """`select * from public.fn(a => %s, ...)` for one call shape, built and checked once
+    (positional placeholders: psycopg need not map names to values on every call)."""
+    _check_identifiers(fn, dict.fromkeys(names))
+    placeholders = ", ".join(f"{name} => %s" for name in names)
+    return f"select * from public.{fn}({placeholders})"
+
+
 class PostgresTransport:
     """SQL functions over a psycopg async pool (the role is set per connection)."""
 
@@ -157,10 +167,8 @@ class PostgresTransport:
         from psycopg.types.json import Jsonb
         from psycopg_pool import PoolTimeout
 
-        _check_identifiers(fn, args)
-        placeholders = ", ".join(f"{name} => %({name})s" for name in args)
-        query = f"select * from public.{fn}({placeholders})"
-        params = {k: Jsonb(v) if isinstance(v, dict) else v for k, v in args.items()}
+        query = _call_sql(fn, tuple(args))
+        params = [Jsonb(v) if isinstance(v, dict) else v for v in args.values()]
         try:
             async with self._pool.connection() as conn:
                 cur = await conn.execute(query, params)

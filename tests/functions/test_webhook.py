@@ -159,3 +159,40 @@ async def test_failing_predictions_with_duplicates_refund_once(stack: Stack) -> 
         await stack.settle(gen_id)
         assert (await stack.status(gen_id, headers)).json()["status"] == "failed"
     assert await balance(stack.admin, user) == 100
+
+
+async def test_answers_say_what_was_applied_and_ticks_log_at_debug(
+    stack: Stack, caplog: pytest.LogCaptureFixture
+) -> None:
+    _, gen_id, _, job = await running_generation(stack)
+
+    async def post(body: bytes, generation_id: str = gen_id) -> object:
+        signed = signed_headers(
+            stack.secrets.webhook_secret, f"msg_{uuid.uuid4().hex}", int(time.time()), body
+        )
+        response = await stack.api.post(
+            URL, params={"generation_id": generation_id}, content=body, headers=signed
+        )
+        assert response.status_code == 200
+        assert response.headers["content-type"] == "application/json"
+        return response.json()
+
+    tick = prediction(job, "processing", logs=" 50%|#####     | 10/20 [00:05<00:05, 2.0it/s]")
+    done = prediction(job, "succeeded", output="https://replicate.delivery/x/out.mp4")
+    with caplog.at_level("DEBUG", logger="functions.webhook"):
+        assert await post(tick) == {"ok": True, "applied": True, "status": "processing"}
+        assert await post(done) == {"ok": True, "applied": True, "status": "completed"}
+        assert await post(done) == {"ok": True, "applied": False, "status": "completed"}
+        unknown = await post(done, str(uuid.uuid4()))
+        assert unknown == {"ok": True, "applied": False, "status": None}
+    levels = [
+        (r.levelname, r.getMessage().split(" (")[0])
+        for r in caplog.records
+        if r.name == "functions.webhook"
+    ]
+    assert levels == [
+        ("DEBUG", "webhook processing -> processing"),
+        ("INFO", "webhook succeeded -> completed"),
+        ("INFO", "webhook succeeded -> completed"),
+        ("WARNING", "webhook for unknown generation"),
+    ]
