@@ -15,16 +15,18 @@ floor measured in the same run, right next to it, and the median of REPEATS repe
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import http.client
 import json
 import logging
 import math
+import os
 import socket
 import statistics
 import time
 import uuid
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,6 +35,7 @@ from urllib.parse import urlsplit
 import psycopg
 from psycopg.rows import dict_row
 
+from bench.loadgen import LoadResult, run_load
 from local.database import (
     create_database,
     drop_database,
@@ -55,6 +58,8 @@ REPEATS = 5
 # Clients of the throughput figures; the API's pool gets as many connections, and so does
 # every bare-loop floor, so both sides drive the database equally hard.
 CONCURRENCY = 16
+# API processes serving one port, as containers serve one Modal endpoint (bench.server).
+API_PROCESSES = len(os.sched_getaffinity(0))
 PROMPT = "a paper boat drifting down a rainy street at dusk"
 T2V_MODEL = "t2v-14B"
 T2V_RESOLUTION = "480p"
@@ -443,6 +448,24 @@ class Stack:
     api_url: str
     settings: Settings
     secrets: LocalSecrets
+    api_pids: tuple[int, ...] = ()
+
+    def api_cpu_s(self) -> float:
+        """CPU seconds the API processes have used so far (user + system)."""
+        return sum(process_cpu_s(pid) for pid in self.api_pids)
+
+
+def api_load(stack: Stack, requests: Sequence[bytes], **options: Any) -> tuple[LoadResult, float]:
+    """`run_load` against the stack's API; also the API's CPU seconds spent meanwhile."""
+    before = stack.api_cpu_s()
+    result = run_load(stack.api_url, requests, **options)
+    return result, stack.api_cpu_s() - before
+
+
+def process_cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a live process (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 @contextmanager
@@ -466,7 +489,10 @@ def local_stack(
         seed=7,
         faults=faults,
     )
-    with child_server("emulator", config.model_dump_json(), count_gets=count_gets) as emulator:
+    with child_server("emulator", config.model_dump_json(), count_gets=count_gets) as (
+        emulator,
+        _,
+    ):
         port = free_port()
         api_url = f"http://127.0.0.1:{port}"
         merged = {**API_OVERRIDES, **overrides}
@@ -489,11 +515,15 @@ def local_stack(
             "emulator_url": emulator,
             "overrides": merged,
         }
-        with child_server("api", json.dumps(spec)) as served:
-            if served != api_url:
-                raise RuntimeError(f"the API came up at {served}, not {api_url}")
+        with ExitStack() as servers:
+            pids = []
+            for _ in range(API_PROCESSES):
+                served, pid = servers.enter_context(child_server("api", json.dumps(spec)))
+                if served != api_url:
+                    raise RuntimeError(f"the API came up at {served}, not {api_url}")
+                pids.append(pid)
             _check_keepalive("API", api_url, "/healthz")
-            yield stack
+            yield dataclasses.replace(stack, api_pids=tuple(pids))
 
 
 # Predictions that never move while a figure runs (no timers firing in the emulator) and whose

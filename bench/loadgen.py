@@ -4,7 +4,7 @@
 
 The clients of a benchmark stand for browsers and for Replicate: they must not share the
 server's interpreter (its GIL) nor spend more CPU than they have to on a 2-core machine, so they
-run here, in a separate process, over raw keep-alive connections (asyncio streams, no HTTP
+run here, in a separate process, over raw keep-alive connections (an asyncio Protocol, no HTTP
 library). Requests arrive pre-rendered from the parent (`render`); this only sends them.
 
 Modes:
@@ -27,8 +27,6 @@ from dataclasses import dataclass
 from typing import TypedDict
 from urllib.parse import urlsplit
 
-Connection = tuple[asyncio.StreamReader, asyncio.StreamWriter]
-
 
 class Spec(TypedDict):
     host: str
@@ -44,6 +42,7 @@ class LoadResult:
     elapsed_s: float
     statuses: list[int]
     latencies_s: list[float]
+    cpu_s: float  # the load generator's own CPU time (user + system)
 
     @property
     def throughput(self) -> float:
@@ -101,50 +100,108 @@ def run_load(
         elapsed_s=float(data["elapsed_s"]),
         statuses=[int(s) for s in data["statuses"]],
         latencies_s=[float(x) for x in data["latencies_s"]],
+        cpu_s=float(data["cpu_s"]),
     )
 
 
 # --- the client side ------------------------------------------------------------------------
 
 
-async def _open(host: str, port: int) -> Connection:
-    return await asyncio.open_connection(host, port)
+class _Client(asyncio.Protocol):
+    """One keep-alive HTTP/1.1 connection: write a request, parse its answer straight from
+    the bytes received (an asyncio Protocol: no stream layer, no task per read)."""
+
+    def __init__(self) -> None:
+        self.transport: asyncio.Transport | None = None
+        self.buffer = bytearray()
+        self.waiter: asyncio.Future[tuple[int, bool]] | None = None
+        self.closed = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        if self.waiter is not None and not self.waiter.done():
+            self.waiter.set_exception(ConnectionResetError("the server closed the connection"))
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        if self.waiter is None or self.waiter.done():
+            return
+        try:
+            answer = _parse(self.buffer)
+        except ValueError as exc:
+            self.waiter.set_exception(exc)
+            return
+        if answer is not None:
+            status, keep, used = answer
+            del self.buffer[:used]
+            self.waiter.set_result((status, keep))
+
+    async def exchange(self, request: bytes) -> tuple[int, bool]:
+        """Send one request, wait for its whole answer; (status, whether the server keeps the
+        connection open)."""
+        assert self.transport is not None
+        if self.closed:
+            raise ConnectionResetError("the connection is closed")
+        self.waiter = asyncio.get_running_loop().create_future()
+        self.transport.write(request)
+        return await self.waiter
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
 
 
-async def _exchange(conn: Connection, request: bytes) -> tuple[int, bool]:
-    """Send one request, read its whole answer; (status, whether the server keeps the
-    connection open)."""
-    reader, writer = conn
-    writer.write(request)
-    await writer.drain()
-    head = await reader.readuntil(b"\r\n\r\n")
-    lines = head.decode("latin-1").split("\r\n")
+def _parse(buffer: bytearray) -> tuple[int, bool, int] | None:
+    """(status, keep-alive, bytes used) once `buffer` holds a whole answer; None until then."""
+    end = buffer.find(b"\r\n\r\n")
+    if end < 0:
+        return None
+    lines = bytes(buffer[:end]).decode("latin-1").split("\r\n")
     status = int(lines[0].split(" ", 2)[1])
     fields: dict[str, str] = {}
     for line in lines[1:]:
         name, _, value = line.partition(":")
         if name:
             fields[name.strip().lower()] = value.strip().lower()
-    if "content-length" in fields:
-        await reader.readexactly(int(fields["content-length"]))
-    elif fields.get("transfer-encoding") == "chunked":
+    keep = fields.get("connection") != "close"
+    at = end + 4
+    if fields.get("transfer-encoding") == "chunked":
         while True:
-            size = int((await reader.readuntil(b"\r\n")).split(b";")[0], 16)
-            await reader.readexactly(size + 2)
+            eol = buffer.find(b"\r\n", at)
+            if eol < 0:
+                return None
+            size = int(bytes(buffer[at:eol]).split(b";")[0], 16)
+            at = eol + 2 + size + 2
+            if len(buffer) < at:
+                return None
             if size == 0:
-                break
-    return status, fields.get("connection") != "close"
+                return status, keep, at
+    at += int(fields.get("content-length", "0"))
+    return (status, keep, at) if len(buffer) >= at else None
+
+
+Connection = _Client
+
+
+async def _open(host: str, port: int) -> Connection:
+    loop = asyncio.get_running_loop()
+    _, client = await loop.create_connection(_Client, host, port)
+    return client
 
 
 def _close(conn: Connection) -> None:
-    conn[1].close()
+    conn.close()
 
 
 async def _send(host: str, port: int, conn: Connection, request: bytes) -> tuple[int, Connection]:
     """Exchange on `conn`; a connection the server closed is replaced (status 0 on failure)."""
     try:
-        status, keep = await _exchange(conn, request)
-    except (OSError, asyncio.IncompleteReadError, ValueError, IndexError):
+        status, keep = await conn.exchange(request)
+    except (OSError, ValueError, IndexError):
         _close(conn)
         return 0, await _open(host, port)
     if not keep:
@@ -212,7 +269,8 @@ def main() -> None:
     requests = [r.encode("latin-1") for r in spec["requests"]]
     run = _open_loop if spec["rate"] else _closed_loop
     elapsed, statuses, latencies = asyncio.run(run(spec, requests))
-    json.dump({"elapsed_s": elapsed, "statuses": statuses, "latencies_s": latencies}, sys.stdout)
+    out = {"elapsed_s": elapsed, "statuses": statuses, "latencies_s": latencies}
+    json.dump({**out, "cpu_s": time.process_time()}, sys.stdout)
 
 
 if __name__ == "__main__":

@@ -9,6 +9,10 @@ hand the GIL back and forth with a second busy thread costs both of them dearly,
 would be the benchmark's, not the service's). The child prints its base URL on one line, then
 serves until its stdin closes.
 
+The API runs as one process per usable CPU, all on one port (SO_REUSEPORT), the way Modal runs
+containers side by side behind one endpoint when the load grows: a single Python process can
+use one core of the two, while the floors it is compared with (PostgreSQL's backends) use both.
+
 `--count-gets` makes the emulator record when each `GET /v1/predictions/{id}` arrives (a tiny
 ASGI middleware, bench code only) and answer them at `GET /__bench/gets`.
 """
@@ -59,8 +63,9 @@ class CountGets:
 
 
 @contextmanager
-def child_server(kind: str, config: str, *, count_gets: bool = False) -> Iterator[str]:
-    """Start `python -m bench.server kind config`; yield its base URL; stop it on exit."""
+def child_server(kind: str, config: str, *, count_gets: bool = False) -> Iterator[tuple[str, int]]:
+    """Start `python -m bench.server kind config`; yield its base URL and pid; stop it on
+    exit."""
     args = [sys.executable, "-m", "bench.server", kind, config]
     if count_gets:
         args.append("--count-gets")
@@ -72,7 +77,7 @@ def child_server(kind: str, config: str, *, count_gets: bool = False) -> Iterato
         url = proc.stdout.readline().strip()
         if not url.startswith("http://"):
             raise RuntimeError(f"bench.server {kind} did not start (exit {proc.wait()})")
-        yield url
+        yield url, proc.pid
     finally:
         if proc.stdin is not None:
             proc.stdin.close()
@@ -91,6 +96,7 @@ def main(argv: list[str]) -> None:
     setup_logging(f"server-{kind}", append=True)
     app: ASGIApp
     port = 0
+    reuse_port = False
     if kind == "emulator":
         from local.emulator import create_emulator_app
         from local.emulator_faults import EmulatorConfig
@@ -104,6 +110,7 @@ def main(argv: list[str]) -> None:
 
         spec: ApiSpec = json.loads(config)
         port = spec["port"]
+        reuse_port = True
         settings = local_settings(
             database_url=spec["database_url"],
             api_url=f"http://127.0.0.1:{port}",
@@ -115,7 +122,7 @@ def main(argv: list[str]) -> None:
         app = create_app(settings=settings)
     else:
         raise SystemExit(f"unknown server kind {kind!r}")
-    with serve(app, port=port) as url:
+    with serve(app, port=port, reuse_port=reuse_port) as url:
         print(url, flush=True)
         sys.stdin.read()  # until the parent closes it
 

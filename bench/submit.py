@@ -13,10 +13,11 @@ once, round after round (a fresh user each round). Exactly AFFORDABLE must be ac
 the rest refused (402), the balance must end at 0. Floor: create_generation alone from a bare
 psycopg loop, 64 connections, same rounds. Target: >= 0.5 x floor and the exact count.
 
-The clients run in a process of their own (bench.loadgen), and so do the API and the emulator
-(bench.server); the floors run in this process. The API's pool has 16 connections and its
-active cap is 100 (bench.common.API_OVERRIDES). The emulator's predictions stay `starting` and
-their webhooks are dropped, so no side traffic runs while a figure is timed.
+The clients run in a process of their own (bench.loadgen), and so do the emulator and the API
+(bench.server, one API process per CPU); the floors run in this process. Each API process has
+a pool of 16 connections; the active cap is 100 (bench.common.API_OVERRIDES). The emulator's
+predictions stay `starting` and their webhooks are dropped, so no side traffic runs while a
+figure is timed.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ from bench.common import (
     Figure,
     Postgres,
     Stack,
+    api_load,
     connect,
     create_users,
     local_stack,
@@ -215,13 +217,15 @@ def submit_throughput(stack: Stack) -> Figure:
 
     pairs: list[tuple[float, float]] = []
     errors = 0
+    cpu_s = 0.0
     for _ in range(REPEATS):
         floor_users = asyncio.run(_users(url, USERS, 10_000))
         floor = asyncio.run(_bare_submits(stack, floor_users, SUBMITS))
         users = asyncio.run(_users(url, USERS, 10_000))
-        result = run_load(
-            stack.api_url, _submit_requests(stack, users, SUBMITS), concurrency=CONCURRENCY
+        result, cpu = api_load(
+            stack, _submit_requests(stack, users, SUBMITS), concurrency=CONCURRENCY
         )
+        cpu_s += cpu
         errors += len(result.statuses) - result.count(201)
         pairs.append((result.throughput, floor))
     return ratio_figure(
@@ -232,6 +236,8 @@ def submit_throughput(stack: Stack) -> Figure:
         extra_ok=errors == 0,
         detail={
             "clients": CONCURRENCY,
+            "api_processes": len(stack.api_pids),
+            "api_cpu_ms_per_submit": round(1000 * cpu_s / (REPEATS * SUBMITS), 3),
             "submits_per_repeat": SUBMITS,
             "non_201_answers": errors,
             "note": "16 clients" + (f", {errors} answers not 201" if errors else ""),
@@ -244,6 +250,7 @@ def one_user_burst(stack: Stack) -> Figure:
     credits = AFFORDABLE * T2V_COST
     pairs: list[tuple[float, float]] = []
     wrong_rounds: list[str] = []
+    cpu_s = 0.0
     for repeat in range(REPEATS):
         floor_users = asyncio.run(_users(url, ROUNDS, credits))
         floor, floor_accepted = asyncio.run(_bare_one_user(url, floor_users))
@@ -251,7 +258,8 @@ def one_user_burst(stack: Stack) -> Figure:
         requests = [
             r for u in users for r in _submit_requests(stack, [u], BURST)
         ]  # round after round, one user each
-        result = run_load(stack.api_url, requests, concurrency=BURST, batch=BURST)
+        result, cpu = api_load(stack, requests, concurrency=BURST, batch=BURST)
+        cpu_s += cpu
         for i in range(ROUNDS):
             answers = result.statuses[i * BURST : (i + 1) * BURST]
             ok, refused = answers.count(201), answers.count(402)
@@ -270,6 +278,8 @@ def one_user_burst(stack: Stack) -> Figure:
         detail={
             "affordable": AFFORDABLE,
             "burst": BURST,
+            "api_processes": len(stack.api_pids),
+            "api_cpu_ms_per_submit": round(1000 * cpu_s / (REPEATS * ROUNDS * BURST), 3),
             "rounds_per_repeat": ROUNDS,
             "wrong_counts": list[Any](wrong_rounds[:10]),
             "note": (

@@ -34,6 +34,7 @@ from bench.common import (
     Figure,
     Postgres,
     Stack,
+    api_load,
     connect,
     local_stack,
     median,
@@ -166,12 +167,14 @@ def throughput(stack: Stack) -> Figure:
 
     pairs: list[tuple[float, float]] = []
     errors = unapplied = 0
+    cpu_s = 0.0
     for _ in range(REPEATS):
         floor_gens = asyncio.run(_running(url, GENERATIONS))
         floor = asyncio.run(_bare_apply(url, _updates(floor_gens, LEVELS)))
         gens = asyncio.run(_running(url, GENERATIONS))
         requests = _requests(stack, _updates(gens, LEVELS))
-        result = run_load(stack.api_url, requests, concurrency=CONCURRENCY)
+        result, cpu = api_load(stack, requests, concurrency=CONCURRENCY)
+        cpu_s += cpu
         errors += len(result.statuses) - result.count(200)
         unapplied += asyncio.run(_not_at(url, [g for g, _ in gens], LEVELS[-1]))
         pairs.append((result.throughput, floor))
@@ -183,6 +186,8 @@ def throughput(stack: Stack) -> Figure:
         extra_ok=errors == 0 and unapplied == 0,
         detail={
             "senders": CONCURRENCY,
+            "api_processes": len(stack.api_pids),
+            "api_cpu_ms_per_webhook": round(1000 * cpu_s / (REPEATS * len(requests)), 3),
             "webhooks_per_repeat": GENERATIONS * len(LEVELS),
             "non_200_answers": errors,
             "generations_not_at_final_progress": unapplied,

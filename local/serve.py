@@ -34,8 +34,12 @@ def serve(
     startup_timeout_s: float = 10.0,
     shutdown_timeout_s: int = 10,
     log_level: str = "warning",
+    reuse_port: bool = False,
 ) -> Iterator[str]:
     """Serve `app` on `host:port` (0 = a free port) and yield its base URL `http://host:port`.
+
+    `reuse_port` lets several processes serve one port (SO_REUSEPORT: the kernel spreads the
+    connections among them), as several containers serve one web endpoint on Modal.
 
     Raises RuntimeError if the server dies or does not start within `startup_timeout_s`.
     """
@@ -44,6 +48,8 @@ def serve(
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         sock.bind((host, port))
     except OSError:
         sock.close()

@@ -68,6 +68,9 @@ class Settings(BaseSettings):
     sweep_concurrency: int = Field(default=16, ge=1, le=256)
     max_run_s: int = Field(default=30 * 60, ge=60)
     provider_rate_per_s: float = Field(default=40.0, gt=0)
+    # Provider updates (webhooks, polls) arriving together share database calls (batching.py).
+    update_batch_max: int = Field(default=64, ge=1, le=1000)
+    update_batch_calls: int = Field(default=2, ge=1, le=64)
 
     # --- HTTP -----------------------------------------------------------------------------
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)

@@ -11,11 +11,12 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from shared.batching import UpdateBatcher
 from shared.catalog import Catalog
 from shared.domain import Generation
 from shared.errors import AppError, ProviderError, ProviderUnavailable
 from shared.provider import Prediction, Provider
-from shared.rpc import Applied, Rpc
+from shared.rpc import Applied, Rpc, Update
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +59,8 @@ class Lifecycle:
     max_polls: int = 40
     # How a retry shows the provider a stored input image again (a signed storage URL).
     image_ref_for: Callable[[str], Awaitable[str]] | None = None
+    # Gathers concurrent provider updates into few database calls (None: one call each).
+    batcher: UpdateBatcher | None = None
 
     def webhook_url(self, generation_id: uuid.UUID) -> str:
         sep = "&" if "?" in self.webhook_base_url else "?"
@@ -137,7 +140,7 @@ class Lifecycle:
     async def apply_update(self, generation_id: uuid.UUID, prediction: Prediction) -> Applied:
         """Apply what the provider says (webhook or poll). Duplicates and stale updates are
         harmless: the state machine ignores them."""
-        return await self.rpc.apply_prediction(
+        update = Update(
             generation_id,
             prediction.our_status,
             job_id=prediction.id,
@@ -145,6 +148,9 @@ class Lifecycle:
             video_url=prediction.video_url,
             error=prediction.error_message,
         )
+        if self.batcher is not None:
+            return await self.batcher.apply(update)
+        return await self.rpc.apply_update(update)
 
     async def read(self, user_id: uuid.UUID, generation_id: uuid.UUID) -> Generation:
         """The owner's generation. If it runs and nothing was heard for a while, ask the provider

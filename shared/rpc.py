@@ -7,6 +7,7 @@ atomic database call. The transports and the SQLSTATE table live in `shared.tran
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -30,8 +31,12 @@ __all__ = [
     "Rpc",
     "SupabaseTransport",
     "Transport",
+    "Update",
     "translate",
 ]
+
+# An item that lost a deadlock or a serialization race is tried again on its own, once.
+_RETRY_ALONE = frozenset({"40P01", "40001"})
 
 
 @dataclass(frozen=True)
@@ -46,6 +51,28 @@ class Applied:
     generation: Generation
     changed: bool
     refunded: int = 0
+
+
+@dataclass(frozen=True)
+class Update:
+    """What the provider says of one generation (apply_prediction's arguments)."""
+
+    generation_id: uuid.UUID
+    status: str
+    job_id: str | None = None
+    progress: int | None = None
+    video_url: str | None = None
+    error: str | None = None
+
+    def as_json(self) -> JsonObject:
+        return {
+            "generation_id": str(self.generation_id),
+            "status": self.status,
+            "job_id": self.job_id,
+            "progress": self.progress,
+            "video_url": self.video_url,
+            "error": self.error,
+        }
 
 
 def _generation(row: RpcRow) -> Generation:
@@ -128,6 +155,48 @@ class Rpc:
             p_error=error,
         )
         return Applied(_generation(row), bool(row["changed"]), _int(row, "refunded"))
+
+    async def apply_update(self, update: Update) -> Applied:
+        """apply_prediction for one `Update`."""
+        return await self.apply_prediction(
+            update.generation_id,
+            update.status,
+            job_id=update.job_id,
+            progress=update.progress,
+            video_url=update.video_url,
+            error=update.error,
+        )
+
+    async def _apply_one(self, update: Update) -> Applied | AppError:
+        try:
+            return await self.apply_update(update)
+        except AppError as exc:
+            return exc
+
+    async def apply_predictions(self, updates: Sequence[Update]) -> list[Applied | AppError]:
+        """apply_prediction for each update in one call; each item's outcome or its own error
+        (one item's failure does not undo the others)."""
+        if not updates:
+            return []
+        rows = await self.transport.call(
+            "apply_predictions", {"p_updates": [u.as_json() for u in updates]}
+        )
+        out: list[Applied | AppError | None] = [None] * len(updates)
+        for row in rows:
+            idx = row["idx"]
+            if not isinstance(idx, int) or not 0 <= idx < len(updates):
+                raise AppError("apply_predictions returned a row for no update.")
+            code = row.get("error_code")
+            if code in _RETRY_ALONE:
+                out[idx] = await self._apply_one(updates[idx])
+            elif isinstance(code, str):
+                message = row.get("error_message")
+                out[idx] = translate(code, message if isinstance(message, str) else None, None)
+            else:
+                out[idx] = Applied(_generation(row), bool(row["changed"]), _int(row, "refunded"))
+        if any(o is None for o in out):
+            raise AppError("apply_predictions left updates without an answer.")
+        return [o for o in out if o is not None]
 
     async def fail_submission(self, generation_id: uuid.UUID, error: str) -> Applied:
         row = await self._one("fail_submission", p_generation_id=generation_id, p_error=error)

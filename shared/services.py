@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import httpx
 
 from shared.auth import Authenticator
+from shared.batching import UpdateBatcher
 from shared.catalog import Catalog, load_catalog
 from shared.config import Settings
 from shared.keeper import BackgroundScheduler, Keeper, KeepScheduler
@@ -62,6 +63,11 @@ class Services:
             poll_after_s=settings.status_poll_after_s,
             max_polls=settings.status_max_polls,
             image_ref_for=lambda path: storage.signed_url(path, settings.input_url_ttl_s),
+            batcher=UpdateBatcher(
+                rpc,
+                max_batch=settings.update_batch_max,
+                max_calls=settings.update_batch_calls,
+            ),
         )
         return cls(
             settings=settings,
@@ -104,6 +110,8 @@ class Services:
         background = getattr(self, "_background", None)
         if isinstance(background, BackgroundScheduler):
             await background.drain()
+        if self.lifecycle.batcher is not None:
+            await self.lifecycle.batcher.drain()
         await self.http.aclose()
         await self.storage.aclose()
         await self.provider.aclose()

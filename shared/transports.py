@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from psycopg_pool import AsyncConnectionPool
     from supabase import AsyncClient
 
-RpcArg = str | int | bool | uuid.UUID | datetime | JsonObject | None
+RpcArg = str | int | bool | uuid.UUID | datetime | JsonObject | list[JsonObject] | None
 RpcRow = dict[str, JsonValue]
 
 # SQLSTATE -> (domain error, detail shown to callers). Every code raised in migrations/ must be
@@ -168,7 +168,7 @@ class PostgresTransport:
         from psycopg_pool import PoolTimeout
 
         query = _call_sql(fn, tuple(args))
-        params = [Jsonb(v) if isinstance(v, dict) else v for v in args.values()]
+        params = [Jsonb(v) if isinstance(v, dict | list) else v for v in args.values()]
         try:
             async with self._pool.connection() as conn:
                 cur = await conn.execute(query, params)
@@ -231,4 +231,7 @@ def _jsonable(value: RpcArg) -> JsonValue:
         return str(value)
     if isinstance(value, datetime):
         return value.isoformat()
+    if isinstance(value, list):
+        items: list[JsonValue] = [*value]
+        return items
     return value

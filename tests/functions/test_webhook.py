@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 import uuid
@@ -196,3 +197,23 @@ async def test_answers_say_what_was_applied_and_ticks_log_at_debug(
         ("INFO", "webhook succeeded -> completed"),
         ("WARNING", "webhook for unknown generation"),
     ]
+
+
+async def test_concurrent_webhooks_each_apply_once(stack: Stack) -> None:
+    await stack.faults(webhook_drop_rate=1.0, duration_s=0.05)
+    user, headers = await stack.user(credits=100)
+    ids = [(await stack.submit(headers)).json()["id"] for _ in range(3)]
+    for gen_id in ids:
+        await stack.settle(gen_id)
+    jobs = [await stack.job_id(gen_id) for gen_id in ids]
+    bodies = [
+        (gen_id, prediction(job, status, error="oom" if status == "failed" else None))
+        for gen_id, job in zip(ids, jobs, strict=True)
+        for status in ("processing", "failed", "failed", "failed")
+    ]
+    codes = await asyncio.gather(*(deliver(stack, gen_id, body) for gen_id, body in bodies))
+    assert codes == [200] * len(bodies)
+    for gen_id in ids:
+        assert (await stack.status(gen_id, headers)).json()["status"] == "failed"
+        assert await ledger_types(stack.admin, uuid.UUID(gen_id)) == ["deduction", "refund"]
+    assert await balance(stack.admin, user) == 100

@@ -15,10 +15,17 @@ SERVICE_FUNCTIONS = [
     "create_generation",
     "mark_submitted",
     "apply_prediction",
+    "apply_predictions",
+    "fail_submission",
     "request_cancel",
     "claim_stale_generations",
+    "claim_pending_copies",
+    "record_copy_failure",
     "set_video_path",
     "get_generation",
+    "read_generation",
+    "list_generations",
+    "get_credits",
     "deduct_credits",
     "add_credits",
     "refund_credits",
@@ -117,6 +124,12 @@ async def test_service_functions_are_hardened(admin: AdminConn) -> None:
     )
     rows = await cur.fetchall()
     assert {r[0] for r in rows} == set(SERVICE_FUNCTIONS)
+    cur = await admin.execute(
+        "select p.proname from pg_proc p join pg_namespace n on n.oid = p.pronamespace"
+        " where n.nspname = 'public'"
+    )
+    every = {r[0] for r in await cur.fetchall()}
+    assert every == set(SERVICE_FUNCTIONS), "a public function is missing from this test"
     for name, secdef, volatility, config in rows:
         assert secdef, f"{name} is not SECURITY DEFINER"
         assert config == ['search_path=""'], f"{name} has search_path {config}"

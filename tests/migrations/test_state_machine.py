@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 import uuid
 
+import psycopg
 import pytest
 
 from shared import errors
 from shared.domain import Generation
-from shared.rpc import Rpc
+from shared.rpc import Applied, Rpc, Update
 from tests.support import AdminConn, balance, create_user, ledger_types
 
 STATUSES = ["queued", "processing", "completed", "failed", "canceled"]
@@ -206,3 +208,86 @@ async def test_two_claimers_never_get_the_same_row(rpc: Rpc, admin: AdminConn) -
     assert len(ids_a | ids_b) == 30
     # Just claimed, so not stale again yet.
     assert await rpc.claim_stale_generations(limit=100, stale_after_s=60) == []
+
+
+# --- apply_predictions: many updates, one call, each its own outcome --------------------------
+
+
+async def test_batch_applies_each_update_and_isolates_errors(rpc: Rpc, admin: AdminConn) -> None:
+    user = await create_user(admin, credits=100)
+    gens = [await new_generation(rpc, user) for _ in range(3)]
+    for gen in gens:
+        await rpc.mark_submitted(gen.id, f"job-{gen.id.hex[:8]}")
+    outcomes = await rpc.apply_predictions(
+        [
+            Update(gens[0].id, "processing", progress=40),
+            Update(uuid.uuid4(), "completed", video_url="https://x.test/v.mp4"),  # unknown
+            Update(gens[1].id, "failed", error="oom"),
+            Update(gens[2].id, "completed"),  # no video_url: invalid
+            Update(gens[2].id, "completed", video_url="https://x.test/v.mp4"),
+        ]
+    )
+    first, unknown, failed, invalid, done = outcomes
+    assert isinstance(first, Applied)
+    assert first.changed
+    assert (first.generation.status, first.generation.progress) == ("processing", 40)
+    assert isinstance(unknown, errors.NotFound)
+    assert isinstance(failed, Applied)
+    assert failed.refunded == 10
+    assert isinstance(invalid, errors.InvalidInput)
+    assert "video_url" in invalid.detail
+    assert isinstance(done, Applied)
+    assert done.generation.status == "completed"
+    assert await balance(admin, user) == 100 - 30 + 10
+    assert await ledger_types(admin, gens[1].id) == ["deduction", "refund"]
+
+
+async def test_batch_keeps_the_order_of_one_generations_updates(rpc: Rpc, admin: AdminConn) -> None:
+    user = await create_user(admin, credits=100)
+    gen = await new_generation(rpc, user)
+    await rpc.mark_submitted(gen.id, "job-1")
+    failures = [Update(gen.id, "failed", error=f"attempt {i}") for i in range(5)]
+    late = Update(gen.id, "processing", progress=90)
+    outcomes = await rpc.apply_predictions(
+        [Update(gen.id, "processing", progress=30), *failures, late]
+    )
+    applied = [o for o in outcomes if isinstance(o, Applied)]
+    assert len(applied) == 7
+    assert [o.changed for o in applied] == [True, True, False, False, False, False, False]
+    assert applied[-1].generation.status == "failed"
+    assert applied[-1].generation.error_message == "attempt 0"
+    assert await balance(admin, user) == 100
+    assert await ledger_types(admin, gen.id) == ["deduction", "refund"]
+
+
+@pytest.mark.parametrize("payload", ["{}", "[]", "null"])
+async def test_batch_of_nothing_or_not_a_list(admin: AdminConn, payload: str) -> None:
+    await admin.execute("set role service_role")
+    if payload == "[]":
+        cur = await admin.execute("select count(*) from public.apply_predictions('[]'::jsonb)")
+        assert await cur.fetchone() == (0,)
+        return
+    with pytest.raises(psycopg.Error) as caught:
+        await admin.execute(f"select * from public.apply_predictions('{payload}'::jsonb)")
+    assert caught.value.sqlstate == "WN422"
+
+
+async def test_batch_size_is_capped(admin: AdminConn) -> None:
+    await admin.execute("set role service_role")
+    items = json.dumps([{"generation_id": str(uuid.uuid4()), "status": "processing"}] * 1001)
+    with pytest.raises(psycopg.Error) as caught:
+        await admin.execute("select * from public.apply_predictions(%s::jsonb)", (items,))
+    assert caught.value.sqlstate == "WN422"
+
+
+async def test_concurrent_batches_of_one_generation_refund_once(rpc: Rpc, admin: AdminConn) -> None:
+    user = await create_user(admin, credits=100)
+    gens = [await new_generation(rpc, user) for _ in range(4)]
+    for gen in gens:
+        await rpc.mark_submitted(gen.id, f"job-{gen.id.hex[:8]}")
+    batch = [Update(g.id, "failed", error="oom") for g in gens]
+    results = await asyncio.gather(*(rpc.apply_predictions(batch[::step]) for step in (1, -1) * 4))
+    outcomes = [o for r in results for o in r]
+    assert all(isinstance(o, Applied) for o in outcomes)
+    assert sum(o.changed for o in outcomes if isinstance(o, Applied)) == 4
+    assert await balance(admin, user) == 100

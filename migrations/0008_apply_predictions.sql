@@ -1,0 +1,70 @@
+-- =============================================================================================
+-- 0008 apply_predictions: many provider updates in one call (webhook ingestion under load).
+--
+-- Replicate posts a `logs` update about twice a second for every running prediction, so at a
+-- few hundred running generations the API spends most of its time on one small call per
+-- update. The API gathers the updates that arrive while its previous call is running and sends
+-- them together (shared/batching.py). Each item goes through public.apply_prediction itself --
+-- the same state machine, the same refund-once rule -- inside a subtransaction of its own, so
+-- one item's error (unknown generation, invalid update, a deadlock) rolls back that item only
+-- and is returned in its row; the others still apply. Items keep their order: two updates of
+-- one generation in one batch apply as they arrived.
+-- =============================================================================================
+
+create function public.apply_predictions(p_updates jsonb)
+returns table (
+  idx integer,
+  generation jsonb,
+  changed boolean,
+  refunded integer,
+  error_code text,
+  error_message text
+)
+language plpgsql
+volatile
+security definer
+set search_path = ''
+as $$
+declare
+  v_item jsonb;
+  v_idx bigint;
+  v_applied record;
+begin
+  if jsonb_typeof(p_updates) is distinct from 'array' or jsonb_array_length(p_updates) > 1000 then
+    raise exception using errcode = 'WN422', message = 'updates must be an array of at most 1000';
+  end if;
+  for v_item, v_idx in
+    select e.value, e.ordinality from jsonb_array_elements(p_updates) with ordinality as e
+  loop
+    idx := v_idx - 1;  -- 0-based, as the caller's list
+    begin
+      select * into strict v_applied from public.apply_prediction(
+        p_generation_id => (v_item ->> 'generation_id')::uuid,
+        p_status => v_item ->> 'status',
+        p_job_id => v_item ->> 'job_id',
+        p_progress => (v_item ->> 'progress')::integer,
+        p_video_url => v_item ->> 'video_url',
+        p_error => v_item ->> 'error'
+      );
+      generation := v_applied.generation;
+      changed := v_applied.changed;
+      refunded := v_applied.refunded;
+      error_code := null;
+      error_message := null;
+    exception when others then  -- not query_canceled: a statement timeout ends the whole call
+      generation := null;
+      changed := false;
+      refunded := 0;
+      get stacked diagnostics error_code = returned_sqlstate, error_message = message_text;
+    end;
+    return next;
+  end loop;
+end;
+$$;
+
+comment on function public.apply_predictions is
+  'apply_prediction for each item of a JSON array, each in its own subtransaction; one row per '
+  'item (0-based idx) with the result or the item''s SQLSTATE and message.';
+
+revoke execute on function public.apply_predictions(jsonb) from public, anon, authenticated;
+grant execute on function public.apply_predictions(jsonb) to service_role;
