@@ -58,8 +58,9 @@ REPEATS = 5
 # Clients of the throughput figures; the API's pool gets as many connections, and so does
 # every bare-loop floor, so both sides drive the database equally hard.
 CONCURRENCY = 16
-# API processes serving one port, as containers serve one Modal endpoint (bench.server).
-API_PROCESSES = len(os.sched_getaffinity(0))
+# API processes serving one port, as containers serve one Modal endpoint (bench.server); one
+# per usable CPU unless BENCH_API_PROCESSES says otherwise (1: one container's figures).
+API_PROCESSES = int(os.environ.get("BENCH_API_PROCESSES") or len(os.sched_getaffinity(0)))
 PROMPT = "a paper boat drifting down a rainy street at dusk"
 T2V_MODEL = "t2v-14B"
 T2V_RESOLUTION = "480p"
