@@ -6,9 +6,15 @@
 -- update. The API gathers the updates that arrive while its previous call is running and sends
 -- them together (shared/batching.py). Each item goes through public.apply_prediction itself --
 -- the same state machine, the same refund-once rule -- inside a subtransaction of its own, so
--- one item's error (unknown generation, invalid update, a deadlock) rolls back that item only
--- and is returned in its row; the others still apply. Items keep their order: two updates of
--- one generation in one batch apply as they arrived.
+-- one item's error (unknown generation, invalid update) rolls back that item only and is
+-- returned in its row; the others still apply. Items keep their order: two updates of one
+-- generation in one batch apply as they arrived.
+--
+-- Locks are taken up front, in one order: the batch's generations by id, then the users of
+-- those that may be refunded (failed/canceled updates) by id. A single call takes a generation,
+-- then its user; a batch never waits for a generation while it holds a user, and two batches
+-- take generations in the same order, so batches cannot deadlock with each other or with the
+-- single-row functions.
 -- =============================================================================================
 
 create function public.apply_predictions(p_updates jsonb)
@@ -29,10 +35,26 @@ declare
   v_item jsonb;
   v_idx bigint;
   v_applied record;
+  v_ids uuid[];
+  v_refund_ids uuid[];
 begin
   if jsonb_typeof(p_updates) is distinct from 'array' or jsonb_array_length(p_updates) > 1000 then
     raise exception using errcode = 'WN422', message = 'updates must be an array of at most 1000';
   end if;
+
+  -- Well-formed ids only: a malformed one fails its own item below, not the whole call.
+  select array_agg((e ->> 'generation_id')::uuid),
+         array_agg((e ->> 'generation_id')::uuid) filter (
+           where e ->> 'status' in ('failed', 'canceled'))
+    into v_ids, v_refund_ids
+    from jsonb_array_elements(p_updates) as e
+   where e ->> 'generation_id'
+         ~* '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$';
+  perform 1 from public.generations g where g.id = any(v_ids) order by g.id for update;
+  perform 1 from public.users u
+   where u.id in (select g.user_id from public.generations g where g.id = any(v_refund_ids))
+   order by u.id for update;
+
   for v_item, v_idx in
     select e.value, e.ordinality from jsonb_array_elements(p_updates) with ordinality as e
   loop

@@ -17,16 +17,20 @@ raises NotFound for that webhook only). A failed call (database down) fails the 
 carried, and their webhooks answer 503, so Replicate sends them again. A caller that goes
 away (client disconnect) does not take its update back: it is applied like the others.
 Within a batch, updates are ordered by generation (two updates of one generation keep their
-arrival order), so concurrent batches lock rows in the same order.
+arrival order); apply_predictions takes its row locks up front in one order, so concurrent
+batches cannot deadlock.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections import deque
 
+from shared.errors import AppError
 from shared.rpc import Applied, Rpc, Update
 
+log = logging.getLogger(__name__)
 _Waiting = tuple[Update, "asyncio.Future[Applied]"]
 
 
@@ -76,6 +80,8 @@ class UpdateBatcher:
                 await self._many(batch)
         finally:
             self._calls -= 1
+            for _, future in batch:  # a safety net: no caller waits forever
+                _settle(future, AppError("The update was not applied."))
         self._start_calls()  # not after a cancellation: the loop is going away
 
     async def _one(self, update: Update, future: asyncio.Future[Applied]) -> None:
@@ -99,6 +105,11 @@ class UpdateBatcher:
         except Exception as exc:  # noqa: BLE001 (as in _one)
             for _, future in batch:
                 _settle(future, exc)
+            return
+        if len(outcomes) != len(batch):
+            log.error("apply_predictions answered %d of %d updates", len(outcomes), len(batch))
+            for _, future in batch:
+                _settle(future, AppError("The update was not applied."))
             return
         for (_, future), outcome in zip(batch, outcomes, strict=True):
             _settle(future, outcome)

@@ -35,9 +35,6 @@ __all__ = [
     "translate",
 ]
 
-# An item that lost a deadlock or a serialization race is tried again on its own, once.
-_RETRY_ALONE = frozenset({"40P01", "40001"})
-
 
 @dataclass(frozen=True)
 class Created:
@@ -167,12 +164,6 @@ class Rpc:
             error=update.error,
         )
 
-    async def _apply_one(self, update: Update) -> Applied | AppError:
-        try:
-            return await self.apply_update(update)
-        except AppError as exc:
-            return exc
-
     async def apply_predictions(self, updates: Sequence[Update]) -> list[Applied | AppError]:
         """apply_prediction for each update in one call; each item's outcome or its own error
         (one item's failure does not undo the others)."""
@@ -187,9 +178,7 @@ class Rpc:
             if not isinstance(idx, int) or not 0 <= idx < len(updates):
                 raise AppError("apply_predictions returned a row for no update.")
             code = row.get("error_code")
-            if code in _RETRY_ALONE:
-                out[idx] = await self._apply_one(updates[idx])
-            elif isinstance(code, str):
+            if isinstance(code, str):
                 message = row.get("error_message")
                 out[idx] = translate(code, message if isinstance(message, str) else None, None)
             else:

@@ -280,14 +280,23 @@ async def test_batch_size_is_capped(admin: AdminConn) -> None:
     assert caught.value.sqlstate == "WN422"
 
 
-async def test_concurrent_batches_of_one_generation_refund_once(rpc: Rpc, admin: AdminConn) -> None:
+async def test_concurrent_batches_and_single_calls_do_not_deadlock(
+    rpc: Rpc, admin: AdminConn
+) -> None:
+    """Batches in opposite orders and single calls, all refunding one user's generations: every
+    update gets an answer (no deadlock), each generation is refunded once."""
     user = await create_user(admin, credits=100)
-    gens = [await new_generation(rpc, user) for _ in range(4)]
+    gens = [await new_generation(rpc, user) for _ in range(8)]
     for gen in gens:
         await rpc.mark_submitted(gen.id, f"job-{gen.id.hex[:8]}")
     batch = [Update(g.id, "failed", error="oom") for g in gens]
-    results = await asyncio.gather(*(rpc.apply_predictions(batch[::step]) for step in (1, -1) * 4))
-    outcomes = [o for r in results for o in r]
-    assert all(isinstance(o, Applied) for o in outcomes)
-    assert sum(o.changed for o in outcomes if isinstance(o, Applied)) == 4
+    batches = asyncio.gather(*(rpc.apply_predictions(batch[::step]) for step in (1, -1) * 6))
+    singles = asyncio.gather(*(rpc.apply_update(u) for u in reversed(batch)))
+    batched, alone = await asyncio.gather(batches, singles)
+    outcomes: list[Applied | errors.AppError] = [o for r in batched for o in r]
+    outcomes += alone
+    assert all(isinstance(o, Applied) for o in outcomes), [
+        o for o in outcomes if not isinstance(o, Applied)
+    ]
+    assert sum(o.changed for o in outcomes if isinstance(o, Applied)) == 8
     assert await balance(admin, user) == 100

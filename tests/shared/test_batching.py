@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import pytest
 
@@ -151,3 +151,26 @@ async def test_a_caller_that_goes_away_still_has_its_update_applied(
 def test_limits_must_be_positive(rpc: Rpc) -> None:
     with pytest.raises(ValueError, match="at least 1"):
         UpdateBatcher(rpc, max_calls=0)
+
+
+class ShortAnswers(Rpc):
+    """An Rpc whose batch answer leaves an update out (a bug the batcher must survive)."""
+
+    async def apply_predictions(self, updates: Sequence[Update]) -> list[Applied | errors.AppError]:
+        return (await super().apply_predictions(updates))[:-1]
+
+
+async def test_no_caller_waits_forever_when_a_batch_goes_wrong(
+    rpc: Rpc, admin: AdminConn, caplog: pytest.LogCaptureFixture
+) -> None:
+    gens = await running(rpc, admin, 4)
+    batcher = UpdateBatcher(ShortAnswers(rpc.transport), max_calls=1)
+    async with asyncio.timeout(30):  # a guard against a hang, not a timing assertion
+        results = await asyncio.gather(
+            *(batcher.apply(Update(g.id, "processing", progress=7)) for g in gens),
+            return_exceptions=True,
+        )
+        await batcher.drain()
+    assert isinstance(results[0], Applied)  # alone, through apply_prediction
+    assert all(isinstance(r, errors.AppError) for r in results[1:])
+    assert "apply_predictions answered 2 of 3 updates" in caplog.text
