@@ -10,11 +10,12 @@
 -- returned in its row; the others still apply. Items keep their order: two updates of one
 -- generation in one batch apply as they arrived.
 --
--- Locks are taken up front, in one order: the batch's generations by id, then the users of
--- those that may be refunded (failed/canceled updates) by id. A single call takes a generation,
--- then its user; a batch never waits for a generation while it holds a user, and two batches
--- take generations in the same order, so batches cannot deadlock with each other or with the
--- single-row functions.
+-- Lock order, so that batches cannot deadlock with each other or with the single-row functions
+-- (which take a generation, then, to refund, its user): items are applied in generation-id
+-- order (arrival order within one generation), so a batch takes generations in id order; and a
+-- batch that may refund (a failed or canceled item) first locks all its generations, then
+-- those users, each in id order, so it never waits for a generation while it holds a user.
+-- Most batches are progress updates, which touch no user and skip that step.
 -- =============================================================================================
 
 create function public.apply_predictions(p_updates jsonb)
@@ -50,13 +51,16 @@ begin
     from jsonb_array_elements(p_updates) as e
    where e ->> 'generation_id'
          ~* '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$';
-  perform 1 from public.generations g where g.id = any(v_ids) order by g.id for update;
-  perform 1 from public.users u
-   where u.id in (select g.user_id from public.generations g where g.id = any(v_refund_ids))
-   order by u.id for update;
+  if v_refund_ids is not null then
+    perform 1 from public.generations g where g.id = any(v_ids) order by g.id for update;
+    perform 1 from public.users u
+     where u.id in (select g.user_id from public.generations g where g.id = any(v_refund_ids))
+     order by u.id for update;
+  end if;
 
   for v_item, v_idx in
     select e.value, e.ordinality from jsonb_array_elements(p_updates) with ordinality as e
+     order by lower(e.value ->> 'generation_id') collate "C", e.ordinality
   loop
     idx := v_idx - 1;  -- 0-based, as the caller's list
     begin

@@ -17,8 +17,8 @@ raises NotFound for that webhook only). A failed call (database down) fails the 
 carried, and their webhooks answer 503, so Replicate sends them again. A caller that goes
 away (client disconnect) does not take its update back: it is applied like the others.
 Within a batch, updates are ordered by generation (two updates of one generation keep their
-arrival order); apply_predictions takes its row locks up front in one order, so concurrent
-batches cannot deadlock.
+arrival order); apply_predictions takes its row locks in one order, so concurrent batches
+cannot deadlock.
 """
 
 from __future__ import annotations

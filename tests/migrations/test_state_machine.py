@@ -280,16 +280,17 @@ async def test_batch_size_is_capped(admin: AdminConn) -> None:
     assert caught.value.sqlstate == "WN422"
 
 
+@pytest.mark.parametrize("status", ["failed", "processing"])
 async def test_concurrent_batches_and_single_calls_do_not_deadlock(
-    rpc: Rpc, admin: AdminConn
+    rpc: Rpc, admin: AdminConn, status: str
 ) -> None:
-    """Batches in opposite orders and single calls, all refunding one user's generations: every
-    update gets an answer (no deadlock), each generation is refunded once."""
+    """Batches in opposite orders and single calls on one user's generations: every update
+    gets an answer (no deadlock), each generation changes once, refunds happen once."""
     user = await create_user(admin, credits=100)
     gens = [await new_generation(rpc, user) for _ in range(8)]
     for gen in gens:
         await rpc.mark_submitted(gen.id, f"job-{gen.id.hex[:8]}")
-    batch = [Update(g.id, "failed", error="oom") for g in gens]
+    batch = [Update(g.id, status, error="oom", progress=50) for g in gens]
     batches = asyncio.gather(*(rpc.apply_predictions(batch[::step]) for step in (1, -1) * 6))
     singles = asyncio.gather(*(rpc.apply_update(u) for u in reversed(batch)))
     batched, alone = await asyncio.gather(batches, singles)
@@ -299,4 +300,4 @@ async def test_concurrent_batches_and_single_calls_do_not_deadlock(
         o for o in outcomes if not isinstance(o, Applied)
     ]
     assert sum(o.changed for o in outcomes if isinstance(o, Applied)) == 8
-    assert await balance(admin, user) == 100
+    assert await balance(admin, user) == (100 if status == "failed" else 20)
