@@ -12,7 +12,7 @@ from supabase import AsyncClient, AsyncClientOptions
 
 from shared import errors
 from shared.migrate import MIGRATIONS_DIR
-from shared.rpc import SQLSTATE_ERRORS, Rpc, SupabaseTransport, translate
+from shared.rpc import SQLSTATE_ERRORS, Applied, Rpc, SupabaseTransport, Update, translate
 
 GENERATION = {
     "id": str(uuid.uuid4()),
@@ -80,6 +80,42 @@ async def test_supabase_transport_posts_named_arguments_to_rpc_endpoint() -> Non
     assert request.url.path == "/rest/v1/rpc/mark_submitted"
     assert request.headers["apikey"] == "service-role-key"
     assert json.loads(request.content) == {"p_generation_id": str(gen_id), "p_job_id": "job-1"}
+
+
+async def test_supabase_transport_sends_a_batch_as_one_json_array() -> None:
+    seen: list[httpx.Request] = []
+    ours, unknown = uuid.UUID(str(GENERATION["id"])), uuid.uuid4()
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(
+            200,
+            json=[  # rows come back in generation order; idx says which update each answers
+                {"idx": 1, "generation": None, "changed": False, "refunded": 0,
+                 "error_code": "WN404", "error_message": "generation not found"},
+                {"idx": 0, "generation": GENERATION, "changed": True, "refunded": 0,
+                 "error_code": None, "error_message": None},
+            ],
+        )  # fmt: skip
+
+    rpc = make_client(httpx.MockTransport(handler))
+    outcomes = await rpc.apply_predictions(
+        [Update(ours, "processing", job_id="job-1", progress=30), Update(unknown, "canceled")]
+    )
+    applied, missing = outcomes
+    assert isinstance(applied, Applied)
+    assert applied.generation.id == ours
+    assert isinstance(missing, errors.NotFound)
+    (request,) = seen
+    assert request.url.path == "/rest/v1/rpc/apply_predictions"
+    assert json.loads(request.content) == {
+        "p_updates": [
+            {"generation_id": str(ours), "status": "processing", "job_id": "job-1",
+             "progress": 30, "video_url": None, "error": None},
+            {"generation_id": str(unknown), "status": "canceled", "job_id": None,
+             "progress": None, "video_url": None, "error": None},
+        ]
+    }  # fmt: skip
 
 
 async def test_supabase_transport_translates_postgrest_error_body() -> None:
