@@ -19,11 +19,11 @@ import time
 import httpx
 
 from bench.common import (
-    PROMPT,
     Figure,
     Postgres,
     Stack,
     connect,
+    emulator_predictions,
     local_stack,
     median,
     processing_generations,
@@ -31,7 +31,6 @@ from bench.common import (
     setup_logging,
     violations,
 )
-from bench.sweep import REPLICATE_MODEL
 from local.emulator_faults import Faults
 from shared.ratelimit import RateLimiter
 from shared.reconcile import Reconciler, SweepConfig
@@ -43,30 +42,8 @@ BURST = 5
 WINDOW = 1_000
 
 
-async def _predictions(stack: Stack, count: int) -> list[str]:
-    """`count` predictions created at the emulator without a webhook; they succeed at once."""
-    headers = {"Authorization": f"Bearer {stack.secrets.replicate_api_token}"}
-    async with httpx.AsyncClient(base_url=stack.emulator_url, headers=headers) as client:
-        gate = asyncio.Semaphore(16)
-
-        async def create() -> str:
-            async with gate:
-                response = await client.post(
-                    f"/v1/models/{REPLICATE_MODEL}/predictions", json={"input": {"prompt": PROMPT}}
-                )
-                response.raise_for_status()
-                job: str = response.json()["id"]
-                return job
-
-        jobs = await asyncio.gather(*(create() for _ in range(count)))
-        last = await client.get(f"/__emulator/predictions/{jobs[-1]}", params={"wait": 10})
-        if last.json()["prediction"]["status"] != "succeeded":
-            raise RuntimeError("the emulator did not finish the backlog's predictions")
-        return jobs
-
-
 async def _backlog(stack: Stack) -> dict[str, int | float]:
-    jobs = await _predictions(stack, BACKLOG)
+    jobs = await emulator_predictions(stack, BACKLOG, check_each=False)
     conn = await connect(stack.database_url)
     try:
         await processing_generations(conn, jobs)

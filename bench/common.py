@@ -49,7 +49,7 @@ from local.stack import local_settings
 from shared.auth import mint_token
 from shared.config import Settings
 from shared.errors import JsonValue
-from shared.http import RequestIdFilter
+from shared.http import RequestIdFilter, with_request_ids
 
 BENCH_DIR = Path(".local") / "bench"
 PGDATA = Path(".local") / "bench-pgdata"
@@ -62,6 +62,7 @@ CONCURRENCY = 16
 # per usable CPU unless BENCH_API_PROCESSES says otherwise (1: one container's figures).
 API_PROCESSES = int(os.environ.get("BENCH_API_PROCESSES") or len(os.sched_getaffinity(0)))
 PROMPT = "a paper boat drifting down a rainy street at dusk"
+REPLICATE_MODEL = "wavespeedai/wan-2.1-t2v-480p"
 T2V_MODEL = "t2v-14B"
 T2V_RESOLUTION = "480p"
 T2V_COST = 10
@@ -206,15 +207,7 @@ def setup_logging(name: str = "bench", *, append: bool = False) -> Path:
     path = BENCH_DIR / f"{name}.log"
     root = logging.getLogger()
     if not any(isinstance(f, RequestIdFilter) for h in root.handlers for f in h.filters):
-        handler = logging.FileHandler(path, mode="a" if append else "w")
-        handler.addFilter(RequestIdFilter())
-        handler.setFormatter(
-            logging.Formatter(
-                "%(asctime)s %(levelname)s %(name)s req=%(request_id)s gen=%(generation_id)s "
-                "%(message)s"
-            )
-        )
-        root.addHandler(handler)
+        root.addHandler(with_request_ids(logging.FileHandler(path, mode="a" if append else "w")))
     root.setLevel(logging.INFO)
     for noisy in ("pgserver", "httpx", "httpcore", "psycopg.pool"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
@@ -525,6 +518,37 @@ def local_stack(
                 pids.append(pid)
             _check_keepalive("API", api_url, "/healthz")
             yield dataclasses.replace(stack, api_pids=tuple(pids))
+
+
+async def emulator_predictions(stack: Stack, count: int, *, check_each: bool) -> list[str]:
+    """`count` predictions created at the emulator without a webhook (they succeed at once);
+    their ids, once they have succeeded (each one checked, or only the last)."""
+    import httpx
+
+    headers = {"Authorization": f"Bearer {stack.secrets.replicate_api_token}"}
+    async with httpx.AsyncClient(base_url=stack.emulator_url, headers=headers) as client:
+        gate = asyncio.Semaphore(16)
+
+        async def succeeded(job: str) -> None:
+            settled = await client.get(f"/__emulator/predictions/{job}", params={"wait": 10})
+            if settled.json()["prediction"]["status"] != "succeeded":
+                raise RuntimeError(f"the emulator did not finish prediction {job}")
+
+        async def create() -> str:
+            async with gate:
+                response = await client.post(
+                    f"/v1/models/{REPLICATE_MODEL}/predictions", json={"input": {"prompt": PROMPT}}
+                )
+                response.raise_for_status()
+                job: str = response.json()["id"]
+                if check_each:
+                    await succeeded(job)
+                return job
+
+        jobs = await asyncio.gather(*(create() for _ in range(count)))
+        if not check_each:
+            await succeeded(jobs[-1])
+        return list(jobs)
 
 
 # Predictions that never move while a figure runs (no timers firing in the emulator) and whose

@@ -23,17 +23,16 @@ import asyncio
 import time
 from dataclasses import dataclass
 
-import httpx
 from pydantic import SecretStr
 
 from bench.common import (
-    PROMPT,
     REPEATS,
     Figure,
     Postgres,
     Stack,
     connect,
     create_users,
+    emulator_predictions,
     local_stack,
     processing_generations,
     ratio_figure,
@@ -49,7 +48,6 @@ BIG_HISTORY = 1_000_000
 SMALL_HISTORY = 1_000
 HISTORY_USERS = 1_000
 STALE = 100
-REPLICATE_MODEL = "wavespeedai/wan-2.1-t2v-480p"
 
 HISTORY_SQL = """
 with owners as (
@@ -100,23 +98,7 @@ async def _seed_history(url: str, rows: int) -> None:
 async def _stale_rows(stack: Stack, url: str, count: int) -> None:
     """`count` running generations whose predictions already succeeded at the emulator and
     whose webhooks never came (created at the emulator without a webhook)."""
-    headers = {"Authorization": f"Bearer {stack.secrets.replicate_api_token}"}
-    async with httpx.AsyncClient(base_url=stack.emulator_url, headers=headers) as client:
-        gate = asyncio.Semaphore(16)
-
-        async def create() -> str:
-            async with gate:
-                response = await client.post(
-                    f"/v1/models/{REPLICATE_MODEL}/predictions", json={"input": {"prompt": PROMPT}}
-                )
-                response.raise_for_status()
-                job: str = response.json()["id"]
-                settled = await client.get(f"/__emulator/predictions/{job}", params={"wait": 10})
-                if settled.json()["prediction"]["status"] != "succeeded":
-                    raise RuntimeError(f"prediction {job} did not succeed")
-                return job
-
-        jobs = await asyncio.gather(*(create() for _ in range(count)))
+    jobs = await emulator_predictions(stack, count, check_each=True)
     conn = await connect(url)
     try:
         await processing_generations(conn, jobs)

@@ -46,11 +46,8 @@ class RequestIdFilter(logging.Filter):
         return True
 
 
-def configure_logging(level: str) -> None:
-    root = logging.getLogger()
-    if any(isinstance(f, RequestIdFilter) for h in root.handlers for f in h.filters):
-        return
-    handler = logging.StreamHandler()
+def with_request_ids(handler: logging.Handler) -> logging.Handler:
+    """`handler`, stamping and printing each line's request id and generation id."""
     handler.addFilter(RequestIdFilter())
     handler.setFormatter(
         logging.Formatter(
@@ -58,7 +55,14 @@ def configure_logging(level: str) -> None:
             "%(message)s"
         )
     )
-    root.addHandler(handler)
+    return handler
+
+
+def configure_logging(level: str) -> None:
+    root = logging.getLogger()
+    if any(isinstance(f, RequestIdFilter) for h in root.handlers for f in h.filters):
+        return
+    root.addHandler(with_request_ids(logging.StreamHandler()))
     root.setLevel(level.upper())
 
 

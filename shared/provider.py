@@ -44,7 +44,7 @@ _STATUS_MAP: dict[str, OurStatus] = {
     "aborted": "failed",
 }
 _PERCENT = re.compile(r"(\d{1,3})%\|")
-_STEPS = re.compile(r"(\d+)/(\d+) \[")
+_STEPS = re.compile(r"(?<!\d)(\d{1,9})/(\d{1,9}) \[")
 T = TypeVar("T")
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime
 
 from shared.domain import Generation, JsonObject
@@ -62,18 +62,16 @@ class Update:
     error: str | None = None
 
     def as_json(self) -> JsonObject:
-        return {
-            "generation_id": str(self.generation_id),
-            "status": self.status,
-            "job_id": self.job_id,
-            "progress": self.progress,
-            "video_url": self.video_url,
-            "error": self.error,
-        }
+        """One item of apply_predictions' array (the same names, without the `p_`)."""
+        return {k: str(v) if isinstance(v, uuid.UUID) else v for k, v in asdict(self).items()}
 
 
 def _generation(row: RpcRow) -> Generation:
     return Generation.model_validate(row["generation"])
+
+
+def _applied(row: RpcRow) -> Applied:
+    return Applied(_generation(row), bool(row["changed"]), _int(row, "refunded"))
 
 
 def _int(row: RpcRow, key: str) -> int:
@@ -130,7 +128,7 @@ class Rpc:
 
     async def mark_submitted(self, generation_id: uuid.UUID, job_id: str) -> Applied:
         row = await self._one("mark_submitted", p_generation_id=generation_id, p_job_id=job_id)
-        return Applied(_generation(row), bool(row["changed"]))
+        return _applied(row)
 
     async def apply_prediction(
         self,
@@ -142,27 +140,14 @@ class Rpc:
         video_url: str | None = None,
         error: str | None = None,
     ) -> Applied:
-        row = await self._one(
-            "apply_prediction",
-            p_generation_id=generation_id,
-            p_status=status,
-            p_job_id=job_id,
-            p_progress=progress,
-            p_video_url=video_url,
-            p_error=error,
+        return await self.apply_update(
+            Update(generation_id, status, job_id, progress, video_url, error)
         )
-        return Applied(_generation(row), bool(row["changed"]), _int(row, "refunded"))
 
     async def apply_update(self, update: Update) -> Applied:
         """apply_prediction for one `Update`."""
-        return await self.apply_prediction(
-            update.generation_id,
-            update.status,
-            job_id=update.job_id,
-            progress=update.progress,
-            video_url=update.video_url,
-            error=update.error,
-        )
+        args: dict[str, RpcArg] = {f"p_{k}": v for k, v in asdict(update).items()}
+        return _applied(await self._one("apply_prediction", **args))
 
     async def apply_predictions(self, updates: Sequence[Update]) -> list[Applied | AppError]:
         """apply_prediction for each update in one call; each item's outcome or its own error
@@ -182,18 +167,18 @@ class Rpc:
                 message = row.get("error_message")
                 out[idx] = translate(code, message if isinstance(message, str) else None, None)
             else:
-                out[idx] = Applied(_generation(row), bool(row["changed"]), _int(row, "refunded"))
+                out[idx] = _applied(row)
         if any(o is None for o in out):
             raise AppError("apply_predictions left updates without an answer.")
         return [o for o in out if o is not None]
 
     async def fail_submission(self, generation_id: uuid.UUID, error: str) -> Applied:
         row = await self._one("fail_submission", p_generation_id=generation_id, p_error=error)
-        return Applied(_generation(row), bool(row["changed"]), _int(row, "refunded"))
+        return _applied(row)
 
     async def request_cancel(self, user_id: uuid.UUID, generation_id: uuid.UUID) -> Applied:
         row = await self._one("request_cancel", p_user_id=user_id, p_generation_id=generation_id)
-        return Applied(_generation(row), bool(row["changed"]), _int(row, "refunded"))
+        return _applied(row)
 
     async def claim_stale_generations(self, *, limit: int, stale_after_s: int) -> list[Generation]:
         rows = await self.transport.call(
@@ -205,7 +190,7 @@ class Rpc:
         row = await self._one(
             "set_video_path", p_generation_id=generation_id, p_video_path=video_path
         )
-        return Applied(_generation(row), bool(row["changed"]))
+        return _applied(row)
 
     async def claim_pending_copies(
         self, *, limit: int, retry_after_s: int, max_age_s: int, max_attempts: int

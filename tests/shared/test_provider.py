@@ -50,3 +50,11 @@ def test_progress_is_read_from_the_last_progress_bar() -> None:
     logs = " 10%|#  | 2/20 [00:01]\n 45%|####5 | 9/20 [00:04<00:05,  2.1it/s]\n"
     assert Prediction(id="p", status="processing", logs=logs).progress == 45
     assert Prediction(id="p", status="processing", logs="3/12 [00:01]").progress == 25
+
+
+@pytest.mark.parametrize(
+    "logs", ["9" * 5000 + "/" + "9" * 5000 + " [00:01]", "1" * 12 + "/20 [00:01]", "0/0 [00:01]"]
+)
+def test_absurd_step_counts_are_no_progress_and_no_error(logs: str) -> None:
+    # Python refuses int() of over 4300 digits; the parser must never get that far.
+    assert Prediction(id="p", status="processing", logs=logs).progress is None
