@@ -19,8 +19,8 @@ import modal
 if TYPE_CHECKING:
     from fastapi import FastAPI
 
-    from shared.domain import Generation
-    from shared.services import Services
+    from shared.core.domain import Generation
+    from shared.wiring import Services
 
 APP_NAME = "wan-backend"
 MINUTES = 60

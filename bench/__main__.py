@@ -32,7 +32,7 @@ from bench.common import (
     setup_logging,
 )
 from bench.output_copy import TARGET_RSS_MB
-from shared.errors import JsonValue
+from shared.core.errors import JsonValue
 
 RESULTS = Path(__file__).with_name("results.json")
 

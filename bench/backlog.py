@@ -32,9 +32,9 @@ from bench.common import (
     violations,
 )
 from local.emulator_faults import Faults
-from shared.ratelimit import RateLimiter
-from shared.reconcile import Reconciler, SweepConfig
-from shared.services import Services
+from shared.core.ratelimit import RateLimiter
+from shared.flows.reconcile import Reconciler, SweepConfig
+from shared.wiring import Services
 
 BACKLOG = 5_000
 RATE = 50.0

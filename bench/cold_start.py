@@ -70,7 +70,7 @@ uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning")
 
 
 def _environment(database_url: str) -> dict[str, str]:
-    """What a deployed function gets: settings in environment variables (shared/config.py)."""
+    """What a deployed function gets: settings in environment variables (shared/core/config.py)."""
     secrets = bench_secrets()
     api = "http://127.0.0.1:9"  # never called during a cold start
     keep = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "VIRTUAL_ENV")

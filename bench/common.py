@@ -46,10 +46,10 @@ from local.database import (
 from local.emulator_faults import EmulatorConfig, Faults
 from local.secrets import LocalSecrets, load_local_secrets
 from local.stack import local_settings
-from shared.auth import mint_token
-from shared.config import Settings
-from shared.errors import JsonValue
-from shared.http import RequestIdFilter, with_request_ids
+from shared.core.config import Settings
+from shared.core.errors import JsonValue
+from shared.web.app import RequestIdFilter, with_request_ids
+from shared.web.auth import mint_token
 
 BENCH_DIR = Path(".local") / "bench"
 PGDATA = Path(".local") / "bench-pgdata"
@@ -196,7 +196,7 @@ def percentile(values: Sequence[float], q: float) -> float:
 def setup_logging(name: str = "bench", *, append: bool = False) -> Path:
     """Send the service's INFO logs (as in production) to a file, not the console.
 
-    `shared.http.configure_logging` sees the request-id filter on this handler and leaves the
+    `shared.web.app.configure_logging` sees the request-id filter on this handler and leaves the
     root logger alone, so the API and the emulator log here too. The main process starts the
     logs afresh (its own and the servers'); each server process appends to its kind's log.
     """

@@ -26,8 +26,8 @@ from fastapi.responses import Response, StreamingResponse
 
 from local.emulator_media import mp4_chunks, padded_size
 from local.serve import serve
-from shared.outputs import copy_output
-from shared.storage_local import LocalStorage
+from shared.flows.outputs import copy_output
+from shared.storage.local import LocalStorage
 
 MB = 1024 * 1024
 SIZE = 200 * MB

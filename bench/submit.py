@@ -55,8 +55,8 @@ from bench.common import (
     token,
 )
 from bench.loadgen import render, run_load
-from shared.catalog import load_catalog
-from shared.provider import ReplicateProvider
+from shared.core.catalog import load_catalog
+from shared.provider.replicate import ReplicateProvider
 
 SUBMITS = 600  # per repeat and side
 USERS = 60  # per repeat and side: 10 submits each

@@ -40,9 +40,9 @@ from bench.common import (
     setup_logging,
 )
 from local.emulator_faults import Faults
-from shared.ratelimit import RateLimiter
-from shared.reconcile import Reconciler, SweepConfig
-from shared.services import Services
+from shared.core.ratelimit import RateLimiter
+from shared.flows.reconcile import Reconciler, SweepConfig
+from shared.wiring import Services
 
 BIG_HISTORY = 1_000_000
 SMALL_HISTORY = 1_000

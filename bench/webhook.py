@@ -47,7 +47,7 @@ from bench.common import (
 from bench.loadgen import render, run_load
 from local.emulator_prediction import progress_line
 from local.stack import WEBHOOK_PATH
-from shared.signatures import signed_headers
+from shared.web.signatures import signed_headers
 
 GENERATIONS = 400  # running generations per repeat and side
 LEVELS = (10, 25, 40, 55, 70)  # progress of each round of updates

@@ -9,11 +9,11 @@ from __future__ import annotations
 from fastapi import APIRouter, FastAPI
 
 from functions import controls, image_to_video, status, text_to_video, webhook
-from shared.config import Settings, get_settings
-from shared.http import create_app as _create_app
-from shared.services import Services
-from shared.storage import open_storage
-from shared.storage_local import LocalStorage, local_storage_router
+from shared.core.config import Settings, get_settings
+from shared.storage.local import LocalStorage, local_storage_router
+from shared.storage.supabase import open_storage
+from shared.web.app import create_app as _create_app
+from shared.wiring import Services
 
 ROUTERS: tuple[APIRouter, ...] = (
     text_to_video.router,

@@ -19,10 +19,10 @@ from fastapi import APIRouter, FastAPI, Query, Response, status
 
 from functions.status import parse_generation_id
 from functions.text_to_video import created_answer
-from shared.deps import IdempotencyKey, ServicesDep, User
-from shared.errors import InvalidInput
-from shared.http import create_app as _create_app
-from shared.schemas import (
+from shared.core.errors import InvalidInput
+from shared.web.app import create_app as _create_app
+from shared.web.deps import IdempotencyKey, ServicesDep, User
+from shared.web.schemas import (
     CreatedOut,
     CreditsOut,
     GenerationOut,

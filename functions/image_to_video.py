@@ -9,10 +9,10 @@ from pydantic import ValidationError
 from starlette.datastructures import UploadFile
 
 from functions.text_to_video import created_answer, submit_request
-from shared.deps import Form, IdempotencyKey, ServicesDep, User
-from shared.http import create_app as _create_app
-from shared.images import data_url, inspect_image_async, read_upload
-from shared.schemas import CreatedOut, GenerationRequest, error_responses
+from shared.core.images import data_url, inspect_image_async, read_upload
+from shared.web.app import create_app as _create_app
+from shared.web.deps import Form, IdempotencyKey, ServicesDep, User
+from shared.web.schemas import CreatedOut, GenerationRequest, error_responses
 
 router = APIRouter()
 

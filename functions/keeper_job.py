@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import uuid
 
-from shared.config import Settings, get_settings
-from shared.services import Services
+from shared.core.config import Settings, get_settings
+from shared.wiring import Services
 
 
 async def keep_one(

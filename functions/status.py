@@ -10,10 +10,10 @@ import uuid
 
 from fastapi import APIRouter, FastAPI
 
-from shared.deps import ServicesDep, User
-from shared.errors import NotFound
-from shared.http import create_app as _create_app
-from shared.schemas import GenerationOut, error_responses
+from shared.core.errors import NotFound
+from shared.web.app import create_app as _create_app
+from shared.web.deps import ServicesDep, User
+from shared.web.schemas import GenerationOut, error_responses
 
 router = APIRouter()
 

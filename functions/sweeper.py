@@ -3,9 +3,9 @@
 
 from __future__ import annotations
 
-from shared.config import Settings, get_settings
-from shared.reconcile import SweepSummary
-from shared.services import Services
+from shared.core.config import Settings, get_settings
+from shared.flows.reconcile import SweepSummary
+from shared.wiring import Services
 
 
 async def run_once(settings: Settings | None = None) -> SweepSummary:

@@ -6,10 +6,10 @@ import uuid
 
 from fastapi import APIRouter, FastAPI, Response, status
 
-from shared.deps import IdempotencyKey, ServicesDep, User
-from shared.http import create_app as _create_app
-from shared.lifecycle import SubmitRequest, Submitted
-from shared.schemas import CreatedOut, GenerationRequest, TextToVideoRequest, error_responses
+from shared.flows.lifecycle import SubmitRequest, Submitted
+from shared.web.app import create_app as _create_app
+from shared.web.deps import IdempotencyKey, ServicesDep, User
+from shared.web.schemas import CreatedOut, GenerationRequest, TextToVideoRequest, error_responses
 
 router = APIRouter()
 

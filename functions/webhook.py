@@ -21,12 +21,12 @@ from collections.abc import Callable
 from fastapi import APIRouter, FastAPI, Request, Response
 from pydantic import ValidationError
 
-from shared.errors import InvalidInput, NotFound
-from shared.http import create_app as _create_app
-from shared.provider import Prediction
-from shared.schemas import WebhookAck, error_responses
-from shared.services import Services
-from shared.signatures import verify
+from shared.core.errors import InvalidInput, NotFound
+from shared.provider.replicate import Prediction
+from shared.web.app import create_app as _create_app
+from shared.web.schemas import WebhookAck, error_responses
+from shared.web.signatures import verify
+from shared.wiring import Services
 
 log = logging.getLogger(__name__)
 router = APIRouter()

@@ -21,7 +21,7 @@ import uuid
 from collections.abc import Sequence
 from pathlib import Path
 
-from shared.errors import AppError
+from shared.core.errors import AppError
 
 LOCAL_DIR = Path(".local")
 
@@ -44,7 +44,7 @@ def database_url(explicit: str | None) -> str:
 
 async def cmd_migrate(args: argparse.Namespace) -> int:
     from local.database import bootstrap
-    from shared.migrate import apply_migrations
+    from shared.db.migrate import apply_migrations
 
     url = database_url(args.database_url)
     local = not (args.database_url or os.environ.get("DATABASE_URL"))
@@ -70,7 +70,7 @@ async def cmd_user_create(args: argparse.Namespace) -> int:
 def _token_for(user_id: uuid.UUID, email: str | None) -> str:
     """An access token the local stack's API accepts (signed with its local JWT secret)."""
     from local.secrets import load_local_secrets
-    from shared.auth import mint_token
+    from shared.web.auth import mint_token
 
     secrets = load_local_secrets(LOCAL_DIR)
     return mint_token(secrets.jwt_secret, user_id, email=email, ttl_s=secrets.token_ttl_s)
@@ -87,7 +87,7 @@ async def cmd_token(args: argparse.Namespace) -> int:
 
 async def cmd_credits_grant(args: argparse.Namespace) -> int:
     from local.users import find_user
-    from shared.rpc import PostgresTransport, Rpc
+    from shared.db.rpc import PostgresTransport, Rpc
 
     url = database_url(args.database_url)
     user_id, _ = await find_user(url, args.user)

@@ -11,7 +11,7 @@ import logging
 from pathlib import Path
 from typing import Protocol
 
-from shared.migrate import apply_migrations
+from shared.db.migrate import apply_migrations
 
 log = logging.getLogger(__name__)
 

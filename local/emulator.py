@@ -10,7 +10,7 @@ client (`replicate.Client(api_token=..., base_url="http://127.0.0.1:PORT")`):
     GET  /files/{id}.mp4                         the output: a real playable MP4 (no auth)
 
 Creates honour `Cancel-After` (see `local.emulator_engine` for aborted vs canceled) and
-`Prefer: wait[=N]`. Webhooks are signed with `shared.signatures` exactly as Replicate signs
+`Prefer: wait[=N]`. Webhooks are signed with `shared.web.signatures` exactly as Replicate signs
 them. Test and operator controls, unauthenticated (the emulator only listens on loopback):
 
     GET/POST /__emulator/faults          read / change fault knobs (`local.emulator_faults`)

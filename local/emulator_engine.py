@@ -37,7 +37,7 @@ from local.emulator_prediction import (
     now,
     progress_line,
 )
-from shared.signatures import signed_headers
+from shared.web.signatures import signed_headers
 
 log = logging.getLogger(__name__)
 

@@ -18,7 +18,7 @@ from pydantic import SecretStr
 
 from local.database import prepare, start_embedded
 from local.secrets import LocalSecrets, load_local_secrets
-from shared.config import Settings
+from shared.core.config import Settings
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +64,7 @@ def local_settings(
 async def ensure_demo_user(database_url: str) -> str:
     """The demo user's id, created (with credits) on the first run."""
     from local.users import create_user, find_user
-    from shared.errors import NotFound
+    from shared.core.errors import NotFound
 
     try:
         user_id, _ = await find_user(database_url, DEMO_EMAIL)
@@ -105,7 +105,7 @@ async def sweep_local(
 async def sweep_forever(settings: Settings, interval_s: float = 60.0) -> None:
     """The local stand-in for the Modal schedule: a pass every interval, errors logged."""
     from functions.sweeper import run_once
-    from shared.errors import AppError
+    from shared.core.errors import AppError
 
     while True:
         await asyncio.sleep(interval_s)
@@ -124,7 +124,7 @@ async def run_dev(
     from functions.combined import create_app
     from local.emulator import create_emulator_app
     from local.emulator_faults import EmulatorConfig, Faults
-    from shared.auth import mint_token
+    from shared.web.auth import mint_token
 
     secrets = load_local_secrets(local_dir)
     database_url = start_embedded(local_dir / "pgdata").get_uri()

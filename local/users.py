@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from shared.errors import NotFound
+from shared.core.errors import NotFound
 
 
 async def create_user(conninfo: str, email: str, *, credits: int | None = None) -> uuid.UUID:

@@ -23,7 +23,7 @@ from local.database import (
     start_embedded,
     with_database,
 )
-from shared.rpc import PostgresTransport, Rpc
+from shared.db.rpc import PostgresTransport, Rpc
 from tests.support import assert_ledger_invariants
 
 TEMPLATE = "wan_test_template"

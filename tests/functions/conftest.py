@@ -22,11 +22,11 @@ from local.emulator_faults import EmulatorConfig, Faults
 from local.secrets import LocalSecrets, load_local_secrets
 from local.serve import serve
 from local.stack import local_settings
-from shared.auth import mint_token
-from shared.config import Settings
-from shared.services import Services
-from shared.storage import open_storage
-from shared.storage_local import LocalStorage
+from shared.core.config import Settings
+from shared.storage.local import LocalStorage
+from shared.storage.supabase import open_storage
+from shared.web.auth import mint_token
+from shared.wiring import Services
 from tests.support import AdminConn, create_user
 
 Json = dict[str, object]

@@ -10,7 +10,7 @@ import uuid
 import pytest
 from PIL import Image
 
-from shared.storage_local import LocalStorage
+from shared.storage.local import LocalStorage
 from tests.functions.conftest import Stack
 from tests.support import balance
 

@@ -8,14 +8,14 @@ from dataclasses import replace
 
 import pytest
 
-from shared.catalog import Offering
-from shared.domain import Generation
-from shared.errors import JsonValue
-from shared.lifecycle import Lifecycle, SubmitRequest
-from shared.provider import Prediction, Provider
-from shared.reconcile import Reconciler, SweepConfig, SweepSummary
-from shared.rpc import Created, Rpc
-from shared.services import Services
+from shared.core.catalog import Offering
+from shared.core.domain import Generation
+from shared.core.errors import JsonValue
+from shared.db.rpc import Created, Rpc
+from shared.flows.lifecycle import Lifecycle, SubmitRequest
+from shared.flows.reconcile import Reconciler, SweepConfig, SweepSummary
+from shared.provider.replicate import Prediction, Provider
+from shared.wiring import Services
 from tests.functions.conftest import Stack
 from tests.support import AdminConn, assert_ledger_invariants, balance, create_user
 

@@ -13,9 +13,9 @@ from dataclasses import replace
 
 import pytest
 
-from shared.errors import AppError
-from shared.lifecycle import Lifecycle, SubmitRequest
-from shared.services import Services
+from shared.core.errors import AppError
+from shared.flows.lifecycle import Lifecycle, SubmitRequest
+from shared.wiring import Services
 from tests.functions.conftest import Stack
 from tests.functions.test_reconcile import (
     Crash,

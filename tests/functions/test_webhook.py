@@ -9,7 +9,7 @@ import uuid
 
 import pytest
 
-from shared.signatures import signed_headers
+from shared.web.signatures import signed_headers
 from tests.functions.conftest import Stack
 from tests.support import balance, ledger_types
 

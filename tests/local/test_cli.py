@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from local import cli
-from shared.auth import Authenticator
-from shared.config import Settings
+from shared.core.config import Settings
+from shared.web.auth import Authenticator
 from tests.support import AdminConn, balance
 
 

@@ -28,8 +28,8 @@ from local.emulator import create_emulator_app
 from local.emulator_faults import Dice, EmulatorConfig, Faults, parse_duration
 from local.emulator_media import CHUNK_BYTES, mp4_chunks, padded_size, sample_mp4, top_level_boxes
 from local.serve import serve
-from shared.errors import InvalidSignature
-from shared.signatures import verify
+from shared.core.errors import InvalidSignature
+from shared.web.signatures import verify
 
 TOKEN = "r8_emulator_test_token"
 SECRET = "whsec_" + base64.b64encode(b"emulator-test-signing-key-32byte").decode()

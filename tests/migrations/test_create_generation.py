@@ -7,8 +7,8 @@ import uuid
 
 import pytest
 
-from shared import errors
-from shared.rpc import Created, Rpc
+from shared.core import errors
+from shared.db.rpc import Created, Rpc
 from tests.support import AdminConn, balance, create_user, ledger_types
 
 

@@ -6,8 +6,8 @@ import uuid
 
 import pytest
 
-from shared import errors
-from shared.rpc import Rpc
+from shared.core import errors
+from shared.db.rpc import Rpc
 from tests.support import AdminConn, balance, create_user
 
 

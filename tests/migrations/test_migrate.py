@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from shared.errors import ConfigurationError
-from shared.migrate import MIGRATIONS_DIR, apply_migrations, load_migrations
+from shared.core.errors import ConfigurationError
+from shared.db.migrate import MIGRATIONS_DIR, apply_migrations, load_migrations
 from tests.support import AdminConn
 
 
@@ -73,3 +73,58 @@ def test_badly_named_file_is_refused(tmp_path: Path) -> None:
     (tmp_path / "1_x.sql").write_text("select 1;")
     with pytest.raises(ConfigurationError, match=r"NNNN_name\.sql"):
         load_migrations(tmp_path)
+
+
+def _copy_versioned(tmp_path: Path) -> Path:
+    for path in MIGRATIONS_DIR.glob("*.sql"):
+        (tmp_path / path.name).write_text(path.read_text())
+    (tmp_path / "definitions").mkdir()
+    return tmp_path / "definitions"
+
+
+async def test_definition_is_reapplied_only_when_it_changes(
+    database_url: str, admin: AdminConn, tmp_path: Path
+) -> None:
+    defs = _copy_versioned(tmp_path)
+    (defs / "probe_answer.sql").write_text(
+        "create or replace function public.probe_answer() returns int language sql "
+        "as $$ select 1 $$;"
+    )
+    assert await apply_migrations(database_url, tmp_path) == ["probe_answer.sql"]
+    assert await apply_migrations(database_url, tmp_path) == []
+    (defs / "probe_answer.sql").write_text(
+        "create or replace function public.probe_answer() returns int language sql "
+        "as $$ select 2 $$;"
+    )
+    assert await apply_migrations(database_url, tmp_path) == ["probe_answer.sql"]
+    cur = await admin.execute("select public.probe_answer()")
+    assert await cur.fetchone() == (2,)
+
+
+async def test_definition_needing_a_later_one_is_applied_after_it(
+    database_url: str, admin: AdminConn, tmp_path: Path
+) -> None:
+    defs = _copy_versioned(tmp_path)
+    # "a_" sorts first but its sql body needs "b_", which must be created first.
+    (defs / "a_outer.sql").write_text(
+        "create or replace function public.a_outer() returns int language sql "
+        "as $$ select public.b_inner() + 1 $$;"
+    )
+    (defs / "b_inner.sql").write_text(
+        "create or replace function public.b_inner() returns int language sql as $$ select 41 $$;"
+    )
+    assert await apply_migrations(database_url, tmp_path) == ["b_inner.sql", "a_outer.sql"]
+    cur = await admin.execute("select public.a_outer()")
+    assert await cur.fetchone() == (42,)
+
+
+async def test_definition_that_can_never_apply_is_named(
+    database_url: str, admin: AdminConn, tmp_path: Path
+) -> None:
+    defs = _copy_versioned(tmp_path)
+    (defs / "orphan.sql").write_text(
+        "create or replace function public.orphan() returns int language sql "
+        "as $$ select public.no_such_thing() $$;"
+    )
+    with pytest.raises(ConfigurationError, match=r"orphan\.sql"):
+        await apply_migrations(database_url, tmp_path)

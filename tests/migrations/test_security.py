@@ -8,7 +8,7 @@ import uuid
 import psycopg
 import pytest
 
-from shared.rpc import Rpc
+from shared.db.rpc import Rpc
 from tests.support import AdminConn, create_user
 
 SERVICE_FUNCTIONS = [

@@ -10,9 +10,9 @@ import uuid
 import psycopg
 import pytest
 
-from shared import errors
-from shared.domain import Generation
-from shared.rpc import Applied, Rpc, Update
+from shared.core import errors
+from shared.core.domain import Generation
+from shared.db.rpc import Applied, Rpc, Update
 from tests.support import AdminConn, balance, create_user, ledger_types
 
 STATUSES = ["queued", "processing", "completed", "failed", "canceled"]

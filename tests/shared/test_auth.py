@@ -20,15 +20,15 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from shared.auth import (
+from shared.core.config import Settings
+from shared.core.errors import AuthenticationError, AuthUnavailable, ConfigurationError
+from shared.web.auth import (
     JWKS_REFETCH_COOLDOWN_S,
     JWKS_TTL_S,
     Authenticator,
     CurrentUser,
     mint_token,
 )
-from shared.config import Settings
-from shared.errors import AuthenticationError, AuthUnavailable, ConfigurationError
 
 SECRET = "local-test-jwt-secret-with-at-least-32-bytes"
 JWKS_URL = "https://project.supabase.co/auth/v1/.well-known/jwks.json"

@@ -8,11 +8,11 @@ from collections.abc import Mapping, Sequence
 
 import pytest
 
-from shared import errors
-from shared.batching import UpdateBatcher
-from shared.domain import Generation
-from shared.rpc import Applied, Rpc, Update
-from shared.transports import RpcArg, RpcRow, Transport
+from shared.core import errors
+from shared.core.domain import Generation
+from shared.db.batching import UpdateBatcher
+from shared.db.rpc import Applied, Rpc, Update
+from shared.db.transports import RpcArg, RpcRow, Transport
 from tests.support import AdminConn, balance, create_user, ledger_types
 
 

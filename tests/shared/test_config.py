@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from pydantic import SecretStr
 
-from shared.catalog import load_catalog
-from shared.config import Settings
-from shared.errors import ConfigurationError, InvalidInput
+from shared.core.catalog import load_catalog
+from shared.core.config import Settings
+from shared.core.errors import ConfigurationError, InvalidInput
 
 
 def test_missing_secrets_are_all_named_at_once() -> None:

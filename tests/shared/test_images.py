@@ -12,8 +12,8 @@ import pytest
 from PIL import Image
 from starlette.datastructures import UploadFile
 
-from shared.errors import InvalidInput, PayloadTooLarge, UnsupportedMediaType
-from shared.images import data_url, inspect_image, inspect_image_async, read_upload
+from shared.core.errors import InvalidInput, PayloadTooLarge, UnsupportedMediaType
+from shared.core.images import data_url, inspect_image, inspect_image_async, read_upload
 
 MB = 1024 * 1024
 

@@ -20,9 +20,9 @@ from local.emulator import create_emulator_app
 from local.emulator_faults import EmulatorConfig, Faults
 from local.emulator_media import mp4_chunks, padded_size, sample_mp4, top_level_boxes
 from local.serve import serve
-from shared.errors import AppError
-from shared.outputs import OutputCopyError, copy_output
-from shared.storage_local import LocalStorage
+from shared.core.errors import AppError
+from shared.flows.outputs import OutputCopyError, copy_output
+from shared.storage.local import LocalStorage
 
 MB = 1024 * 1024
 VIDEO = "user-1/videos/gen-1.mp4"

@@ -6,8 +6,8 @@ import httpx
 import pytest
 from replicate.client import Client
 
-from shared.errors import ProviderError, ProviderUnavailable
-from shared.provider import Prediction, ReplicateProvider
+from shared.core.errors import ProviderError, ProviderUnavailable
+from shared.provider.replicate import Prediction, ReplicateProvider
 
 
 def provider(handler: httpx.MockTransport, timeout_s: float = 0.5) -> ReplicateProvider:

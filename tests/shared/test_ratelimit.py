@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from shared.ratelimit import RateLimiter
+from shared.core.ratelimit import RateLimiter
 
 
 class FakeTime:

@@ -10,9 +10,9 @@ import httpx
 import pytest
 from supabase import AsyncClient, AsyncClientOptions
 
-from shared import errors
-from shared.migrate import MIGRATIONS_DIR
-from shared.rpc import SQLSTATE_ERRORS, Applied, Rpc, SupabaseTransport, Update, translate
+from shared.core import errors
+from shared.db.migrate import MIGRATIONS_DIR
+from shared.db.rpc import SQLSTATE_ERRORS, Applied, Rpc, SupabaseTransport, Update, translate
 
 GENERATION = {
     "id": str(uuid.uuid4()),
@@ -153,7 +153,7 @@ async def test_supabase_transport_network_failure_is_database_unavailable() -> N
 
 
 async def test_postgres_transport_unreachable_is_database_unavailable(tmp_path: object) -> None:
-    from shared.rpc import PostgresTransport
+    from shared.db.rpc import PostgresTransport
 
     with pytest.raises(errors.DatabaseUnavailable):
         await PostgresTransport.open(
@@ -166,7 +166,7 @@ async def test_a_query_past_the_statement_timeout_is_database_unavailable(
 ) -> None:
     import psycopg
 
-    from shared.rpc import PostgresTransport
+    from shared.db.rpc import PostgresTransport
 
     async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as conn:
         await conn.execute(

@@ -8,8 +8,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from starlette.datastructures import Headers
 
-from shared.errors import InvalidSignature
-from shared.signatures import sign, signed_headers, verify
+from shared.core.errors import InvalidSignature
+from shared.web.signatures import sign, signed_headers, verify
 
 # The Standard Webhooks vector used by replicate-python's own tests
 # (replicate/replicate-python, tests/test_webhooks.py): a known secret, message and signature.

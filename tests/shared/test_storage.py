@@ -17,11 +17,11 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from local.serve import serve
-from shared.config import Settings
-from shared.errors import AppError, ConfigurationError
-from shared.http import error_response
-from shared.storage import StorageUnavailable, SupabaseStorage, check_path, open_storage
-from shared.storage_local import LocalStorage, local_storage_router
+from shared.core.config import Settings
+from shared.core.errors import AppError, ConfigurationError
+from shared.storage.local import LocalStorage, local_storage_router
+from shared.storage.supabase import StorageUnavailable, SupabaseStorage, check_path, open_storage
+from shared.web.app import error_response
 
 KEY = "local-signing-key-for-tests"
 VIDEO = "user-1/videos/gen-1.mp4"

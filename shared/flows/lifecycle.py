@@ -11,12 +11,12 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from shared.batching import UpdateBatcher
-from shared.catalog import Catalog
-from shared.domain import Generation
-from shared.errors import AppError, ProviderError, ProviderUnavailable
-from shared.provider import Prediction, Provider
-from shared.rpc import Applied, Rpc, Update
+from shared.core.catalog import Catalog
+from shared.core.domain import Generation
+from shared.core.errors import AppError, ProviderError, ProviderUnavailable
+from shared.db.batching import UpdateBatcher
+from shared.db.rpc import Applied, Rpc, Update
+from shared.provider.replicate import Prediction, Provider
 
 log = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from shared.domain import Generation, GenerationKind, GenerationStatus
+from shared.core.domain import Generation, GenerationKind, GenerationStatus
 
 PROMPT_MIN = 10
 PROMPT_MAX = 500

@@ -27,8 +27,8 @@ import asyncio
 import logging
 from collections import deque
 
-from shared.errors import AppError
-from shared.rpc import Applied, Rpc, Update
+from shared.core.errors import AppError
+from shared.db.rpc import Applied, Rpc, Update
 
 log = logging.getLogger(__name__)
 _Waiting = tuple[Update, "asyncio.Future[Applied]"]

@@ -6,17 +6,17 @@ from dataclasses import dataclass
 
 import httpx
 
-from shared.auth import Authenticator
-from shared.batching import UpdateBatcher
-from shared.catalog import Catalog, load_catalog
-from shared.config import Settings
-from shared.keeper import BackgroundScheduler, Keeper, KeepScheduler
-from shared.lifecycle import Lifecycle
-from shared.provider import Provider, ReplicateProvider
-from shared.ratelimit import RateLimiter
-from shared.reconcile import Reconciler, SweepConfig
-from shared.rpc import PostgresTransport, Rpc, SupabaseTransport, Transport
-from shared.storage import Storage, open_storage
+from shared.core.catalog import Catalog, load_catalog
+from shared.core.config import Settings
+from shared.core.ratelimit import RateLimiter
+from shared.db.batching import UpdateBatcher
+from shared.db.rpc import PostgresTransport, Rpc, SupabaseTransport, Transport
+from shared.flows.keeper import BackgroundScheduler, Keeper, KeepScheduler
+from shared.flows.lifecycle import Lifecycle
+from shared.flows.reconcile import Reconciler, SweepConfig
+from shared.provider.replicate import Provider, ReplicateProvider
+from shared.storage.supabase import Storage, open_storage
+from shared.web.auth import Authenticator
 
 
 @dataclass

@@ -16,11 +16,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from shared.domain import Generation
-from shared.errors import AppError, ProviderError
-from shared.keeper import Keeper
-from shared.lifecycle import Lifecycle
-from shared.ratelimit import RateLimiter
+from shared.core.domain import Generation
+from shared.core.errors import AppError, ProviderError
+from shared.core.ratelimit import RateLimiter
+from shared.flows.keeper import Keeper
+from shared.flows.lifecycle import Lifecycle
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """The domain error hierarchy.
 
 Every error the service shows a caller is one of these. Each class carries a stable `code`
-(machine-readable, never changes once published) and an HTTP `status`; `shared.http` maps the
+(machine-readable, never changes once published) and an HTTP `status`; `shared.web.app` maps the
 whole family to responses in one handler. Foreign errors (psycopg, PostgREST, httpx, Replicate)
 are translated once, at the boundary that meets them, and chained with `raise ... from exc`.
 

@@ -2,7 +2,7 @@
 
     Storage          the port the lifecycle and the endpoints use
     SupabaseStorage  a PRIVATE Supabase Storage bucket (production): read only via signed URLs
-    LocalStorage     a folder (the local stack; in shared.storage_local); the dev server serves
+    LocalStorage     a folder (the local stack; in shared.storage.local); the dev server serves
                      it under signed, expiring URLs with `local_storage_router`
 
 Paths are object keys our code builds, like "<user_id>/videos/<generation_id>.mp4". A malformed
@@ -24,13 +24,13 @@ from urllib.parse import quote
 import httpx
 from pydantic import ValidationError
 
-from shared.errors import AppError
+from shared.core.errors import AppError
 
 if TYPE_CHECKING:
     from storage3._async.file_api import AsyncBucketProxy
     from storage3.types import FileOptions
 
-    from shared.config import Settings
+    from shared.core.config import Settings
 
 _CONTENT_TYPES = {
     ".mp4": "video/mp4",
@@ -208,7 +208,7 @@ def _message(response: httpx.Response) -> str:
 def open_storage(settings: Settings) -> Storage:
     """The storage the settings name; a missing setting fails with its name."""
     if settings.storage_backend == "local":
-        from shared.storage_local import LocalStorage
+        from shared.storage.local import LocalStorage
 
         settings.require("storage_public_base_url", "storage_signing_key")
         assert settings.storage_public_base_url is not None

@@ -15,11 +15,11 @@ from dataclasses import dataclass
 
 import httpx
 
-from shared.domain import Generation
-from shared.errors import AppError
-from shared.outputs import OutputCopyError, copy_output
-from shared.rpc import Rpc
-from shared.storage import Storage
+from shared.core.domain import Generation
+from shared.core.errors import AppError
+from shared.db.rpc import Rpc
+from shared.flows.outputs import OutputCopyError, copy_output
+from shared.storage.supabase import Storage
 
 log = logging.getLogger(__name__)
 

@@ -18,9 +18,9 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Protocol
 
-from shared import errors
-from shared.domain import JsonObject
-from shared.errors import JsonValue
+from shared.core import errors
+from shared.core.domain import JsonObject
+from shared.core.errors import JsonValue
 
 if TYPE_CHECKING:
     from psycopg_pool import AsyncConnectionPool

@@ -1,7 +1,7 @@
 """Calls to the database's SQL functions: the only way this service changes data.
 
 `Rpc` is the typed facade the rest of the code uses: one method per SQL function, each one
-atomic database call. The transports and the SQLSTATE table live in `shared.transports`.
+atomic database call. The transports and the SQLSTATE table live in `shared.db.transports`.
 """
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
 
-from shared.domain import Generation, JsonObject
-from shared.errors import AppError, JsonValue
-from shared.transports import (
+from shared.core.domain import Generation, JsonObject
+from shared.core.errors import AppError, JsonValue
+from shared.db.transports import (
     SQLSTATE_ERRORS,
     PostgresTransport,
     RpcArg,

@@ -12,7 +12,7 @@ from typing import Annotated, Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from shared.errors import ConfigurationError
+from shared.core.errors import ConfigurationError
 
 Environment = Literal["development", "test", "production"]
 RpcTransport = Literal["postgres", "supabase"]

@@ -20,7 +20,7 @@ from typing import Literal
 from PIL import Image
 from starlette.datastructures import UploadFile
 
-from shared.errors import InvalidInput, PayloadTooLarge, UnsupportedMediaType
+from shared.core.errors import InvalidInput, PayloadTooLarge, UnsupportedMediaType
 
 ImageFormat = Literal["jpeg", "png", "webp"]
 

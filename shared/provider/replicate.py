@@ -21,15 +21,15 @@ from typing import TYPE_CHECKING, Literal, Protocol, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from shared.catalog import Offering
-from shared.errors import JsonValue, ProviderError, ProviderUnavailable
+from shared.core.catalog import Offering
+from shared.core.errors import JsonValue, ProviderError, ProviderUnavailable
 
 if TYPE_CHECKING:
     import httpx
     from replicate.client import Client
     from replicate.prediction import Prediction as ReplicatePrediction
 
-    from shared.config import Settings
+    from shared.core.config import Settings
 
 ReplicateStatus = Literal["starting", "processing", "succeeded", "failed", "canceled", "aborted"]
 OurStatus = Literal["processing", "completed", "failed", "canceled"]

@@ -24,11 +24,11 @@ from fastapi.responses import JSONResponse
 from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from shared.config import Settings, get_settings
-from shared.errors import AppError, InvalidInput, JsonValue, PayloadTooLarge
+from shared.core.config import Settings, get_settings
+from shared.core.errors import AppError, InvalidInput, JsonValue, PayloadTooLarge
 
 if TYPE_CHECKING:
-    from shared.services import Services
+    from shared.wiring import Services
 
 log = logging.getLogger(__name__)
 request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
@@ -180,7 +180,7 @@ def create_app(
             app.state.services = services
             yield
             return
-        from shared.services import Services
+        from shared.wiring import Services
 
         opened = await Services.open(cfg)
         if configure is not None:

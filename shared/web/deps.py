@@ -10,9 +10,9 @@ from fastapi import Depends, Header, Request
 from starlette.datastructures import FormData
 from starlette.formparsers import MultiPartException
 
-from shared.auth import CurrentUser
-from shared.errors import InvalidInput, UnsupportedMediaType
-from shared.services import Services
+from shared.core.errors import InvalidInput, UnsupportedMediaType
+from shared.web.auth import CurrentUser
+from shared.wiring import Services
 
 _KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
 

@@ -13,7 +13,7 @@ from functools import lru_cache
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from shared.errors import ConfigurationError, InvalidInput, JsonValue
+from shared.core.errors import ConfigurationError, InvalidInput, JsonValue
 
 ASPECT_RATIOS = ("16:9", "9:16")
 

@@ -8,7 +8,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from shared.errors import JsonValue
+from shared.core.errors import JsonValue
 
 GenerationStatus = Literal["queued", "processing", "completed", "failed", "canceled"]
 GenerationKind = Literal["t2v", "i2v"]

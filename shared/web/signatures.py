@@ -17,7 +17,7 @@ import hashlib
 import hmac
 from collections.abc import Mapping
 
-from shared.errors import InvalidSignature
+from shared.core.errors import InvalidSignature
 
 SECRET_PREFIX = "whsec_"  # noqa: S105 (a format prefix, not a secret)
 DEFAULT_TOLERANCE_S = 5 * 60

@@ -24,8 +24,8 @@ from dataclasses import dataclass
 import httpx
 import jwt
 
-from shared.config import Settings
-from shared.errors import AuthenticationError, AuthUnavailable, ConfigurationError
+from shared.core.config import Settings
+from shared.core.errors import AuthenticationError, AuthUnavailable, ConfigurationError
 
 log = logging.getLogger(__name__)
 

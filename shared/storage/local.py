@@ -23,8 +23,8 @@ from urllib.parse import quote, urlencode
 from fastapi import APIRouter, Query
 from fastapi.responses import FileResponse
 
-from shared.errors import NotFound, PermissionDenied
-from shared.storage import StorageUnavailable, check_path, content_type_for
+from shared.core.errors import NotFound, PermissionDenied
+from shared.storage.supabase import StorageUnavailable, check_path, content_type_for
 
 _FLUSH_BYTES = 1024 * 1024  # coalesce small network chunks into writes of about this size
 _EXPIRES = re.compile(r"[0-9]{1,12}")

@@ -1,0 +1,175 @@
+"""Apply the SQL in migrations/: versioned files once each, in order; definitions whenever they
+change.
+
+- Versioned (`migrations/NNNN_name.sql`): tables, columns, indexes, data. Each applies once, in
+  its own transaction together with its record; a checksum catches a file edited after it was
+  applied.
+- Definitions (`migrations/definitions/**/*.sql`): one file per function, trigger or policy set,
+  holding its ONE current definition (Flyway's repeatable migrations). A file is re-applied
+  whenever its checksum differs from the one recorded, after every versioned file. `language sql`
+  bodies are checked at creation, so a definition that needs another one not yet applied is
+  retried after the others (undefined function / table), until nothing more can be applied.
+
+The same files apply unchanged to a Supabase project and to the local PostgreSQL. An advisory
+lock keeps two runners (two deploys, two test workers) from applying at once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from shared.core.errors import ConfigurationError
+
+if TYPE_CHECKING:
+    import psycopg
+
+MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
+DEFINITIONS = "definitions"
+_FILE = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
+_DEFINITION = re.compile(r"^[a-z0-9_]+(/[a-z0-9_]+)*\.sql$")
+_LOCK_KEY = 0x57414E  # any fixed bigint; "WAN"
+# A definition that refers to one not applied yet: try it again after the others.
+_RETRY_LATER = frozenset({"42883", "42P01", "42704"})
+
+_META = """
+create schema if not exists app_migrations;
+create table if not exists app_migrations.applied (
+  version text primary key,
+  name text not null,
+  checksum text not null,
+  applied_at timestamptz not null default now()
+);
+comment on table app_migrations.applied is 'Versioned migrations applied by wanctl migrate.';
+create table if not exists app_migrations.definitions (
+  path text primary key,
+  checksum text not null,
+  applied_at timestamptz not null default now()
+);
+comment on table app_migrations.definitions is
+  'Repeatable definitions (functions, triggers, policies) and the checksum last applied.';
+"""
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: str
+    name: str
+    sql: str
+
+    @property
+    def checksum(self) -> str:
+        return hashlib.sha256(self.sql.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Definition:
+    path: str  # relative to migrations/definitions, e.g. "apply_prediction.sql"
+    sql: str
+
+    @property
+    def checksum(self) -> str:
+        return hashlib.sha256(self.sql.encode()).hexdigest()
+
+
+def load_migrations(directory: Path = MIGRATIONS_DIR) -> list[Migration]:
+    """The versioned files, ordered by version; a stray or duplicate name is an error."""
+    found: dict[str, Migration] = {}
+    for path in sorted(directory.glob("*.sql")):
+        match = _FILE.match(path.name)
+        if match is None:
+            raise ConfigurationError(f"migration file name must be NNNN_name.sql: {path.name}")
+        version, name = match.groups()
+        if version in found:
+            raise ConfigurationError(f"two migrations share version {version}")
+        found[version] = Migration(version, name, path.read_text(encoding="utf-8"))
+    return [found[v] for v in sorted(found)]
+
+
+def load_definitions(directory: Path = MIGRATIONS_DIR) -> list[Definition]:
+    """The definition files under migrations/definitions, in path order."""
+    root = directory / DEFINITIONS
+    found: list[Definition] = []
+    for path in sorted(root.rglob("*.sql")):
+        rel = path.relative_to(root).as_posix()
+        if not _DEFINITION.match(rel):
+            raise ConfigurationError(f"definition file name must be lower_snake.sql: {rel}")
+        found.append(Definition(rel, path.read_text(encoding="utf-8")))
+    return found
+
+
+async def apply_migrations(conninfo: str, directory: Path = MIGRATIONS_DIR) -> list[str]:
+    """Apply every pending versioned migration, then every changed definition; return what was
+    applied now (versions, then definition paths; empty when up to date)."""
+    import psycopg
+
+    migrations = load_migrations(directory)
+    definitions = load_definitions(directory)
+    applied_now: list[str] = []
+    async with await psycopg.AsyncConnection.connect(conninfo, autocommit=True) as conn:
+        await conn.execute("select pg_advisory_lock(%s)", (_LOCK_KEY,))
+        try:
+            await conn.execute(_META)
+            cur = await conn.execute("select version, checksum from app_migrations.applied")
+            done = {str(v): str(c) for v, c in await cur.fetchall()}
+            for migration in migrations:
+                if migration.version in done:
+                    if done[migration.version] != migration.checksum:
+                        raise ConfigurationError(
+                            f"migration {migration.version}_{migration.name} was edited after it "
+                            "was applied; add a new migration instead"
+                        )
+                    continue
+                async with conn.transaction():
+                    await conn.execute(migration.sql.encode())
+                    await conn.execute(
+                        "insert into app_migrations.applied (version, name, checksum) "
+                        "values (%s, %s, %s)",
+                        (migration.version, migration.name, migration.checksum),
+                    )
+                applied_now.append(migration.version)
+            applied_now += await _apply_definitions(conn, definitions)
+        finally:
+            await conn.execute("select pg_advisory_unlock(%s)", (_LOCK_KEY,))
+    return applied_now
+
+
+async def _apply_definitions(
+    conn: psycopg.AsyncConnection[tuple[object, ...]], definitions: list[Definition]
+) -> list[str]:
+    import psycopg
+
+    cur = await conn.execute("select path, checksum from app_migrations.definitions")
+    recorded = {str(p): str(c) for p, c in await cur.fetchall()}
+    pending = [d for d in definitions if recorded.get(d.path) != d.checksum]
+    applied: list[str] = []
+    while pending:
+        deferred: list[tuple[Definition, psycopg.Error]] = []
+        for definition in pending:
+            try:
+                async with conn.transaction():
+                    await conn.execute(definition.sql.encode())
+                    await conn.execute(
+                        "insert into app_migrations.definitions (path, checksum) values (%s, %s) "
+                        "on conflict (path) do update "
+                        "set checksum = excluded.checksum, applied_at = now()",
+                        (definition.path, definition.checksum),
+                    )
+            except psycopg.Error as exc:
+                if exc.sqlstate not in _RETRY_LATER:
+                    raise ConfigurationError(
+                        f"definition {definition.path} failed: {exc.sqlstate} {exc}"
+                    ) from exc
+                deferred.append((definition, exc))
+                continue
+            applied.append(definition.path)
+        if len(deferred) == len(pending):
+            first, error = deferred[0]
+            raise ConfigurationError(
+                f"definition {first.path} refers to something that does not exist: {error}"
+            ) from error
+        pending = [d for d, _ in deferred]
+    return applied
