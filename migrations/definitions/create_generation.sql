@@ -1,11 +1,5 @@
--- =============================================================================================
--- 0007 Retries are checked where the charge is made.
---
--- create_generation now refuses p_retry_of unless it names the caller's own failed or canceled
--- generation (WN404 / WN412), in the same transaction as the charge, so the rule does not live
--- in Python. The rest of the function is unchanged from 0003.
--- =============================================================================================
-
+-- create_generation: idempotency lookup, retry rule, active cap, insert and charge, in one
+-- transaction. Returns the generation as jsonb (both RPC transports read the same shape).
 create or replace function public.create_generation(
   p_user_id uuid,
   p_kind text,
@@ -21,10 +15,7 @@ create or replace function public.create_generation(
   p_max_active integer default 3,
   p_retry_of uuid default null
 ) returns table (generation jsonb, created boolean, balance integer)
-language plpgsql
-volatile
-security definer
-set search_path = ''
+language plpgsql volatile security definer set search_path = ''
 as $$
 declare
   v_balance integer;
@@ -49,11 +40,7 @@ begin
 
   -- The user's row lock serializes this user's creates: the key lookup, the active count and
   -- the balance check below all see every earlier create of the same user.
-  select u.credits into v_balance from public.users u where u.id = p_user_id for update;
-  if not found then
-    raise exception using errcode = 'WN404', message = 'user not found',
-      detail = json_build_object('entity', 'user')::text;
-  end if;
+  v_balance := private.lock_user(p_user_id);
 
   v_hash := md5(jsonb_build_array(
     p_kind, p_model, p_resolution, p_prompt, p_negative_prompt,
@@ -78,7 +65,7 @@ begin
     select g.status into v_retry_status from public.generations g
      where g.id = p_retry_of and g.user_id = p_user_id;
     if not found then
-      perform private.raise_generation_not_found();
+      perform private.raise_not_found('generation');
     end if;
     if v_retry_status not in ('failed', 'canceled') then
       raise exception using errcode = 'WN412',
@@ -114,3 +101,12 @@ begin
 end
 $$;
 
+comment on function public.create_generation is
+  'Reserve the cost and record a queued generation; a replayed idempotency key returns the '
+  'stored generation (created = false) and charges nothing.';
+revoke all on function public.create_generation(
+  uuid, text, text, text, text, integer, text, jsonb, text, text, text, integer, uuid
+) from public, anon, authenticated;
+grant execute on function public.create_generation(
+  uuid, text, text, text, text, integer, text, jsonb, text, text, text, integer, uuid
+) to service_role;

@@ -1,0 +1,38 @@
+-- claim_stale_generations: live rows nothing was heard of for p_stale_after_s seconds, oldest
+-- first; SKIP LOCKED and the last_polled_at stamp keep overlapping sweepers off the same rows.
+create or replace function public.claim_stale_generations(
+  p_limit integer default 100,
+  p_stale_after_s integer default 120
+) returns table (generation jsonb)
+language plpgsql volatile security definer set search_path = ''
+as $$
+begin
+  if p_limit is null or p_limit not between 1 and 10000 then
+    raise exception using errcode = 'WN422', message = 'limit must be 1-10000';
+  end if;
+  if p_stale_after_s is null or p_stale_after_s < 0 then
+    raise exception using errcode = 'WN422', message = 'stale_after_s must be >= 0';
+  end if;
+  return query
+  with picked as (
+    select g.id from public.generations g
+     where g.status in ('queued', 'processing')
+       and greatest(g.updated_at, g.last_polled_at)
+           <= now() - make_interval(secs => p_stale_after_s)
+     order by greatest(g.updated_at, g.last_polled_at)
+     limit p_limit
+     for no key update skip locked
+  )
+  update public.generations g
+     set last_polled_at = now(), poll_attempts = g.poll_attempts + 1
+    from picked
+   where g.id = picked.id
+  returning to_jsonb(g.*);
+end
+$$;
+
+comment on function public.claim_stale_generations is
+  'Claim up to p_limit live generations not heard of for p_stale_after_s seconds (sweeper).';
+revoke all on function public.claim_stale_generations(integer, integer)
+  from public, anon, authenticated;
+grant execute on function public.claim_stale_generations(integer, integer) to service_role;
