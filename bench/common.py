@@ -300,9 +300,10 @@ async def processing_generations(
             from unnest(%(owners)s::uuid[], %(jobs)s::text[])
                  with ordinality as j(owner, job_id, ord)
             cross join lateral public.create_generation(
-              p_user_id => j.owner, p_kind => 't2v', p_model => %(model)s,
-              p_resolution => %(resolution)s, p_prompt => %(prompt)s, p_cost => %(cost)s,
-              p_max_active => 1000000) as c
+              jsonb_build_object('user_id', j.owner, 'kind', 't2v', 'model', %(model)s::text,
+                'resolution', %(resolution)s::text, 'prompt', %(prompt)s::text,
+                'cost', %(cost)s::integer),
+              1000000) as c
         )
         select made.id, m.changed
           from made cross join lateral public.mark_submitted(made.id, made.job_id) as m

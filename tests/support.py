@@ -6,6 +6,8 @@ import uuid
 
 import psycopg
 
+from shared.core.domain import NewGeneration
+
 AdminConn = psycopg.AsyncConnection[tuple[object, ...]]
 
 
@@ -76,3 +78,17 @@ async def assert_ledger_invariants(admin: AdminConn) -> None:
     )
     bad_generations = await cur.fetchall()
     assert bad_generations == [], f"generations charged/refunded wrongly: {bad_generations}"
+
+
+def new_generation(user_id: uuid.UUID, **fields: object) -> NewGeneration:
+    """A valid text-to-video request for user_id (480p, 10 credits), with `fields` changed."""
+    values: dict[str, object] = {
+        "user_id": user_id,
+        "kind": "t2v",
+        "model": "t2v-14B",
+        "resolution": "480p",
+        "prompt": "a slow pan over mountains",
+        "cost": 10,
+        **fields,
+    }
+    return NewGeneration.model_validate(values)

@@ -3,11 +3,13 @@
 -- hands the sweeper the copies worth another try: completed, not yet kept, still within the
 -- provider's retention, not tried in the last p_retry_after_s seconds, fewer than
 -- p_max_attempts tries. SKIP LOCKED keeps overlapping sweepers apart.
+-- The old signature carried defaults, which create or replace cannot take away.
+drop function if exists public.claim_pending_copies(integer, integer, integer, integer);
 create or replace function public.claim_pending_copies(
-  p_limit integer default 50,
-  p_retry_after_s integer default 60,
-  p_max_age_s integer default 3600,
-  p_max_attempts integer default 5
+  p_limit integer,
+  p_retry_after_s integer,
+  p_max_age_s integer,
+  p_max_attempts integer
 ) returns table (generation jsonb)
 language plpgsql volatile security definer set search_path = ''
 as $$

@@ -1,8 +1,10 @@
 -- claim_stale_generations: live rows nothing was heard of for p_stale_after_s seconds, oldest
 -- first; SKIP LOCKED and the last_polled_at stamp keep overlapping sweepers off the same rows.
+-- The old signature carried defaults, which create or replace cannot take away.
+drop function if exists public.claim_stale_generations(integer, integer);
 create or replace function public.claim_stale_generations(
-  p_limit integer default 100,
-  p_stale_after_s integer default 120
+  p_limit integer,
+  p_stale_after_s integer
 ) returns table (generation jsonb)
 language plpgsql volatile security definer set search_path = ''
 as $$

@@ -1,20 +1,13 @@
 -- create_generation: idempotency lookup, retry rule, active cap, insert and charge, in one
 -- transaction. Returns the generation as jsonb (both RPC transports read the same shape).
-create or replace function public.create_generation(
-  p_user_id uuid,
-  p_kind text,
-  p_model text,
-  p_resolution text,
-  p_prompt text,
-  p_cost integer,
-  p_negative_prompt text default null,
-  p_params jsonb default '{}'::jsonb,
-  p_input_image_path text default null,
-  p_input_digest text default null,
-  p_idempotency_key text default null,
-  p_max_active integer default 3,
-  p_retry_of uuid default null
-) returns table (generation jsonb, created boolean, balance integer)
+--
+-- p_new is shared.core.domain.NewGeneration as JSON, the one definition of a new generation's
+-- fields (user_id, kind, model, resolution, prompt, cost, negative_prompt, params,
+-- input_image_path, input_digest, idempotency_key, retry_of); p_max_active comes from settings.
+drop function if exists public.create_generation(
+  uuid, text, text, text, text, integer, text, jsonb, text, text, text, integer, uuid);
+create or replace function public.create_generation(p_new jsonb, p_max_active integer)
+returns table (generation jsonb, created boolean, balance integer)
 language plpgsql volatile security definer set search_path = ''
 as $$
 declare
@@ -24,32 +17,39 @@ declare
   v_row public.generations;
   v_active integer;
   v_retry_status text;
+  v_new record;
 begin
-  if p_cost is null or p_cost <= 0 then
+  -- A malformed value (not a uuid, not an integer) is the caller's bug: the cast fails (22P02).
+  select * into v_new from jsonb_to_record(p_new) as x(
+    user_id uuid, kind text, model text, resolution text, prompt text, cost integer,
+    negative_prompt text, params jsonb, input_image_path text, input_digest text,
+    idempotency_key text, retry_of uuid);
+  if v_new.cost is null or v_new.cost <= 0 then
     raise exception using errcode = 'WN422', message = 'cost must be a positive integer';
   end if;
-  if p_kind is null or p_kind not in ('t2v', 'i2v') then
+  if v_new.kind is null or v_new.kind not in ('t2v', 'i2v') then
     raise exception using errcode = 'WN422', message = 'kind must be t2v or i2v';
   end if;
   if p_max_active is null or p_max_active < 1 then
     raise exception using errcode = 'WN422', message = 'max_active must be at least 1';
   end if;
-  if p_idempotency_key is not null and length(p_idempotency_key) not between 1 and 255 then
+  if v_new.idempotency_key is not null
+     and length(v_new.idempotency_key) not between 1 and 255 then
     raise exception using errcode = 'WN422', message = 'idempotency key must be 1-255 characters';
   end if;
 
   -- The user's row lock serializes this user's creates: the key lookup, the active count and
   -- the balance check below all see every earlier create of the same user.
-  v_balance := private.lock_user(p_user_id);
+  v_balance := private.lock_user(v_new.user_id);
 
   v_hash := md5(jsonb_build_array(
-    p_kind, p_model, p_resolution, p_prompt, p_negative_prompt,
-    coalesce(p_params, '{}'::jsonb), p_input_digest, p_retry_of
+    v_new.kind, v_new.model, v_new.resolution, v_new.prompt, v_new.negative_prompt,
+    coalesce(v_new.params, '{}'::jsonb), v_new.input_digest, v_new.retry_of
   )::text);
 
-  if p_idempotency_key is not null then
+  if v_new.idempotency_key is not null then
     select * into v_existing from public.generations g
-     where g.user_id = p_user_id and g.idempotency_key = p_idempotency_key;
+     where g.user_id = v_new.user_id and g.idempotency_key = v_new.idempotency_key;
     if found then
       if v_existing.request_hash <> v_hash then
         raise exception using errcode = 'WN409',
@@ -61,9 +61,9 @@ begin
   end if;
 
   -- A retry must be of this user's own failed or canceled generation.
-  if p_retry_of is not null then
+  if v_new.retry_of is not null then
     select g.status into v_retry_status from public.generations g
-     where g.id = p_retry_of and g.user_id = p_user_id;
+     where g.id = v_new.retry_of and g.user_id = v_new.user_id;
     if not found then
       perform private.raise_not_found('generation');
     end if;
@@ -75,28 +75,28 @@ begin
   end if;
 
   select count(*) into v_active from public.generations g
-   where g.user_id = p_user_id and g.status in ('queued', 'processing');
+   where g.user_id = v_new.user_id and g.status in ('queued', 'processing');
   if v_active >= p_max_active then
     raise exception using errcode = 'WN429', message = 'too many active generations',
       detail = json_build_object('active', v_active, 'limit', p_max_active)::text;
   end if;
 
-  if v_balance < p_cost then
+  if v_balance < v_new.cost then
     raise exception using errcode = 'WN402', message = 'insufficient credits',
-      detail = json_build_object('balance', v_balance, 'required', p_cost)::text;
+      detail = json_build_object('balance', v_balance, 'required', v_new.cost)::text;
   end if;
 
   insert into public.generations (
     user_id, kind, model, resolution, prompt, negative_prompt, params, input_image_path,
     cost, idempotency_key, request_hash, retry_of
   ) values (
-    p_user_id, p_kind, p_model, p_resolution, p_prompt, p_negative_prompt,
-    coalesce(p_params, '{}'::jsonb), p_input_image_path, p_cost, p_idempotency_key, v_hash,
-    p_retry_of
+    v_new.user_id, v_new.kind, v_new.model, v_new.resolution, v_new.prompt, v_new.negative_prompt,
+    coalesce(v_new.params, '{}'::jsonb), v_new.input_image_path, v_new.cost,
+    v_new.idempotency_key, v_hash, v_new.retry_of
   ) returning * into v_row;
 
   v_balance := private.post_ledger(
-    p_user_id, -p_cost, 'deduction', v_row.id, 'Generation charge');
+    v_new.user_id, -v_new.cost, 'deduction', v_row.id, 'Generation charge');
   return query select to_jsonb(v_row), true, v_balance;
 end
 $$;
@@ -104,9 +104,5 @@ $$;
 comment on function public.create_generation is
   'Reserve the cost and record a queued generation; a replayed idempotency key returns the '
   'stored generation (created = false) and charges nothing.';
-revoke all on function public.create_generation(
-  uuid, text, text, text, text, integer, text, jsonb, text, text, text, integer, uuid
-) from public, anon, authenticated;
-grant execute on function public.create_generation(
-  uuid, text, text, text, text, integer, text, jsonb, text, text, text, integer, uuid
-) to service_role;
+revoke all on function public.create_generation(jsonb, integer) from public, anon, authenticated;
+grant execute on function public.create_generation(jsonb, integer) to service_role;

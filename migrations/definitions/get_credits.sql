@@ -1,5 +1,7 @@
 -- get_credits: balance and the most recent ledger entries, in one call.
-create or replace function public.get_credits(p_user_id uuid, p_limit integer default 20)
+-- The old signature carried defaults, which create or replace cannot take away.
+drop function if exists public.get_credits(uuid, integer);
+create or replace function public.get_credits(p_user_id uuid, p_limit integer)
 returns table (balance integer, transactions jsonb)
 language plpgsql stable security definer set search_path = ''
 as $$

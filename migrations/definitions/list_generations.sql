@@ -1,10 +1,12 @@
 -- list_generations: the owner's generations, newest first, keyset pagination on
 -- (created_at, id) so a page costs the same however deep it is.
+-- The old signature carried defaults, which create or replace cannot take away.
+drop function if exists public.list_generations(uuid, integer, timestamptz, uuid);
 create or replace function public.list_generations(
   p_user_id uuid,
-  p_limit integer default 20,
-  p_before_created_at timestamptz default null,
-  p_before_id uuid default null
+  p_limit integer,
+  p_before_created_at timestamptz,
+  p_before_id uuid
 ) returns table (generation jsonb)
 language plpgsql stable security definer set search_path = ''
 as $$

@@ -5,11 +5,13 @@
 -- claimed = true when the caller should ask the provider (running, has a job id, nothing heard
 -- for p_poll_after_s, fewer than p_max_polls polls so far). The claim stamps last_polled_at, so
 -- the next claim waits another interval.
+-- The old signature carried defaults, which create or replace cannot take away.
+drop function if exists public.read_generation(uuid, uuid, integer, integer);
 create or replace function public.read_generation(
   p_user_id uuid,
   p_generation_id uuid,
-  p_poll_after_s integer default 30,
-  p_max_polls integer default 20
+  p_poll_after_s integer,
+  p_max_polls integer
 ) returns table (generation jsonb, claimed boolean)
 language plpgsql volatile security definer set search_path = ''
 as $$

@@ -1,4 +1,5 @@
-"""The domain's data: a generation as the database returns it, and its statuses."""
+"""The domain's data: a new generation as requested, a generation as the database returns it,
+and its statuses."""
 
 from __future__ import annotations
 
@@ -14,6 +15,28 @@ GenerationStatus = Literal["queued", "processing", "completed", "failed", "cance
 GenerationKind = Literal["t2v", "i2v"]
 TERMINAL_STATUSES: frozenset[str] = frozenset({"completed", "failed", "canceled"})
 JsonObject = dict[str, JsonValue]
+
+
+class NewGeneration(BaseModel):
+    """The one definition of a new generation's fields, from the HTTP request to the SQL call:
+    create_generation takes it as one jsonb argument (the same names), so a field is added here
+    and in that function's record, nowhere in between."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    user_id: uuid.UUID
+    kind: GenerationKind
+    model: str
+    resolution: str
+    prompt: str
+    cost: int
+    negative_prompt: str | None = None
+    params: JsonObject = Field(default_factory=dict)
+    input_image_path: str | None = None
+    # Fingerprint of the input image, so a replayed key with another image is a conflict.
+    input_digest: str | None = None
+    idempotency_key: str | None = None
+    retry_of: uuid.UUID | None = None
 
 
 class Generation(BaseModel):

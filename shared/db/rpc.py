@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
 
-from shared.core.domain import Generation, JsonObject
+from shared.core.domain import Generation, JsonObject, NewGeneration
 from shared.core.errors import AppError, JsonValue
 from shared.db.transports import (
     SQLSTATE_ERRORS,
@@ -91,38 +91,11 @@ class Rpc:
             raise AppError(f"{fn} returned no row.")
         return rows[0]
 
-    async def create_generation(
-        self,
-        *,
-        user_id: uuid.UUID,
-        kind: str,
-        model: str,
-        resolution: str,
-        prompt: str,
-        cost: int,
-        negative_prompt: str | None = None,
-        params: JsonObject | None = None,
-        input_image_path: str | None = None,
-        input_digest: str | None = None,
-        idempotency_key: str | None = None,
-        max_active: int = 3,
-        retry_of: uuid.UUID | None = None,
-    ) -> Created:
+    async def create_generation(self, new: NewGeneration, *, max_active: int) -> Created:
+        """Reserve the cost and record `new` (queued); a replayed idempotency key returns the
+        stored generation with created = False. max_active comes from settings."""
         row = await self._one(
-            "create_generation",
-            p_user_id=user_id,
-            p_kind=kind,
-            p_model=model,
-            p_resolution=resolution,
-            p_prompt=prompt,
-            p_cost=cost,
-            p_negative_prompt=negative_prompt,
-            p_params=params or {},
-            p_input_image_path=input_image_path,
-            p_input_digest=input_digest,
-            p_idempotency_key=idempotency_key,
-            p_max_active=max_active,
-            p_retry_of=retry_of,
+            "create_generation", p_new=new.model_dump(mode="json"), p_max_active=max_active
         )
         return Created(_generation(row), bool(row["created"]), _int(row, "balance"))
 

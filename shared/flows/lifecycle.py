@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from shared.core.catalog import Catalog
-from shared.core.domain import Generation
+from shared.core.domain import Generation, NewGeneration
 from shared.core.errors import AppError, ProviderError, ProviderUnavailable
 from shared.db.batching import UpdateBatcher
 from shared.db.rpc import Applied, Rpc, Update
@@ -54,9 +54,11 @@ class Lifecycle:
     provider: Provider
     catalog: Catalog
     webhook_base_url: str
+    # From settings (max_active_generations, status_poll_after_s, status_max_polls): no second
+    # default here or in SQL.
     max_active: int
-    poll_after_s: int = 30
-    max_polls: int = 40
+    poll_after_s: int
+    max_polls: int
     # How a retry shows the provider a stored input image again (a signed storage URL).
     image_ref_for: Callable[[str], Awaitable[str]] | None = None
     # Gathers concurrent provider updates into few database calls (None: one call each).
@@ -79,7 +81,7 @@ class Lifecycle:
             params["seed"] = req.seed
         if req.aspect_ratio:
             params["aspect_ratio"] = req.aspect_ratio
-        created = await self.rpc.create_generation(
+        new = NewGeneration(
             user_id=req.user_id,
             kind=req.kind,
             model=req.model,
@@ -91,9 +93,9 @@ class Lifecycle:
             input_image_path=req.input_image_path,
             input_digest=req.input_digest,
             idempotency_key=req.idempotency_key,
-            max_active=self.max_active,
             retry_of=req.retry_of,
         )
+        created = await self.rpc.create_generation(new, max_active=self.max_active)
         gen = created.generation
         if not created.created:
             return Submitted(gen, created.balance, replayed=True)

@@ -9,7 +9,7 @@ from dataclasses import replace
 import pytest
 
 from shared.core.catalog import Offering
-from shared.core.domain import Generation
+from shared.core.domain import Generation, NewGeneration
 from shared.core.errors import JsonValue
 from shared.db.rpc import Created, Rpc
 from shared.flows.lifecycle import Lifecycle, SubmitRequest
@@ -29,8 +29,8 @@ class Crash(BaseException):
 
 
 class CrashAfterReservation(Rpc):
-    async def create_generation(self, **kwargs: object) -> Created:
-        await super().create_generation(**kwargs)  # type: ignore[arg-type]
+    async def create_generation(self, new: NewGeneration, *, max_active: int) -> Created:
+        await super().create_generation(new, max_active=max_active)
         raise Crash
 
 

@@ -18,7 +18,7 @@ import uuid
 import psycopg
 
 from shared.db.rpc import Applied, Rpc, Update
-from tests.support import AdminConn, balance, create_user
+from tests.support import AdminConn, balance, create_user, new_generation
 
 
 async def _wait_until_blocked(admin: AdminConn, function: str) -> None:
@@ -37,15 +37,7 @@ async def _wait_until_blocked(admin: AdminConn, function: str) -> None:
 
 async def _retry_racing_batch(rpc: Rpc, admin: AdminConn, database_url: str) -> None:
     user = await create_user(admin)
-    args: dict[str, object] = {
-        "user_id": user,
-        "kind": "t2v",
-        "model": "t2v-14B",
-        "resolution": "480p",
-        "prompt": "a lighthouse in a storm",
-        "cost": 10,
-    }
-    old = (await rpc.create_generation(**args)).generation  # type: ignore[arg-type]
+    old = (await rpc.create_generation(new_generation(user), max_active=3)).generation
     await rpc.fail_submission(old.id, "provider down")
     key = f"retry-{uuid.uuid4().hex}"
     async with await psycopg.AsyncConnection.connect(database_url) as holder:
@@ -55,7 +47,9 @@ async def _retry_racing_batch(rpc: Rpc, admin: AdminConn, database_url: str) -> 
             (user, key),
         )
         retry = asyncio.create_task(
-            rpc.create_generation(**args, retry_of=old.id, idempotency_key=key)  # type: ignore[arg-type]
+            rpc.create_generation(
+                new_generation(user, retry_of=old.id, idempotency_key=key), max_active=3
+            )
         )
         await _wait_until_blocked(admin, "create_generation")
         # Replicate redelivers the final webhook: a failed item for G, so the batch may refund.

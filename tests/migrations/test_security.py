@@ -9,7 +9,7 @@ import psycopg
 import pytest
 
 from shared.db.rpc import Rpc
-from tests.support import AdminConn, create_user
+from tests.support import AdminConn, create_user, new_generation
 
 SERVICE_FUNCTIONS = [
     "create_generation",
@@ -42,14 +42,8 @@ async def seed_two_users(rpc: Rpc, admin: AdminConn) -> tuple[uuid.UUID, uuid.UU
     alice = await create_user(admin)
     bob = await create_user(admin)
     for user in (alice, bob):
-        await rpc.create_generation(
-            user_id=user,
-            kind="t2v",
-            model="t2v-14B",
-            resolution="480p",
-            prompt="a robot painting a portrait",
-            cost=10,
-        )
+        new = new_generation(user, prompt="a robot painting a portrait")
+        await rpc.create_generation(new, max_active=3)
     return alice, bob
 
 

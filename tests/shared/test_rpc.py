@@ -13,6 +13,7 @@ from supabase import AsyncClient, AsyncClientOptions
 from shared.core import errors
 from shared.db.migrate import MIGRATIONS_DIR
 from shared.db.rpc import SQLSTATE_ERRORS, Applied, Rpc, SupabaseTransport, Update, translate
+from tests.support import new_generation
 
 GENERATION = {
     "id": str(uuid.uuid4()),
@@ -132,14 +133,7 @@ async def test_supabase_transport_translates_postgrest_error_body() -> None:
 
     rpc = make_client(httpx.MockTransport(handler))
     with pytest.raises(errors.InsufficientCredits) as caught:
-        await rpc.create_generation(
-            user_id=uuid.uuid4(),
-            kind="t2v",
-            model="t2v-14B",
-            resolution="480p",
-            prompt="a dog on a skateboard",
-            cost=10,
-        )
+        await rpc.create_generation(new_generation(uuid.uuid4()), max_active=3)
     assert caught.value.extra == {"balance": 3, "required": 10}
 
 
