@@ -1,14 +1,9 @@
 -- add_credits: purchases, bonuses and (possibly negative) adjustments.
 create or replace function public.add_credits(
-  p_user_id uuid,
-  p_amount integer,
-  p_type text default 'bonus',
-  p_description text default null
+  p_user_id uuid, p_amount integer, p_type text default 'bonus', p_description text default null
 ) returns table (balance integer)
-language plpgsql volatile security definer set search_path = ''
-as $$
-declare
-  v_balance integer;
+language plpgsql volatile security definer set search_path = '' as $$
+declare v_balance integer;
 begin
   if p_type is null or p_type not in ('purchase', 'bonus', 'adjustment') then
     raise exception using errcode = 'WN422',

@@ -6,17 +6,11 @@
 -- out-of-order updates change nothing; failed and canceled are refunded once, in the same
 -- transaction that makes them terminal.
 create or replace function public.apply_prediction(
-  p_generation_id uuid,
-  p_status text,
-  p_job_id text default null,
-  p_progress integer default null,
-  p_video_url text default null,
-  p_error text default null
+  p_generation_id uuid, p_status text, p_job_id text default null,
+  p_progress integer default null, p_video_url text default null, p_error text default null
 ) returns table (generation jsonb, changed boolean, refunded integer)
-language plpgsql volatile security definer set search_path = ''
-as $$
-declare
-  v_row public.generations;
+language plpgsql volatile security definer set search_path = '' as $$
+declare v_row public.generations;
   v_new public.generations;
   v_refunded integer := 0;
   v_progress integer;

@@ -25,10 +25,8 @@ returns table (
   error_code text,
   error_message text
 )
-language plpgsql volatile security definer set search_path = ''
-as $$
-declare
-  v_item jsonb;
+language plpgsql volatile security definer set search_path = '' as $$
+declare v_item jsonb;
   v_idx bigint;
   v_applied record;
   v_ids uuid[];

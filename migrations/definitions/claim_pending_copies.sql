@@ -6,17 +6,11 @@
 -- The old signature carried defaults, which create or replace cannot take away.
 drop function if exists public.claim_pending_copies(integer, integer, integer, integer);
 create or replace function public.claim_pending_copies(
-  p_limit integer,
-  p_retry_after_s integer,
-  p_max_age_s integer,
-  p_max_attempts integer
+  p_limit integer, p_retry_after_s integer, p_max_age_s integer, p_max_attempts integer
 ) returns table (generation jsonb)
-language plpgsql volatile security definer set search_path = ''
-as $$
+language plpgsql volatile security definer set search_path = '' as $$
 begin
-  if p_limit is null or p_limit not between 1 and 1000 then
-    raise exception using errcode = 'WN422', message = 'limit must be 1-1000';
-  end if;
+  perform private.require_between('limit', p_limit, 1, 1000);
   return query
   with picked as (
     select g.id from public.generations g

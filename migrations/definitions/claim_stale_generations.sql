@@ -3,18 +3,12 @@
 -- The old signature carried defaults, which create or replace cannot take away.
 drop function if exists public.claim_stale_generations(integer, integer);
 create or replace function public.claim_stale_generations(
-  p_limit integer,
-  p_stale_after_s integer
+  p_limit integer, p_stale_after_s integer
 ) returns table (generation jsonb)
-language plpgsql volatile security definer set search_path = ''
-as $$
+language plpgsql volatile security definer set search_path = '' as $$
 begin
-  if p_limit is null or p_limit not between 1 and 10000 then
-    raise exception using errcode = 'WN422', message = 'limit must be 1-10000';
-  end if;
-  if p_stale_after_s is null or p_stale_after_s < 0 then
-    raise exception using errcode = 'WN422', message = 'stale_after_s must be >= 0';
-  end if;
+  perform private.require_between('limit', p_limit, 1, 10000);
+  perform private.require_between('stale_after_s', p_stale_after_s, 0, null);
   return query
   with picked as (
     select g.id from public.generations g

@@ -8,10 +8,8 @@ drop function if exists public.create_generation(
   uuid, text, text, text, text, integer, text, jsonb, text, text, text, integer, uuid);
 create or replace function public.create_generation(p_new jsonb, p_max_active integer)
 returns table (generation jsonb, created boolean, balance integer)
-language plpgsql volatile security definer set search_path = ''
-as $$
-declare
-  v_balance integer;
+language plpgsql volatile security definer set search_path = '' as $$
+declare v_balance integer;
   v_hash text;
   v_existing public.generations;
   v_row public.generations;

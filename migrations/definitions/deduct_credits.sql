@@ -1,13 +1,9 @@
 -- deduct_credits: charge a user, optionally for a generation (at most once per generation).
 create or replace function public.deduct_credits(
-  p_user_id uuid,
-  p_amount integer,
-  p_generation_id uuid default null
+  p_user_id uuid, p_amount integer, p_generation_id uuid default null
 ) returns table (balance integer)
-language plpgsql volatile security definer set search_path = ''
-as $$
-declare
-  v_balance integer;
+language plpgsql volatile security definer set search_path = '' as $$
+declare v_balance integer;
 begin
   if p_amount is null or p_amount <= 0 then
     raise exception using errcode = 'WN422', message = 'amount must be a positive integer';

@@ -6,10 +6,8 @@
 -- lives on. The sweeper uses the same function for queued rows that never got a job id.
 create or replace function public.fail_submission(p_generation_id uuid, p_error text)
 returns table (generation jsonb, changed boolean, refunded integer)
-language plpgsql volatile security definer set search_path = ''
-as $$
-declare
-  v_row public.generations;
+language plpgsql volatile security definer set search_path = '' as $$
+declare v_row public.generations;
   v_refunded integer;
 begin
   v_row := private.lock_generation(p_generation_id, null);

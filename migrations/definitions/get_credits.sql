@@ -3,14 +3,10 @@
 drop function if exists public.get_credits(uuid, integer);
 create or replace function public.get_credits(p_user_id uuid, p_limit integer)
 returns table (balance integer, transactions jsonb)
-language plpgsql stable security definer set search_path = ''
-as $$
-declare
-  v_balance integer;
+language plpgsql stable security definer set search_path = '' as $$
+declare v_balance integer;
 begin
-  if p_limit is null or p_limit not between 0 and 100 then
-    raise exception using errcode = 'WN422', message = 'limit must be 0-100';
-  end if;
+  perform private.require_between('limit', p_limit, 0, 100);
   select u.credits into v_balance from public.users u where u.id = p_user_id;
   if not found then
     perform private.raise_not_found('user');

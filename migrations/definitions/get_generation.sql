@@ -2,8 +2,7 @@
 -- transports share one path and the owner check lives in SQL).
 create or replace function public.get_generation(p_user_id uuid, p_generation_id uuid)
 returns table (generation jsonb)
-language plpgsql stable security definer set search_path = ''
-as $$
+language plpgsql stable security definer set search_path = '' as $$
 begin
   return query select to_jsonb(g.*) from public.generations g
    where g.id = p_generation_id and g.user_id = p_user_id;

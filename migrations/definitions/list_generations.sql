@@ -3,17 +3,11 @@
 -- The old signature carried defaults, which create or replace cannot take away.
 drop function if exists public.list_generations(uuid, integer, timestamptz, uuid);
 create or replace function public.list_generations(
-  p_user_id uuid,
-  p_limit integer,
-  p_before_created_at timestamptz,
-  p_before_id uuid
+  p_user_id uuid, p_limit integer, p_before_created_at timestamptz, p_before_id uuid
 ) returns table (generation jsonb)
-language plpgsql stable security definer set search_path = ''
-as $$
+language plpgsql stable security definer set search_path = '' as $$
 begin
-  if p_limit is null or p_limit not between 1 and 100 then
-    raise exception using errcode = 'WN422', message = 'limit must be 1-100';
-  end if;
+  perform private.require_between('limit', p_limit, 1, 100);
   if (p_before_created_at is null) <> (p_before_id is null) then
     raise exception using errcode = 'WN422', message = 'cursor is incomplete';
   end if;

@@ -3,10 +3,8 @@
 -- the caller then compares job ids to decide whether its prediction is an orphan to cancel.
 create or replace function public.mark_submitted(p_generation_id uuid, p_job_id text)
 returns table (generation jsonb, changed boolean)
-language plpgsql volatile security definer set search_path = ''
-as $$
-declare
-  v_row public.generations;
+language plpgsql volatile security definer set search_path = '' as $$
+declare v_row public.generations;
 begin
   if p_job_id is null or p_job_id = '' then
     raise exception using errcode = 'WN422', message = 'job_id is required';

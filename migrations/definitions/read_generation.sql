@@ -8,15 +8,10 @@
 -- The old signature carried defaults, which create or replace cannot take away.
 drop function if exists public.read_generation(uuid, uuid, integer, integer);
 create or replace function public.read_generation(
-  p_user_id uuid,
-  p_generation_id uuid,
-  p_poll_after_s integer,
-  p_max_polls integer
+  p_user_id uuid, p_generation_id uuid, p_poll_after_s integer, p_max_polls integer
 ) returns table (generation jsonb, claimed boolean)
-language plpgsql volatile security definer set search_path = ''
-as $$
-declare
-  v_row public.generations;
+language plpgsql volatile security definer set search_path = '' as $$
+declare v_row public.generations;
 begin
   update public.generations g
      set last_polled_at = now(), poll_attempts = g.poll_attempts + 1

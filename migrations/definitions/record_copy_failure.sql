@@ -1,14 +1,10 @@
 -- record_copy_failure: remember why a copy failed; a failure that cannot get better (the
 -- provider deleted the file, it is not a video, it is too big) ends the attempts.
 create or replace function public.record_copy_failure(
-  p_generation_id uuid,
-  p_error text,
-  p_retryable boolean default true
+  p_generation_id uuid, p_error text, p_retryable boolean default true
 ) returns table (generation jsonb)
-language plpgsql volatile security definer set search_path = ''
-as $$
-declare
-  v_row public.generations;
+language plpgsql volatile security definer set search_path = '' as $$
+declare v_row public.generations;
 begin
   update public.generations g
      set copy_error = left(coalesce(p_error, 'copy failed'), 1000),

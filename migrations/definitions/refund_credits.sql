@@ -1,10 +1,8 @@
 -- refund_credits: give back a failed or canceled generation's charge, exactly once.
 create or replace function public.refund_credits(p_generation_id uuid)
 returns table (refunded integer, balance integer)
-language plpgsql volatile security definer set search_path = ''
-as $$
-declare
-  v_row public.generations;
+language plpgsql volatile security definer set search_path = '' as $$
+declare v_row public.generations;
   v_refunded integer;
 begin
   -- Lock the generation so a refund cannot race its own state change.

@@ -2,10 +2,8 @@
 -- refunded at once; a processing one is marked and the caller cancels it at the provider.
 create or replace function public.request_cancel(p_user_id uuid, p_generation_id uuid)
 returns table (generation jsonb, changed boolean, refunded integer)
-language plpgsql volatile security definer set search_path = ''
-as $$
-declare
-  v_row public.generations;
+language plpgsql volatile security definer set search_path = '' as $$
+declare v_row public.generations;
   v_refunded integer := 0;
 begin
   v_row := private.lock_generation(p_generation_id, p_user_id);

@@ -1,10 +1,8 @@
 -- set_video_path: our own copy of a completed generation's video exists.
 create or replace function public.set_video_path(p_generation_id uuid, p_video_path text)
 returns table (generation jsonb, changed boolean)
-language plpgsql volatile security definer set search_path = ''
-as $$
-declare
-  v_row public.generations;
+language plpgsql volatile security definer set search_path = '' as $$
+declare v_row public.generations;
 begin
   if p_video_path is null or p_video_path = '' then
     raise exception using errcode = 'WN422', message = 'video_path is required';

@@ -2,8 +2,7 @@
 -- signup transaction (trigger on_auth_user_created).
 create or replace function private.handle_new_user()
 returns trigger
-language plpgsql volatile security definer set search_path = ''
-as $$
+language plpgsql volatile security definer set search_path = '' as $$
 begin
   insert into public.users (id, email) values (new.id, new.email);
   perform private.post_ledger(new.id, 100, 'signup_bonus', null, 'Welcome bonus');

@@ -8,10 +8,8 @@
 -- No function changes a generation's id, so the weaker lock is enough.
 create or replace function private.lock_generation(p_generation_id uuid, p_user_id uuid)
 returns public.generations
-language plpgsql security definer set search_path = ''
-as $$
-declare
-  v_row public.generations;
+language plpgsql security definer set search_path = '' as $$
+declare v_row public.generations;
 begin
   select * into v_row from public.generations g
    where g.id = p_generation_id and (p_user_id is null or g.user_id = p_user_id)

@@ -5,10 +5,8 @@
 -- user, so inserting a generation or a ledger entry for them never waits on it.
 create or replace function private.lock_user(p_user_id uuid)
 returns integer
-language plpgsql security definer set search_path = ''
-as $$
-declare
-  v_balance integer;
+language plpgsql security definer set search_path = '' as $$
+declare v_balance integer;
 begin
   select u.credits into v_balance from public.users u where u.id = p_user_id for no key update;
   if not found then

@@ -1,16 +1,10 @@
 -- private.post_ledger: append one ledger entry and move the balance with it, in the caller's
 -- transaction, so users.credits = SUM(credit_transactions.amount) holds by construction.
 create or replace function private.post_ledger(
-  p_user_id uuid,
-  p_amount integer,
-  p_type text,
-  p_generation_id uuid,
-  p_description text
+  p_user_id uuid, p_amount integer, p_type text, p_generation_id uuid, p_description text
 ) returns integer
-language plpgsql volatile security definer set search_path = ''
-as $$
-declare
-  v_balance integer;
+language plpgsql volatile security definer set search_path = '' as $$
+declare v_balance integer;
 begin
   update public.users
      set credits = credits + p_amount, updated_at = now()

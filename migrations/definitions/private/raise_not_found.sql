@@ -2,8 +2,7 @@
 -- ("user" or "generation"), which the API turns into its message.
 create or replace function private.raise_not_found(p_entity text)
 returns void
-language plpgsql security definer set search_path = ''
-as $$
+language plpgsql security definer set search_path = '' as $$
 begin
   raise exception using errcode = 'WN404', message = p_entity || ' not found',
     detail = json_build_object('entity', p_entity)::text;

@@ -2,10 +2,8 @@
 -- there is nothing to give back or it was already given back).
 create or replace function private.refund(p_generation_id uuid, p_description text)
 returns integer
-language plpgsql volatile security definer set search_path = ''
-as $$
-declare
-  v_user_id uuid;
+language plpgsql volatile security definer set search_path = '' as $$
+declare v_user_id uuid;
   v_charged integer;
 begin
   select user_id, -amount into v_user_id, v_charged
