@@ -11,7 +11,9 @@ change.
   retried after the others (undefined function / table), until nothing more can be applied.
 
 The same files apply unchanged to a Supabase project and to the local PostgreSQL. An advisory
-lock keeps two runners (two deploys, two test workers) from applying at once.
+lock keeps two runners (two deploys, two test workers) from applying at once. A database migrated
+with the files from before the SQL baseline is recognised by its recorded checksums and upgraded
+in place (shared.db.legacy); `shared.db.drift` checks that the catalog matches the definitions.
 """
 
 from __future__ import annotations

@@ -10,6 +10,7 @@ import pytest
 
 from local import cli
 from shared.core.config import Settings
+from shared.db.legacy import LEGACY_CHECKSUMS
 from shared.web.auth import Authenticator
 from tests.support import AdminConn, balance
 
@@ -59,6 +60,21 @@ async def test_migrate_is_up_to_date_on_a_migrated_database(
 ) -> None:
     code, out = await _in_thread(run, capsys, database_url, "migrate")
     assert (code, out.strip()) == (0, "up to date")
+
+
+async def test_migrate_on_a_partly_migrated_old_database_says_how_to_reset(
+    database_url: str, admin: AdminConn, capsys: pytest.CaptureFixture[str]
+) -> None:
+    await admin.execute("delete from app_migrations.applied")
+    await admin.execute(
+        "insert into app_migrations.applied (version, name, checksum)"
+        " values ('0001', 'tables', %s)",
+        (LEGACY_CHECKSUMS["0001"],),
+    )
+    code, out = await _in_thread(run, capsys, database_url, "migrate")
+    assert code == 2
+    assert "partly migrated" in out
+    assert "rm -rf .local/pgdata" in out
 
 
 async def _in_thread(*args: object) -> tuple[int, str]:
