@@ -88,3 +88,22 @@ async def test_dropped_function_is_reported(admin: AdminConn) -> None:
     assert await schema_drift(admin) == [
         "public.get_generation is in a definition file but not in the database"
     ]
+
+
+async def test_no_sql_function_carries_its_own_limit_default(admin: AdminConn) -> None:
+    # Limits, intervals and caps come from settings through the caller: an integer parameter
+    # may default to null (an optional value), never to a number of its own.
+    cur = await admin.execute(
+        """
+        select p.proname, pg_get_function_arguments(p.oid)
+          from pg_proc p join pg_namespace n on n.oid = p.pronamespace
+         where n.nspname = 'public' and p.pronargdefaults > 0
+        """
+    )
+    numeric_defaults = [
+        f"{name}: {arg.strip()}"
+        for name, args in await cur.fetchall()
+        for arg in str(args).split(",")
+        if " integer DEFAULT " in arg and not arg.strip().endswith("DEFAULT NULL::integer")
+    ]
+    assert numeric_defaults == []
