@@ -6,9 +6,7 @@ returns table (generation jsonb, changed boolean)
 language plpgsql volatile security definer set search_path = '' as $$
 declare v_row public.generations;
 begin
-  if p_job_id is null or p_job_id = '' then
-    raise exception using errcode = 'WN422', message = 'job_id is required';
-  end if;
+  perform private.require_text('job_id', p_job_id);
   v_row := private.lock_generation(p_generation_id, null);
   if v_row.status <> 'queued' or v_row.job_id is not null then
     return query select to_jsonb(v_row), false;

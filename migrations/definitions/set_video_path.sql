@@ -4,9 +4,7 @@ returns table (generation jsonb, changed boolean)
 language plpgsql volatile security definer set search_path = '' as $$
 declare v_row public.generations;
 begin
-  if p_video_path is null or p_video_path = '' then
-    raise exception using errcode = 'WN422', message = 'video_path is required';
-  end if;
+  perform private.require_text('video_path', p_video_path);
   v_row := private.lock_generation(p_generation_id, null);
   if v_row.status <> 'completed' then
     raise exception using errcode = 'WN412', message = 'only a completed generation has a video',
