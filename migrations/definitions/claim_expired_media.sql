@@ -1,0 +1,40 @@
+-- claim_expired_media: the retention/purge pass's work list, one bounded batch.
+--
+-- Finished generations that still hold media (a stored video or input image, or a provider
+-- link) and either were deleted (their removal did not finish) or completed more than
+-- p_retention_days ago (0 keeps media forever; deleted rows are purged regardless). Oldest
+-- first; SKIP LOCKED keeps overlapping passes apart while they read. Removing a file twice is
+-- harmless, so no claim stamp is needed.
+create or replace function public.claim_expired_media(p_retention_days integer, p_limit integer)
+returns table (generation jsonb)
+language plpgsql
+volatile
+security definer
+set search_path = ''
+as $$
+begin
+  if p_retention_days is null or p_retention_days < 0 then
+    raise exception using errcode = 'WN422', message = 'retention_days must be >= 0';
+  end if;
+  if p_limit is null or p_limit not between 1 and 10000 then
+    raise exception using errcode = 'WN422', message = 'limit must be 1-10000';
+  end if;
+  return query
+  select to_jsonb(g.*) from public.generations g
+   where (g.video_path is not null or g.input_image_path is not null or g.video_url is not null)
+     and g.completed_at is not null
+     and (g.deleted_at is not null
+          or (p_retention_days > 0
+              and g.completed_at < now() - make_interval(days => p_retention_days)))
+   order by g.completed_at, g.id
+   limit p_limit
+   for update skip locked;
+end
+$$;
+
+comment on function public.claim_expired_media(integer, integer) is
+  'Finished generations whose media is past retention or deleted, oldest first, at most p_limit.';
+
+revoke execute on function public.claim_expired_media(integer, integer)
+  from public, anon, authenticated;
+grant execute on function public.claim_expired_media(integer, integer) to service_role;

@@ -1,0 +1,38 @@
+-- fail_submission: the provider create failed (body from 0004; issue 14 records the outcome's
+-- path: 'submit', no provider report). Fails and refunds the generation ONLY if nothing was
+-- heard from the provider yet (still queued, no job id).
+create or replace function public.fail_submission(p_generation_id uuid, p_error text)
+returns table (generation jsonb, changed boolean, refunded integer)
+language plpgsql
+volatile
+security definer
+set search_path = ''
+as $$
+declare
+  v_row public.generations;
+  v_refunded integer;
+begin
+  select * into v_row from public.generations g where g.id = p_generation_id for update;
+  if not found then
+    perform private.raise_generation_not_found();
+  end if;
+  if v_row.status <> 'queued' or v_row.job_id is not null then
+    return query select to_jsonb(v_row), false, 0;
+    return;
+  end if;
+  update public.generations g
+     set status = 'failed',
+         error_message = coalesce(nullif(p_error, ''), 'The video provider did not accept it'),
+         completed_at = now(), updated_at = now(), finished_by = 'submit'
+   where g.id = p_generation_id
+  returning * into v_row;
+  v_refunded := private.refund(p_generation_id, 'Refund: provider did not accept it');
+  return query select to_jsonb(v_row), true, v_refunded;
+end
+$$;
+
+comment on function public.fail_submission(uuid, text) is
+  'Fail and refund a generation the provider never accepted; a no-op once the provider was heard.';
+
+revoke execute on function public.fail_submission(uuid, text) from public, anon, authenticated;
+grant execute on function public.fail_submission(uuid, text) to service_role;
