@@ -73,7 +73,9 @@ CREATE_SQL = (
     "p_cost => %(p_cost)s, p_negative_prompt => %(p_negative_prompt)s, "
     "p_params => %(p_params)s, p_input_image_path => %(p_input_image_path)s, "
     "p_input_digest => %(p_input_digest)s, p_idempotency_key => %(p_idempotency_key)s, "
-    "p_max_active => %(p_max_active)s, p_retry_of => %(p_retry_of)s)"
+    "p_max_active => %(p_max_active)s, p_retry_of => %(p_retry_of)s, "
+    "p_rate_per_minute => %(p_rate_per_minute)s, p_daily_budget_usd => %(p_daily_budget_usd)s, "
+    "p_price_per_s => %(p_price_per_s)s)"
 )
 MARK_SQL = (
     "select * from public.mark_submitted(p_generation_id => %(p_generation_id)s, "
@@ -96,6 +98,9 @@ def _create_args(user_id: uuid.UUID, max_active: int) -> dict[str, Any]:
         "p_idempotency_key": None,
         "p_max_active": max_active,
         "p_retry_of": None,
+        "p_rate_per_minute": None,
+        "p_daily_budget_usd": None,
+        "p_price_per_s": None,
     }
 
 

@@ -63,6 +63,9 @@ create index generations_spend_idx on public.generations (completed_at)
 -- The retention/purge pass: terminal rows that still hold media (or a link to it).
 create index generations_media_idx on public.generations (completed_at)
   where video_path is not null or input_image_path is not null or video_url is not null;
+-- Input images are content-addressed and may be shared: who else still uses this file?
+create index generations_input_image_idx on public.generations (input_image_path)
+  where input_image_path is not null;
 -- The stats read finished generations of a window.
 create index generations_completed_idx on public.generations (completed_at)
   where completed_at is not null;

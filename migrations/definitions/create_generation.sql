@@ -24,8 +24,8 @@ create or replace function public.create_generation(
   p_max_active integer,
   p_retry_of uuid,
   p_rate_per_minute integer,
-  p_daily_budget_usd numeric,
-  p_price_per_s numeric
+  p_daily_budget_usd double precision,
+  p_price_per_s double precision
 ) returns table (generation jsonb, created boolean, balance integer)
 language plpgsql
 volatile
@@ -131,14 +131,14 @@ $$;
 
 comment on function public.create_generation(
   uuid, text, text, text, text, integer, text, jsonb, text, text, text, integer, uuid, integer,
-  numeric, numeric) is
+  double precision, double precision) is
   'Reserve the cost and record a queued generation, within the rate limit and the provider '
   'budget; a replayed idempotency key returns the stored generation (created = false) and '
   'charges nothing.';
 
 revoke execute on function public.create_generation(
   uuid, text, text, text, text, integer, text, jsonb, text, text, text, integer, uuid, integer,
-  numeric, numeric) from public, anon, authenticated;
+  double precision, double precision) from public, anon, authenticated;
 grant execute on function public.create_generation(
   uuid, text, text, text, text, integer, text, jsonb, text, text, text, integer, uuid, integer,
-  numeric, numeric) to service_role;
+  double precision, double precision) to service_role;

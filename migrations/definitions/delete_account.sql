@@ -2,7 +2,7 @@
 -- the caller then cancels the returned predictions at the provider, removes the returned files,
 -- calls release_media, and deletes the auth user (whose trigger finds nothing left to do).
 create or replace function public.delete_account(p_user_id uuid)
-returns table (paths jsonb, job_ids jsonb)
+returns table (paths jsonb, job_ids jsonb, generation_ids jsonb)
 language plpgsql
 volatile
 security definer
@@ -16,7 +16,8 @@ begin
       detail = json_build_object('entity', 'user')::text;
   end if;
   v_forgotten := private.forget_user(p_user_id, 'Account deleted');
-  return query select v_forgotten -> 'paths', v_forgotten -> 'job_ids';
+  return query select v_forgotten -> 'paths', v_forgotten -> 'job_ids',
+    v_forgotten -> 'generation_ids';
 end
 $$;
 

@@ -2,11 +2,11 @@
 --
 -- The row stays as a tombstone (its ledger rows and provider spend must outlive it, or deleting
 -- would reset the budget), invisible to the owner from now on: prompt cleared, deleted_at set.
--- Returns the row with its stored paths, which the caller removes and then records with
--- release_media (the reconciliation pass finishes an interrupted removal).
+-- Returns the row and the stored files to remove (not an input image another generation still
+-- uses), which the caller removes and then records with release_media (the reconciliation pass finishes an interrupted removal).
 --   WN404 not the caller's, or already deleted    WN412 still running ("cancel it first")
 create or replace function public.delete_generation(p_user_id uuid, p_generation_id uuid)
-returns table (generation jsonb)
+returns table (generation jsonb, paths jsonb)
 language plpgsql
 volatile
 security definer
@@ -31,7 +31,7 @@ begin
          idempotency_key = null, request_hash = '', params = '{}'::jsonb, updated_at = now()
    where g.id = p_generation_id
   returning * into v_row;
-  return query select to_jsonb(v_row);
+  return query select to_jsonb(v_row), to_jsonb(private.removable_paths(array[v_row.id]));
 end
 $$;
 

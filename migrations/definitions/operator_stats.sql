@@ -12,10 +12,10 @@
 -- paid purchases since p_since, margin = revenue - provider spend (the lead fills them in).
 create or replace function public.operator_stats(
   p_since timestamptz,
-  p_success_target numeric,
-  p_completion_target_s numeric,
-  p_webhook_target numeric,
-  p_daily_budget_usd numeric
+  p_success_target double precision,
+  p_completion_target_s double precision,
+  p_webhook_target double precision,
+  p_daily_budget_usd double precision
 ) returns table (stats jsonb)
 language plpgsql
 stable
@@ -139,10 +139,13 @@ begin
 end
 $$;
 
-comment on function public.operator_stats(timestamptz, numeric, numeric, numeric, numeric) is
+comment on function public.operator_stats(timestamptz, double precision, double precision, double precision,
+  double precision) is
   'The operator''s numbers since p_since, each against its target (see the header).';
 
-revoke execute on function public.operator_stats(timestamptz, numeric, numeric, numeric, numeric)
+revoke execute on function public.operator_stats(timestamptz, double precision, double precision, double precision,
+  double precision)
   from public, anon, authenticated;
-grant execute on function public.operator_stats(timestamptz, numeric, numeric, numeric, numeric)
+grant execute on function public.operator_stats(timestamptz, double precision, double precision, double precision,
+  double precision)
   to service_role;

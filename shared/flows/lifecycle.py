@@ -11,11 +11,11 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from shared.core.catalog import Catalog
+from shared.core.catalog import Catalog, Offering
 from shared.core.domain import Generation
-from shared.core.errors import AppError, ProviderError, ProviderUnavailable
+from shared.core.errors import AppError, BudgetExhausted, ProviderError, ProviderUnavailable
 from shared.db.batching import UpdateBatcher
-from shared.db.rpc import Applied, Rpc, Update
+from shared.db.rpc import Applied, Created, Rpc, Update
 from shared.provider.replicate import Prediction, Provider
 
 log = logging.getLogger(__name__)
@@ -61,6 +61,10 @@ class Lifecycle:
     image_ref_for: Callable[[str], Awaitable[str]] | None = None
     # Gathers concurrent provider updates into few database calls (None: one call each).
     batcher: UpdateBatcher | None = None
+    # Guardrails (issue 14): creates per user per rolling minute, and the provider's daily
+    # budget in USD (None: no limit / no guard).
+    rate_per_minute: int | None = None
+    daily_budget_usd: float | None = None
 
     def webhook_url(self, generation_id: uuid.UUID) -> str:
         sep = "&" if "?" in self.webhook_base_url else "?"
@@ -79,13 +83,29 @@ class Lifecycle:
             params["seed"] = req.seed
         if req.aspect_ratio:
             params["aspect_ratio"] = req.aspect_ratio
-        created = await self.rpc.create_generation(
+        try:
+            created = await self._create(req, offering.cost, offering.price_per_s, params)
+        except BudgetExhausted:
+            # The operator must see this: every create is refused until spend ages out.
+            log.warning(
+                "create refused: provider daily budget of %s USD reached", self.daily_budget_usd
+            )
+            raise
+        gen = created.generation
+        if not created.created:
+            return Submitted(gen, created.balance, replayed=True)
+        return await self._start(req, offering, gen, created.balance)
+
+    async def _create(
+        self, req: SubmitRequest, cost: int, price_per_s: float, params: dict[str, str | int | None]
+    ) -> Created:
+        return await self.rpc.create_generation(
             user_id=req.user_id,
             kind=req.kind,
             model=req.model,
             resolution=req.resolution,
             prompt=req.prompt,
-            cost=offering.cost,
+            cost=cost,
             negative_prompt=req.negative_prompt,
             params=dict(params),
             input_image_path=req.input_image_path,
@@ -93,11 +113,14 @@ class Lifecycle:
             idempotency_key=req.idempotency_key,
             max_active=self.max_active,
             retry_of=req.retry_of,
+            rate_per_minute=self.rate_per_minute,
+            daily_budget_usd=self.daily_budget_usd,
+            price_per_s=price_per_s,
         )
-        gen = created.generation
-        if not created.created:
-            return Submitted(gen, created.balance, replayed=True)
 
+    async def _start(
+        self, req: SubmitRequest, offering: Offering, gen: Generation, balance: int
+    ) -> Submitted:
         model_input = self.catalog.build_input(
             offering,
             prompt=req.prompt,
@@ -119,7 +142,7 @@ class Lifecycle:
                     "provider create failed but its prediction reported in",
                     extra={"generation_id": str(gen.id)},
                 )
-                return Submitted(failed.generation, created.balance, replayed=False)
+                return Submitted(failed.generation, balance, replayed=False)
             log.warning("provider create failed", extra={"generation_id": str(gen.id)})
             raise type(exc)(
                 f"{exc.detail} Your {gen.cost} credits were returned.",
@@ -127,7 +150,7 @@ class Lifecycle:
                 **exc.extra,
                 generation_id=str(gen.id),
                 refunded=True,
-                balance=created.balance + failed.refunded,
+                balance=balance + failed.refunded,
             ) from exc
 
         applied = await self.rpc.mark_submitted(gen.id, prediction.id)
@@ -135,11 +158,13 @@ class Lifecycle:
             # The row moved on without this prediction (swept as failed, or canceled by the
             # user in the meantime): nobody will pay for it, so stop it.
             await self._cancel_orphan(prediction.id, gen.id)
-        return Submitted(applied.generation, created.balance, replayed=False)
+        return Submitted(applied.generation, balance, replayed=False)
 
-    async def apply_update(self, generation_id: uuid.UUID, prediction: Prediction) -> Applied:
-        """Apply what the provider says (webhook or poll). Duplicates and stale updates are
-        harmless: the state machine ignores them."""
+    async def apply_update(
+        self, generation_id: uuid.UUID, prediction: Prediction, *, source: str
+    ) -> Applied:
+        """Apply what the provider says; `source` names the path (webhook, poll, sweep, cancel).
+        Duplicates and stale updates are harmless: the state machine ignores them."""
         update = Update(
             generation_id,
             prediction.our_status,
@@ -147,6 +172,8 @@ class Lifecycle:
             progress=prediction.progress,
             video_url=prediction.video_url,
             error=prediction.error_message,
+            source=source,
+            predict_time=prediction.predict_time,
         )
         if self.batcher is not None:
             return await self.batcher.apply(update)
@@ -165,7 +192,7 @@ class Lifecycle:
         except AppError as exc:
             log.warning("status poll failed: %s", exc.detail, extra={"generation_id": str(gen.id)})
             return gen
-        return (await self.apply_update(gen.id, prediction)).generation
+        return (await self.apply_update(gen.id, prediction, source="poll")).generation
 
     async def cancel(self, user_id: uuid.UUID, generation_id: uuid.UUID) -> Generation:
         """Stop a queued or running generation; it ends canceled and refunded once, whether the
@@ -183,7 +210,7 @@ class Lifecycle:
                 extra={"generation_id": str(gen.id)},
             )
             return gen
-        return (await self.apply_update(gen.id, prediction)).generation
+        return (await self.apply_update(gen.id, prediction, source="cancel")).generation
 
     async def retry(
         self,

@@ -15,7 +15,7 @@ import os
 import re
 import tempfile
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import IO, Annotated
 from urllib.parse import quote, urlencode
@@ -96,6 +96,13 @@ class LocalStorage:
     async def exists(self, path: str) -> bool:
         return await asyncio.to_thread(self.file_path(path).is_file)
 
+    async def remove(self, paths: Sequence[str]) -> None:
+        targets = [self.file_path(p) for p in paths]
+        try:
+            await asyncio.to_thread(_unlink_all, targets)
+        except OSError as exc:
+            raise StorageUnavailable("Could not delete the files.") from exc
+
     async def aclose(self) -> None:
         return None
 
@@ -105,6 +112,11 @@ class LocalStorage:
 
 async def _single(data: bytes) -> AsyncIterator[bytes]:
     yield data
+
+
+def _unlink_all(targets: list[Path]) -> None:
+    for target in targets:
+        target.unlink(missing_ok=True)
 
 
 def _open_temp(target: Path) -> tuple[IO[bytes], Path]:

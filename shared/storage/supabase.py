@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
@@ -39,6 +39,7 @@ _CONTENT_TYPES = {
     ".jpeg": "image/jpeg",
     ".webp": "image/webp",
 }
+_REMOVE_BATCH = 100  # names per Storage delete request
 _FLUSH_BYTES = 1024 * 1024  # coalesce small network chunks into writes of about this size
 _EXPIRES = re.compile(r"[0-9]{1,12}")
 
@@ -63,6 +64,10 @@ class Storage(Protocol):
     async def signed_url(self, path: str, expires_in_s: int) -> str: ...
 
     async def exists(self, path: str) -> bool: ...
+
+    async def remove(self, paths: Sequence[str]) -> None:
+        """Delete these files; a file already gone is not an error."""
+        ...
 
     async def aclose(self) -> None: ...
 
@@ -167,6 +172,15 @@ class SupabaseStorage:
         check_path(path)
         async with self._translated("look up the file"), asyncio.timeout(self._timeout_s):
             return await self._bucket.exists(path)
+
+    async def remove(self, paths: Sequence[str]) -> None:
+        for path in paths:
+            check_path(path)
+        # Storage deletes a list of names per request; keep each request small.
+        for start in range(0, len(paths), _REMOVE_BATCH):
+            batch = list(paths[start : start + _REMOVE_BATCH])
+            async with self._translated("delete files"), asyncio.timeout(self._timeout_s):
+                await self._bucket.remove(batch)
 
     async def aclose(self) -> None:
         if self._owns_http:

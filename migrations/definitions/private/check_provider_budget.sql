@@ -4,7 +4,7 @@
 -- by completed_at) reaches p_budget_usd, raise WN503 with the seconds until enough of it ages
 -- out of the window. A null budget means no guard.
 --   WN503 budget exhausted   DETAIL: {"retry_after_s": n}
-create or replace function private.check_provider_budget(p_budget_usd numeric)
+create or replace function private.check_provider_budget(p_budget_usd double precision)
 returns void
 language plpgsql
 stable
@@ -41,8 +41,8 @@ begin
 end
 $$;
 
-comment on function private.check_provider_budget(numeric) is
+comment on function private.check_provider_budget(double precision) is
   'Raise WN503 when the last 24 h of estimated provider spend reached p_budget_usd (null: no guard).';
 
-revoke all on function private.check_provider_budget(numeric)
+revoke all on function private.check_provider_budget(double precision)
   from public, anon, authenticated, service_role;

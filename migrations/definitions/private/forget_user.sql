@@ -3,7 +3,8 @@
 -- Live generations are canceled and refunded now (the ledger invariants hold), every
 -- generation is tombstoned (prompt, negative prompt, provider link and idempotency key
 -- cleared; deleted_at set), the users row keeps its id, balance and ledger but loses its email.
--- Returns {"paths": [stored files to remove], "job_ids": [predictions to cancel]}; the paths
+-- Returns {"paths": [stored files to remove], "job_ids": [predictions to cancel],
+-- "generation_ids": [the user's generations, for release_media]}; the paths
 -- stay on the rows until public.release_media records them removed, so the reconciliation
 -- pass finishes a removal that was interrupted. Idempotent.
 --
@@ -19,6 +20,7 @@ declare
   v_live uuid;
   v_jobs text[];
   v_paths text[];
+  v_ids uuid[];
 begin
   perform 1 from public.generations g
    where g.user_id = p_user_id and g.status in ('queued', 'processing')
@@ -42,7 +44,9 @@ begin
     perform private.refund(v_live, 'Refund: ' || lower(p_reason));
   end loop;
 
-  select coalesce(array_agg(p.path order by p.path), '{}') into v_paths
+  select coalesce(array_agg(g.id order by g.id), '{}') into v_ids
+    from public.generations g where g.user_id = p_user_id;
+  select coalesce(array_agg(distinct p.path order by p.path), '{}') into v_paths
     from (
       select unnest(array[g.video_path, g.input_image_path]) as path
         from public.generations g where g.user_id = p_user_id
@@ -58,7 +62,8 @@ begin
      set email = null, deleted_at = coalesce(u.deleted_at, now()), updated_at = now()
    where u.id = p_user_id;
   delete from private.create_slots s where s.user_id = p_user_id;
-  return jsonb_build_object('paths', to_jsonb(v_paths), 'job_ids', to_jsonb(v_jobs));
+  return jsonb_build_object(
+    'paths', to_jsonb(v_paths), 'job_ids', to_jsonb(v_jobs), 'generation_ids', to_jsonb(v_ids));
 end
 $$;
 
