@@ -190,7 +190,7 @@ class PostgresTransport:
         from psycopg_pool import PoolTimeout
 
         query = _call_sql(fn, tuple(args))
-        params = [Jsonb(v) if isinstance(v, dict | list) else v for v in args.values()]
+        params = [Jsonb(v) if _is_json(v) else v for v in args.values()]
         try:
             async with self._pool.connection() as conn:
                 cur = await conn.execute(query, params)
@@ -246,6 +246,13 @@ class SupabaseTransport:
 
     async def aclose(self) -> None:
         await self._client.postgrest.aclose()
+
+
+def _is_json(value: RpcArg) -> bool:
+    """Objects and lists of objects go as jsonb; a list of ids is a uuid[] argument."""
+    if isinstance(value, list):
+        return not all(isinstance(v, uuid.UUID) for v in value)
+    return isinstance(value, dict)
 
 
 def _jsonable(value: RpcArg) -> JsonValue:

@@ -27,7 +27,8 @@ async def sign_up(
         (None if anonymous else f"u-{uuid.uuid4().hex[:8]}@example.test", confirmed, anonymous),
     )
     row = await cur.fetchone()
-    assert row is not None and isinstance(row[0], uuid.UUID)
+    assert row is not None
+    assert isinstance(row[0], uuid.UUID)
     return row[0]
 
 
