@@ -10,6 +10,8 @@ from __future__ import annotations
 import uuid
 from typing import Protocol
 
+import httpx
+
 from shared.core.config import Settings
 from shared.core.errors import AppError, AuthUnavailable
 
@@ -25,11 +27,17 @@ class AuthAdmin(Protocol):
 class SupabaseAuthAdmin:
     """Supabase Auth's admin API (`DELETE /auth/v1/admin/users/{id}`) through supabase-py."""
 
-    def __init__(self, url: str, service_role_key: str, *, timeout_s: float = 10.0) -> None:
-        import httpx
+    def __init__(
+        self,
+        url: str,
+        service_role_key: str,
+        *,
+        timeout_s: float = 10.0,
+        http: httpx.AsyncClient | None = None,
+    ) -> None:
         from supabase_auth import AsyncGoTrueAdminAPI
 
-        self._http = httpx.AsyncClient(timeout=httpx.Timeout(timeout_s, connect=5.0))
+        self._http = http or httpx.AsyncClient(timeout=httpx.Timeout(timeout_s, connect=5.0))
         self._api = AsyncGoTrueAdminAPI(
             url=url.rstrip("/") + "/auth/v1",
             headers={"apikey": service_role_key, "Authorization": f"Bearer {service_role_key}"},
@@ -37,7 +45,6 @@ class SupabaseAuthAdmin:
         )
 
     async def delete_user(self, user_id: uuid.UUID) -> None:
-        import httpx
         from supabase_auth.errors import AuthApiError, AuthError
 
         try:
