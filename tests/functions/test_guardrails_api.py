@@ -326,3 +326,40 @@ async def test_admin_stats_are_for_admins_only(stack: Stack) -> None:
     assert stats["provider"]["daily_budget_usd"] == BUDGET_USD
     bad = await stack.api.get("/api/admin/stats?since=yesterday", headers=admin_headers)
     assert bad.status_code == 422
+
+
+async def test_stats_of_a_scripted_run_count_how_each_outcome_arrived(
+    stack: Stack, services: Services
+) -> None:
+    """8 completed (one webhook lost: the sweeper settles it), 2 failed, through the real paths."""
+    from tests.functions.test_reconcile import reconciler
+
+    user, headers = await stack.user(credits=200)
+    plan = ["ok"] * 6 + ["fail", "fail", "lost", "ok"]
+    for step in plan:
+        await stack.faults(
+            fail_rate=1.0 if step == "fail" else 0.0,
+            webhook_drop_rate=1.0 if step == "lost" else 0.0,
+            duration_s=0.05,
+        )
+        created = await stack.submit(headers)
+        assert created.status_code == 201, created.text
+        await stack.settle(created.json()["id"])
+    summary = await reconciler(services).sweep()
+    assert summary.counts["completed"] == 1
+
+    admin_headers = {"Authorization": f"Bearer {stack.token(user, app_role='admin')}"}
+    stats = (await stack.api.get("/api/admin/stats", headers=admin_headers)).json()
+    assert stats["generations"]["finished_by"] == {
+        "webhook": 9, "poll": 0, "sweep": 1, "cancel": 0, "submit": 0
+    }  # fmt: skip
+    assert (stats["generations"]["completed"], stats["generations"]["failed"]) == (8, 2)
+    assert stats["success_rate"] == {"value": 0.8, "target": 0.95, "op": ">", "met": False}
+    assert stats["webhook_delivery_rate"] == {
+        "value": 0.9, "target": 0.99, "op": ">", "met": False
+    }  # fmt: skip
+    assert stats["p95_completion_s"]["met"] is True  # seconds, not minutes
+    assert stats["credit_accuracy"]["met"] is True
+    assert stats["refunds"] == {"count": 2, "credits": 20}
+    assert stats["credits"]["spent"] == 80
+    assert stats["provider"]["spend_usd"] > 0

@@ -159,7 +159,8 @@ def token(**claims: object) -> str:
 async def test_admin_is_only_app_metadata_role_admin(
     claims: dict[str, object], is_admin: bool
 ) -> None:
-    auth = Authenticator.from_settings(Settings(environment="test", supabase_jwt_secret=SECRET))  # type: ignore[arg-type]
+    settings = Settings(environment="test", supabase_jwt_secret=SECRET)
+    auth = Authenticator.from_settings(settings)
     user = await auth.authenticate(f"Bearer {token(**claims)}")
     assert user.is_admin is is_admin
 
