@@ -14,11 +14,11 @@ from shared.db.rpc import PostgresTransport, Rpc, SupabaseTransport, Transport
 from shared.flows.keeper import BackgroundScheduler, Keeper, KeepScheduler
 from shared.flows.lifecycle import Lifecycle
 from shared.flows.reconcile import Reconciler, SweepConfig
-from shared.flows.removal import Remover, RetentionConfig
+from shared.flows.removal import AuthAdmin, Remover, RetentionConfig
 from shared.provider.replicate import Provider, ReplicateProvider
 from shared.storage.supabase import Storage, open_storage
 from shared.web.auth import Authenticator
-from shared.web.auth_admin import AuthAdmin, open_auth_admin
+from shared.web.auth_admin import open_auth_admin
 
 
 @dataclass

@@ -13,14 +13,24 @@ import uuid
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from shared.core.errors import AppError
 from shared.db.rpc import Rpc
 from shared.provider.replicate import Provider
 from shared.storage.supabase import Storage
-from shared.web.auth_admin import AuthAdmin
 
 log = logging.getLogger(__name__)
+
+
+class AuthAdmin(Protocol):
+    """Deletes sign-in accounts (adapters: shared.web.auth_admin)."""
+
+    async def delete_user(self, user_id: uuid.UUID) -> None:
+        """Delete the auth user; a user already gone is not an error."""
+        ...
+
+    async def aclose(self) -> None: ...
 
 
 @dataclass(frozen=True)

@@ -3,25 +3,17 @@
 Production asks Supabase's admin API (supabase-py's `auth.admin.delete_user`, with the
 service-role key); the direct configuration (a plain Postgres, the local stack) deletes the row
 from auth.users itself. Either way the auth.users delete trigger tombstones our users row.
+Both satisfy the `AuthAdmin` port of shared.flows.removal.
 """
 
 from __future__ import annotations
 
 import uuid
-from typing import Protocol
 
 import httpx
 
 from shared.core.config import Settings
 from shared.core.errors import AppError, AuthUnavailable
-
-
-class AuthAdmin(Protocol):
-    async def delete_user(self, user_id: uuid.UUID) -> None:
-        """Delete the auth user; a user already gone is not an error."""
-        ...
-
-    async def aclose(self) -> None: ...
 
 
 class SupabaseAuthAdmin:
@@ -83,7 +75,7 @@ class PostgresAuthAdmin:
         return None
 
 
-def open_auth_admin(settings: Settings) -> AuthAdmin:
+def open_auth_admin(settings: Settings) -> SupabaseAuthAdmin | PostgresAuthAdmin:
     """Supabase's admin API when the project's URL and key are set, else the database."""
     if settings.supabase_url and settings.supabase_service_role_key:
         return SupabaseAuthAdmin(
