@@ -64,12 +64,17 @@ class Remover:
                 # Its generation is already canceled and refunded; a late webhook changes nothing.
                 log.warning("could not cancel prediction %s of a deleted account: %s", job_id, exc)
         await self._remove(forgotten.generation_ids, forgotten.paths)
+        # Files no generation names (an upload whose create was then refused) go too. A
+        # failure here is a 503 before the sign-in account goes, so the user can try again.
+        leftovers = await self.storage.list_files(str(user_id))
+        if leftovers:
+            await self.storage.remove(leftovers)
         if self.auth_admin is not None:
             await self.auth_admin.delete_user(user_id)
         log.info(
             "account deleted (%d generations, %d files, %d predictions canceled)",
             len(forgotten.generation_ids),
-            len(forgotten.paths),
+            len(forgotten.paths) + len(leftovers),
             len(forgotten.job_ids),
             extra={"user_id": str(user_id)},
         )

@@ -103,6 +103,14 @@ class LocalStorage:
         except OSError as exc:
             raise StorageUnavailable("Could not delete the files.") from exc
 
+    async def list_files(self, folder: str) -> list[str]:
+        base = self.file_path(folder.rstrip("/"))
+        files = await asyncio.to_thread(lambda: [p for p in base.rglob("*") if p.is_file()])
+        # Skip the temporary files of uploads in flight (they never get a final name).
+        return sorted(
+            p.relative_to(self.root).as_posix() for p in files if not p.name.startswith(".")
+        )
+
     async def aclose(self) -> None:
         return None
 

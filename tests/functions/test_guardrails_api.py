@@ -222,6 +222,8 @@ async def test_deleted_account_leaves_no_email_prompt_or_file_and_keeps_the_ledg
     running = (await stack.submit(headers, prompt="a secret garden behind a wall")).json()["id"]
     await stack.submit(bystander)
     books = len(await ledger(stack.admin, user))
+    # An upload no generation names (its create was refused) is the user's file too.
+    await settings_storage.put_bytes(f"{user}/inputs/orphan.png", b"\x89PNG", "image/png")
     user_dir = Path(settings_storage.root) / str(user)
     assert any(p.is_file() for p in user_dir.rglob("*"))
 

@@ -58,6 +58,34 @@ async def test_supabase_remove_sends_the_names_in_small_batches() -> None:
     assert sent == paths
 
 
+async def test_local_list_files_finds_every_file_under_a_folder(tmp_path: Path) -> None:
+    storage = LocalStorage(tmp_path, "http://127.0.0.1:8000", "k" * 32)
+    for path in ("u/videos/a.mp4", "u/inputs/b.png", "other/videos/c.mp4"):
+        await storage.put_bytes(path, b"x", "application/octet-stream")
+    assert await storage.list_files("u") == ["u/inputs/b.png", "u/videos/a.mp4"]
+    assert await storage.list_files("nobody") == []
+
+
+async def test_supabase_list_files_walks_folders_and_pages() -> None:
+    pages = {
+        ("u", 0): [{"name": "videos", "id": None}, {"name": "inputs", "id": None}],
+        ("u/videos", 0): [{"name": f"{i}.mp4", "id": str(i)} for i in range(1000)],
+        ("u/videos", 1000): [{"name": "last.mp4", "id": "x"}],
+        ("u/inputs", 0): [{"name": "a.png", "id": "y"}],
+    }
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        body = json.loads(await request.aread())
+        assert request.url.path == "/storage/v1/object/list/generations"
+        return httpx.Response(200, json=pages[(body["prefix"], body["offset"])])
+
+    http = httpx.AsyncClient(transport=httpx.MockTransport(handler))
+    storage = SupabaseStorage(SUPABASE_URL, SERVICE_KEY, "generations", http=http)
+    files = await storage.list_files("u")
+    assert len(files) == 1002
+    assert {"u/videos/last.mp4", "u/inputs/a.png", "u/videos/0.mp4"} <= set(files)
+
+
 async def test_supabase_remove_refused_is_storage_unavailable() -> None:
     async def handler(request: httpx.Request) -> httpx.Response:
         return httpx.Response(500, json={"statusCode": "500", "error": "x", "message": "down"})
