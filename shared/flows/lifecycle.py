@@ -11,11 +11,11 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from shared.core.catalog import Catalog, Offering
+from shared.core.catalog import Catalog
 from shared.core.domain import Generation
 from shared.core.errors import AppError, BudgetExhausted, ProviderError, ProviderUnavailable
 from shared.db.batching import UpdateBatcher
-from shared.db.rpc import Applied, Created, Rpc, Update
+from shared.db.rpc import Applied, Rpc, Update
 from shared.provider.replicate import Prediction, Provider
 
 log = logging.getLogger(__name__)
@@ -84,43 +84,34 @@ class Lifecycle:
         if req.aspect_ratio:
             params["aspect_ratio"] = req.aspect_ratio
         try:
-            created = await self._create(req, offering.cost, offering.price_per_s, params)
+            created = await self.rpc.create_generation(
+                user_id=req.user_id,
+                kind=req.kind,
+                model=req.model,
+                resolution=req.resolution,
+                prompt=req.prompt,
+                cost=offering.cost,
+                negative_prompt=req.negative_prompt,
+                params=dict(params),
+                input_image_path=req.input_image_path,
+                input_digest=req.input_digest,
+                idempotency_key=req.idempotency_key,
+                max_active=self.max_active,
+                retry_of=req.retry_of,
+                rate_per_minute=self.rate_per_minute,
+                daily_budget_usd=self.daily_budget_usd,
+                price_per_s=offering.price_per_s,
+            )
         except BudgetExhausted:
             # The operator must see this: every create is refused until spend ages out.
             log.warning(
-                "create refused: provider daily budget of %s USD reached", self.daily_budget_usd
+                "create refused: provider daily budget reached (%s USD)", self.daily_budget_usd
             )
             raise
         gen = created.generation
         if not created.created:
             return Submitted(gen, created.balance, replayed=True)
-        return await self._start(req, offering, gen, created.balance)
 
-    async def _create(
-        self, req: SubmitRequest, cost: int, price_per_s: float, params: dict[str, str | int | None]
-    ) -> Created:
-        return await self.rpc.create_generation(
-            user_id=req.user_id,
-            kind=req.kind,
-            model=req.model,
-            resolution=req.resolution,
-            prompt=req.prompt,
-            cost=cost,
-            negative_prompt=req.negative_prompt,
-            params=dict(params),
-            input_image_path=req.input_image_path,
-            input_digest=req.input_digest,
-            idempotency_key=req.idempotency_key,
-            max_active=self.max_active,
-            retry_of=req.retry_of,
-            rate_per_minute=self.rate_per_minute,
-            daily_budget_usd=self.daily_budget_usd,
-            price_per_s=price_per_s,
-        )
-
-    async def _start(
-        self, req: SubmitRequest, offering: Offering, gen: Generation, balance: int
-    ) -> Submitted:
         model_input = self.catalog.build_input(
             offering,
             prompt=req.prompt,
@@ -142,7 +133,7 @@ class Lifecycle:
                     "provider create failed but its prediction reported in",
                     extra={"generation_id": str(gen.id)},
                 )
-                return Submitted(failed.generation, balance, replayed=False)
+                return Submitted(failed.generation, created.balance, replayed=False)
             log.warning("provider create failed", extra={"generation_id": str(gen.id)})
             raise type(exc)(
                 f"{exc.detail} Your {gen.cost} credits were returned.",
@@ -150,7 +141,7 @@ class Lifecycle:
                 **exc.extra,
                 generation_id=str(gen.id),
                 refunded=True,
-                balance=balance + failed.refunded,
+                balance=created.balance + failed.refunded,
             ) from exc
 
         applied = await self.rpc.mark_submitted(gen.id, prediction.id)
@@ -158,7 +149,7 @@ class Lifecycle:
             # The row moved on without this prediction (swept as failed, or canceled by the
             # user in the meantime): nobody will pay for it, so stop it.
             await self._cancel_orphan(prediction.id, gen.id)
-        return Submitted(applied.generation, balance, replayed=False)
+        return Submitted(applied.generation, created.balance, replayed=False)
 
     async def apply_update(
         self, generation_id: uuid.UUID, prediction: Prediction, *, source: str
