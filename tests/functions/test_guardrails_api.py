@@ -365,3 +365,18 @@ async def test_stats_of_a_scripted_run_count_how_each_outcome_arrived(
     assert stats["refunds"] == {"count": 2, "credits": 20}
     assert stats["credits"]["spent"] == 80
     assert stats["provider"]["spend_usd"] > 0
+
+
+async def test_the_sweep_runs_retention(
+    stack: Stack, services: Services, settings_storage: LocalStorage
+) -> None:
+    user, headers = await stack.user(credits=100)
+    body = await completed_and_kept(stack, headers)
+    await stack.admin.execute(
+        "update public.generations set completed_at = now() - interval '31 days' where id = %s",
+        (uuid.UUID(str(body["id"])),),
+    )
+    summary = await services.reconciler().sweep()
+    assert summary.counts["media_released"] == 1
+    assert summary.counts["media_files_removed"] == 1
+    assert not stored(settings_storage, f"{user}/videos/{body['id']}.mp4")
