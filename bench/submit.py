@@ -69,7 +69,8 @@ SUBMIT_PATH = "/api/generation/text-to-video"
 
 # The text PostgresTransport sends, so both sides use the same prepared statements.
 CREATE_SQL = (
-    "select * from public.create_generation(p_new => %(p_new)s, p_max_active => %(p_max_active)s)"
+    "select * from public.create_generation(p_new => %(p_new)s, p_max_active => %(p_max_active)s, "
+    "p_rate_per_minute => null, p_daily_budget_usd => null)"
 )
 MARK_SQL = (
     "select * from public.mark_submitted(p_generation_id => %(p_generation_id)s, "

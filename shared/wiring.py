@@ -14,9 +14,11 @@ from shared.db.rpc import PostgresTransport, Rpc, SupabaseTransport, Transport
 from shared.flows.keeper import BackgroundScheduler, Keeper, KeepScheduler
 from shared.flows.lifecycle import Lifecycle
 from shared.flows.reconcile import Reconciler, SweepConfig
+from shared.flows.removal import AuthAdmin, Remover, RetentionConfig
 from shared.provider.replicate import Provider, ReplicateProvider
 from shared.storage.supabase import Storage, open_storage
 from shared.web.auth import Authenticator
+from shared.web.auth_admin import open_auth_admin
 
 
 @dataclass
@@ -31,6 +33,8 @@ class Services:
     storage: Storage
     keeper: Keeper
     http: httpx.AsyncClient
+    remover: Remover
+    auth_admin: AuthAdmin
     schedule_keep: KeepScheduler | None = None
 
     def __post_init__(self) -> None:
@@ -68,7 +72,10 @@ class Services:
                 max_batch=settings.update_batch_max,
                 max_calls=settings.update_batch_calls,
             ),
+            rate_per_minute=settings.create_rate_per_minute,
+            daily_budget_usd=settings.provider_daily_budget_usd,
         )
+        auth_admin = open_auth_admin(settings)
         return cls(
             settings=settings,
             rpc=rpc,
@@ -87,6 +94,8 @@ class Services:
                 signed_url_ttl_s=settings.signed_url_ttl_s,
             ),
             http=http,
+            remover=Remover(rpc=rpc, storage=storage, provider=provider, auth_admin=auth_admin),
+            auth_admin=auth_admin,
         )
 
     def reconciler(self) -> Reconciler:
@@ -104,6 +113,12 @@ class Services:
                 concurrency=s.sweep_concurrency,
                 max_run_s=s.max_run_s,
             ),
+            remover=self.remover,
+            retention=RetentionConfig(
+                retention_days=s.retention_days,
+                batch_size=s.retention_batch_size,
+                max_batches=s.retention_max_batches,
+            ),
         )
 
     async def aclose(self) -> None:
@@ -113,6 +128,7 @@ class Services:
         if self.lifecycle.batcher is not None:
             await self.lifecycle.batcher.drain()
         await self.http.aclose()
+        await self.auth_admin.aclose()
         await self.storage.aclose()
         await self.provider.aclose()
         await self.rpc.aclose()

@@ -14,9 +14,13 @@ AdminConn = psycopg.AsyncConnection[tuple[object, ...]]
 async def create_user(
     admin: AdminConn, *, credits: int | None = None, email: str | None = None
 ) -> uuid.UUID:
-    """Sign a user up through auth.users (so the trigger runs), then set the balance exactly."""
+    """Sign a confirmed user up through auth.users (so the trigger runs and grants the signup
+    bonus), then set the balance exactly."""
     email = email or f"user-{uuid.uuid4().hex[:8]}@example.test"
-    cur = await admin.execute("insert into auth.users (email) values (%s) returning id", (email,))
+    cur = await admin.execute(
+        "insert into auth.users (email, email_confirmed_at) values (%s, now()) returning id",
+        (email,),
+    )
     row = await cur.fetchone()
     assert row is not None
     user_id = row[0]

@@ -16,6 +16,8 @@
 -- Every lock is FOR NO KEY UPDATE (see private.lock_generation): a retry's foreign-key check
 -- on the generation it retries does not wait for it. Most batches are progress updates, which
 -- touch no user and skip the pre-locking.
+--
+-- Each item may also carry `source` and `predict_time`, passed on to apply_prediction.
 create or replace function public.apply_predictions(p_updates jsonb)
 returns table (
   idx integer,
@@ -64,7 +66,9 @@ begin
         p_job_id => v_item ->> 'job_id',
         p_progress => (v_item ->> 'progress')::integer,
         p_video_url => v_item ->> 'video_url',
-        p_error => v_item ->> 'error'
+        p_error => v_item ->> 'error',
+        p_source => v_item ->> 'source',
+        p_predict_time => (v_item ->> 'predict_time')::double precision
       );
       generation := v_applied.generation;
       changed := v_applied.changed;

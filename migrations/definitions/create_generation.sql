@@ -3,10 +3,19 @@
 --
 -- p_new is shared.core.domain.NewGeneration as JSON, the one definition of a new generation's
 -- fields (user_id, kind, model, resolution, prompt, cost, negative_prompt, params,
--- input_image_path, input_digest, idempotency_key, retry_of); p_max_active comes from settings.
+-- input_image_path, input_digest, idempotency_key, retry_of, price_per_s: the catalog's USD per
+-- second of provider time, kept so the cost can be estimated when the provider reports).
+-- The limits come from settings: p_max_active; p_rate_per_minute (null = none) answers WN430;
+-- p_daily_budget_usd (null = none) answers WN503. Every guardrail runs before anything is
+-- charged or created; a replayed idempotency key returns the stored generation without taking a
+-- rate slot; a deleted account is not found.
 drop function if exists public.create_generation(
   uuid, text, text, text, text, integer, text, jsonb, text, text, text, integer, uuid);
-create or replace function public.create_generation(p_new jsonb, p_max_active integer)
+drop function if exists public.create_generation(jsonb, integer);
+create or replace function public.create_generation(
+  p_new jsonb, p_max_active integer, p_rate_per_minute integer,
+  p_daily_budget_usd double precision
+)
 returns table (generation jsonb, created boolean, balance integer)
 language plpgsql volatile security definer set search_path = '' as $$
 declare v_balance integer;
@@ -21,12 +30,15 @@ begin
   select * into v_new from jsonb_to_record(p_new) as x(
     user_id uuid, kind text, model text, resolution text, prompt text, cost integer,
     negative_prompt text, params jsonb, input_image_path text, input_digest text,
-    idempotency_key text, retry_of uuid);
+    idempotency_key text, retry_of uuid, price_per_s double precision);
   if v_new.cost is null or v_new.cost <= 0 then
     raise exception using errcode = 'WN422', message = 'cost must be a positive integer';
   end if;
   if v_new.kind is null or v_new.kind not in ('t2v', 'i2v') then
     raise exception using errcode = 'WN422', message = 'kind must be t2v or i2v';
+  end if;
+  if v_new.price_per_s is not null and v_new.price_per_s < 0 then
+    raise exception using errcode = 'WN422', message = 'price_per_s must be >= 0';
   end if;
   if p_max_active is null or p_max_active < 1 then
     raise exception using errcode = 'WN422', message = 'max_active must be at least 1';
@@ -36,9 +48,13 @@ begin
     raise exception using errcode = 'WN422', message = 'idempotency key must be 1-255 characters';
   end if;
 
-  -- The user's row lock serializes this user's creates: the key lookup, the active count and
-  -- the balance check below all see every earlier create of the same user.
+  -- The user's row lock serializes this user's creates: the key lookup, the rate slots, the
+  -- active count and the balance check below all see every earlier create of the same user.
   v_balance := private.lock_user(v_new.user_id);
+  if exists (select 1 from public.users u where u.id = v_new.user_id and u.deleted_at is not null)
+  then
+    perform private.raise_not_found('user');
+  end if;
 
   v_hash := md5(jsonb_build_array(
     v_new.kind, v_new.model, v_new.resolution, v_new.prompt, v_new.negative_prompt,
@@ -58,10 +74,10 @@ begin
     end if;
   end if;
 
-  -- A retry must be of this user's own failed or canceled generation.
+  -- A retry must be of this user's own failed or canceled (and not deleted) generation.
   if v_new.retry_of is not null then
     select g.status into v_retry_status from public.generations g
-     where g.id = v_new.retry_of and g.user_id = v_new.user_id;
+     where g.id = v_new.retry_of and g.user_id = v_new.user_id and g.deleted_at is null;
     if not found then
       perform private.raise_not_found('generation');
     end if;
@@ -70,6 +86,11 @@ begin
         message = 'only a failed or canceled generation can be retried',
         detail = json_build_object('status', v_retry_status)::text;
     end if;
+  end if;
+
+  perform private.check_provider_budget(p_daily_budget_usd);
+  if p_rate_per_minute is not null then
+    perform private.take_create_slot(v_new.user_id, p_rate_per_minute);
   end if;
 
   select count(*) into v_active from public.generations g
@@ -86,11 +107,11 @@ begin
 
   insert into public.generations (
     user_id, kind, model, resolution, prompt, negative_prompt, params, input_image_path,
-    cost, idempotency_key, request_hash, retry_of
+    cost, idempotency_key, request_hash, retry_of, price_per_s
   ) values (
     v_new.user_id, v_new.kind, v_new.model, v_new.resolution, v_new.prompt, v_new.negative_prompt,
     coalesce(v_new.params, '{}'::jsonb), v_new.input_image_path, v_new.cost,
-    v_new.idempotency_key, v_hash, v_new.retry_of
+    v_new.idempotency_key, v_hash, v_new.retry_of, v_new.price_per_s
   ) returning * into v_row;
 
   v_balance := private.post_ledger(
@@ -100,7 +121,10 @@ end
 $$;
 
 comment on function public.create_generation is
-  'Reserve the cost and record a queued generation; a replayed idempotency key returns the '
-  'stored generation (created = false) and charges nothing.';
-revoke all on function public.create_generation(jsonb, integer) from public, anon, authenticated;
-grant execute on function public.create_generation(jsonb, integer) to service_role;
+  'Reserve the cost and record a queued generation, within the rate limit and the provider '
+  'budget; a replayed idempotency key returns the stored generation (created = false) and '
+  'charges nothing.';
+revoke all on function public.create_generation(jsonb, integer, integer, double precision)
+  from public, anon, authenticated;
+grant execute on function public.create_generation(jsonb, integer, integer, double precision)
+  to service_role;

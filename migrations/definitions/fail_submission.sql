@@ -4,6 +4,7 @@
 -- queued, no job id). A create that timed out may still have started a prediction whose
 -- webhook (it carries our generation id) already moved the row on; that row is left alone and
 -- lives on. The sweeper uses the same function for queued rows that never got a job id.
+-- finished_by records the outcome's path: 'submit' (no provider report).
 create or replace function public.fail_submission(p_generation_id uuid, p_error text)
 returns table (generation jsonb, changed boolean, refunded integer)
 language plpgsql volatile security definer set search_path = '' as $$
@@ -18,7 +19,7 @@ begin
   update public.generations g
      set status = 'failed',
          error_message = coalesce(nullif(p_error, ''), 'The video provider did not accept it'),
-         completed_at = now(), updated_at = now()
+         completed_at = now(), updated_at = now(), finished_by = 'submit'
    where g.id = p_generation_id
   returning * into v_row;
   v_refunded := private.refund(p_generation_id, 'Refund: provider did not accept it');

@@ -1,5 +1,5 @@
 -- list_generations: the owner's generations, newest first, keyset pagination on
--- (created_at, id) so a page costs the same however deep it is.
+-- (created_at, id) so a page costs the same however deep it is. Deleted ones are left out.
 -- The old signature carried defaults, which create or replace cannot take away.
 drop function if exists public.list_generations(uuid, integer, timestamptz, uuid);
 create or replace function public.list_generations(
@@ -14,6 +14,7 @@ begin
   return query
   select to_jsonb(g.*) from public.generations g
    where g.user_id = p_user_id
+     and g.deleted_at is null
      and (p_before_created_at is null or (g.created_at, g.id) < (p_before_created_at, p_before_id))
    order by g.created_at desc, g.id desc
    limit p_limit;

@@ -1,6 +1,6 @@
 -- read_generation: the owner's generation, with a bounded polling claim in the same call: the
 -- common case (nothing to poll) costs one round trip, and when many browser tabs ask at once
--- only one of them wins the claim and asks the provider.
+-- only one of them wins the claim and asks the provider. A deleted generation is not found.
 --
 -- claimed = true when the caller should ask the provider (running, has a job id, nothing heard
 -- for p_poll_after_s, fewer than p_max_polls polls so far). The claim stamps last_polled_at, so
@@ -17,6 +17,7 @@ begin
      set last_polled_at = now(), poll_attempts = g.poll_attempts + 1
    where g.id = p_generation_id
      and g.user_id = p_user_id
+     and g.deleted_at is null
      and g.status in ('queued', 'processing')
      and g.job_id is not null
      and g.poll_attempts < p_max_polls
@@ -27,7 +28,7 @@ begin
     return;
   end if;
   select * into v_row from public.generations g
-   where g.id = p_generation_id and g.user_id = p_user_id;
+   where g.id = p_generation_id and g.user_id = p_user_id and g.deleted_at is null;
   if not found then
     perform private.raise_not_found('generation');
   end if;

@@ -37,6 +37,8 @@ class NewGeneration(BaseModel):
     input_digest: str | None = None
     idempotency_key: str | None = None
     retry_of: uuid.UUID | None = None
+    # The catalog's estimated provider price (USD per second), kept to cost the final report.
+    price_per_s: float | None = None
 
 
 class Generation(BaseModel):
@@ -71,6 +73,17 @@ class Generation(BaseModel):
     cancel_requested_at: datetime | None = None
     copy_attempts: int = 0
     copy_error: str | None = None
+    # Guardrails (issue 14): provider spend, how the outcome arrived, media lifetime.
+    predict_time_s: float | None = None
+    provider_cost_usd: float | None = None
+    finished_by: str | None = None
+    media_expired_at: datetime | None = None
+    deleted_at: datetime | None = None
+
+    @property
+    def stored_paths(self) -> list[str]:
+        """Our storage files of this generation (video, input image)."""
+        return [p for p in (self.video_path, self.input_image_path) if p]
 
     @property
     def is_terminal(self) -> bool:

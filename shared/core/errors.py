@@ -23,7 +23,8 @@ are translated once, at the boundary that meets them, and chained with `raise ..
     ├── ProviderError                502 provider_error
     ├── ProviderUnavailable          503 provider_unavailable
     ├── DatabaseUnavailable          503 database_unavailable
-    └── AuthUnavailable              503 auth_unavailable      (signing keys unreachable)
+    ├── AuthUnavailable              503 auth_unavailable      (signing keys unreachable)
+    └── BudgetExhausted              503 budget_exhausted      (provider daily budget reached)
 """
 
 from __future__ import annotations
@@ -169,3 +170,17 @@ class AuthUnavailable(AppError):
     code = "auth_unavailable"
     status = 503
     default_detail = "Could not verify the token right now; try again shortly."
+
+
+# --- guardrails (issue 14) --------------------------------------------------------------------
+
+
+class BudgetExhausted(AppError):
+    """The operator's daily provider budget is used up: no new generations until spend ages out."""
+
+    code = "budget_exhausted"
+    status = 503
+    default_detail = (
+        "New generations are paused for now: the service reached its daily limit. "
+        "Nothing was charged; try again later."
+    )

@@ -217,3 +217,15 @@ async def _apply_definitions(
             ) from error
         pending = [d for d, _ in deferred]
     return applied
+
+
+async def configure_database(conninfo: str, *, signup_bonus_credits: int) -> None:
+    """Write the settings that database code without arguments reads (the signup trigger's
+    bonus) through public.configure_guardrails; `wanctl migrate` and the local stack call it."""
+    import psycopg
+
+    async with await psycopg.AsyncConnection.connect(conninfo, autocommit=True) as conn:
+        await conn.execute(
+            "select * from public.configure_guardrails(p_signup_bonus_credits => %s)",
+            (signup_bonus_credits,),
+        )

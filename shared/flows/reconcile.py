@@ -21,6 +21,7 @@ from shared.core.errors import AppError, ProviderError
 from shared.core.ratelimit import RateLimiter
 from shared.flows.keeper import Keeper
 from shared.flows.lifecycle import Lifecycle
+from shared.flows.removal import Remover, RetentionConfig
 
 log = logging.getLogger(__name__)
 
@@ -57,12 +58,16 @@ class Reconciler:
         config: SweepConfig,
         keeper: Keeper | None = None,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        remover: Remover | None = None,
+        retention: RetentionConfig | None = None,
     ) -> None:
         self.lifecycle = lifecycle
         self.limiter = limiter
         self.config = config
         self.keeper = keeper
         self._now = now
+        self.remover = remover
+        self.retention = retention or RetentionConfig()
 
     async def sweep(self) -> SweepSummary:
         """Claim stale live generations batch by batch and settle each; one log line at the end."""
@@ -91,6 +96,12 @@ class Reconciler:
                 )
             except AppError as exc:
                 log.warning("sweep could not retry copies: %s", exc.detail)
+                summary.counts["errors"] += 1
+        if self.remover is not None:
+            try:
+                summary.counts.update(await self.remover.purge(self.retention))
+            except AppError as exc:
+                log.warning("sweep could not purge media: %s", exc.detail)
                 summary.counts["errors"] += 1
         summary.seconds = time.monotonic() - started
         log.info("sweep %s", json.dumps(summary.as_dict(), sort_keys=True))
@@ -131,7 +142,11 @@ class Reconciler:
             if exc.extra.get("provider_status") != 404:
                 raise
             applied = await self.lifecycle.rpc.apply_prediction(
-                gen.id, "failed", job_id=job_id, error="The provider has no record of it."
+                gen.id,
+                "failed",
+                job_id=job_id,
+                error="The provider has no record of it.",
+                source="sweep",
             )
             return "lost_failed" if applied.changed else "unchanged"
 
@@ -143,12 +158,17 @@ class Reconciler:
                 if overdue:
                     minutes = self.config.max_run_s // 60
                     applied = await self.lifecycle.rpc.apply_prediction(
-                        gen.id, "failed", job_id=job_id, error=f"Timed out after {minutes} min."
+                        gen.id,
+                        "failed",
+                        job_id=job_id,
+                        error=f"Timed out after {minutes} min.",
+                        source="sweep",
+                        predict_time=canceled.predict_time,
                     )
                     return "timed_out" if applied.changed else "unchanged"
                 prediction = canceled
 
-        applied = await self.lifecycle.apply_update(gen.id, prediction)
+        applied = await self.lifecycle.apply_update(gen.id, prediction, source="sweep")
         if not applied.changed:
             return "unchanged"
         return applied.generation.status

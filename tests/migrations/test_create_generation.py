@@ -139,7 +139,13 @@ async def test_invalid_arguments_are_rejected_without_a_write(
     max_active = payload.pop("max_active", 3)
     with pytest.raises(errors.InvalidInput) as caught:
         await rpc.transport.call(
-            "create_generation", {"p_new": payload, "p_max_active": max_active}
+            "create_generation",
+            {
+                "p_new": payload,
+                "p_max_active": max_active,
+                "p_rate_per_minute": None,
+                "p_daily_budget_usd": None,
+            },
         )
     assert caught.value.detail == message
     assert await balance(admin, user) == 100

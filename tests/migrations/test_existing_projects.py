@@ -34,17 +34,29 @@ async def _run(url: str, sql: str) -> list[tuple[object, ...]]:
 
 
 async def test_users_signed_up_before_install_get_their_row_and_one_bonus(bare_url: str) -> None:
-    await _run(bare_url, "insert into auth.users (email) values ('a@x.test'), ('b@x.test')")
+    # a: confirmed; b: never confirmed; z: anonymous. Only a gets the bonus at install.
+    await _run(
+        bare_url,
+        "insert into auth.users (email, email_confirmed_at, is_anonymous) values"
+        " ('a@x.test', now(), false), ('b@x.test', null, false), (null, null, true)",
+    )
     await apply_migrations(bare_url)
     await apply_migrations(bare_url)
-    await _run(bare_url, "insert into auth.users (email) values ('c@x.test')")
+    await _run(
+        bare_url, "insert into auth.users (email, email_confirmed_at) values ('c@x.test', now())"
+    )
     rows = await _run(
         bare_url,
         "select u.email, u.credits, count(t.*) from public.users u"
-        " join public.credit_transactions t on t.user_id = u.id and t.type = 'signup_bonus'"
-        " group by u.email, u.credits order by u.email",
+        " left join public.credit_transactions t on t.user_id = u.id and t.type = 'signup_bonus'"
+        " group by u.email, u.credits order by u.email nulls last",
     )
-    assert rows == [("a@x.test", 100, 1), ("b@x.test", 100, 1), ("c@x.test", 100, 1)]
+    assert rows == [
+        ("a@x.test", 100, 1),
+        ("b@x.test", 0, 0),
+        ("c@x.test", 100, 1),
+        (None, 0, 0),
+    ]
     async with await psycopg.AsyncConnection.connect(bare_url, autocommit=True) as conn:
         await assert_ledger_invariants(conn)
 

@@ -29,6 +29,13 @@ SERVICE_FUNCTIONS = [
     "deduct_credits",
     "add_credits",
     "refund_credits",
+    # guardrails (issue 14)
+    "delete_generation",
+    "delete_account",
+    "claim_expired_media",
+    "release_media",
+    "configure_guardrails",
+    "operator_stats",
 ]
 
 
@@ -127,7 +134,7 @@ async def test_service_functions_are_hardened(admin: AdminConn) -> None:
     for name, secdef, volatility, config in rows:
         assert secdef, f"{name} is not SECURITY DEFINER"
         assert config == ['search_path=""'], f"{name} has search_path {config}"
-        if name not in ("get_generation", "list_generations", "get_credits"):
+        if name not in ("get_generation", "list_generations", "get_credits", "operator_stats"):
             assert volatility == "v", f"{name} is not VOLATILE"
 
 

@@ -112,9 +112,11 @@ async def test_supabase_transport_sends_a_batch_as_one_json_array() -> None:
     assert json.loads(request.content) == {
         "p_updates": [
             {"generation_id": str(ours), "status": "processing", "job_id": "job-1",
-             "progress": 30, "video_url": None, "error": None},
+             "progress": 30, "video_url": None, "error": None, "source": None,
+             "predict_time": None},
             {"generation_id": str(unknown), "status": "canceled", "job_id": None,
-             "progress": None, "video_url": None, "error": None},
+             "progress": None, "video_url": None, "error": None, "source": None,
+             "predict_time": None},
         ]
     }  # fmt: skip
 
