@@ -24,16 +24,14 @@ import time
 from pathlib import Path
 
 from bench.common import (
-    BENCH_DIR,
     REPEATS,
     Figure,
     Postgres,
-    bench_secrets,
     free_port,
     ratio_figure,
     report,
-    setup_logging,
 )
+from bench.env import BENCH_DIR, bench_secrets, setup_logging
 from local.stack import WEBHOOK_PATH
 
 FUNCTIONS = (

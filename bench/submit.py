@@ -51,9 +51,9 @@ from bench.common import (
     local_stack,
     ratio_figure,
     report_checked,
-    setup_logging,
     token,
 )
+from bench.env import setup_logging
 from bench.loadgen import render, run_load
 from shared.core.catalog import load_catalog
 from shared.provider.replicate import ReplicateProvider

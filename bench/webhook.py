@@ -42,8 +42,8 @@ from bench.common import (
     processing_generations,
     ratio_figure,
     report_checked,
-    setup_logging,
 )
+from bench.env import setup_logging
 from bench.loadgen import render, run_load
 from local.emulator_prediction import progress_line
 from local.stack import WEBHOOK_PATH

@@ -121,10 +121,10 @@ async def run_dev(
     """Start everything, print how to use it, and serve until interrupted."""
     import uvicorn
 
-    from functions.combined import create_app
+    from local.devserver import create_app
     from local.emulator import create_emulator_app
     from local.emulator_faults import EmulatorConfig, Faults
-    from shared.web.auth import mint_token
+    from local.tokens import mint_token
 
     secrets = load_local_secrets(local_dir)
     database_url = start_embedded(local_dir / "pgdata").get_uri()

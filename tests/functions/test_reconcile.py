@@ -11,11 +11,12 @@ import pytest
 from shared.core.catalog import Offering
 from shared.core.domain import Generation
 from shared.core.errors import JsonValue
-from shared.db.rpc import Created, Rpc
+from shared.db.rpc import Created
 from shared.flows.lifecycle import Lifecycle, SubmitRequest
 from shared.flows.reconcile import Reconciler, SweepConfig, SweepSummary
 from shared.provider.replicate import Prediction, Provider
-from shared.wiring import Services
+from shared.wiring import SweepServices
+from tests.fakes import DatabaseProxy
 from tests.functions.conftest import Stack
 from tests.support import AdminConn, assert_ledger_invariants, balance, create_user
 
@@ -28,7 +29,9 @@ class Crash(BaseException):
     """The process dies here: nothing after this line runs, no except clause catches it."""
 
 
-class CrashAfterReservation(Rpc):
+class CrashAfterReservation(DatabaseProxy):
+    """The real database reserves the credits, then the process dies before the provider."""
+
     async def create_generation(self, **kwargs: object) -> Created:
         await super().create_generation(**kwargs)  # type: ignore[arg-type]
         raise Crash
@@ -63,9 +66,9 @@ def request(user: uuid.UUID) -> SubmitRequest:
     )  # fmt: skip
 
 
-def reconciler(services: Services, config: SweepConfig = NOW) -> Reconciler:
+def reconciler(services: SweepServices, config: SweepConfig = NOW) -> Reconciler:
     return Reconciler(
-        services.lifecycle, services.reconciler().limiter, config=config, keeper=services.keeper
+        services.lifecycle, services.reconciler.limiter, config=config, keeper=services.keeper
     )
 
 
@@ -86,7 +89,7 @@ async def settle_all(stack: Stack) -> None:
         await stack.settle(str(gen_id))
 
 
-async def heal(stack: Stack, services: Services, config: SweepConfig = NOW) -> SweepSummary:
+async def heal(stack: Stack, services: SweepServices, config: SweepConfig = NOW) -> SweepSummary:
     """Let every prediction finish, then sweep until nothing is live (bounded)."""
     await settle_all(stack)
     summary = SweepSummary()
@@ -98,7 +101,7 @@ async def heal(stack: Stack, services: Services, config: SweepConfig = NOW) -> S
 
 
 async def test_every_webhook_dropped_still_completes_after_sweeps(
-    stack: Stack, services: Services
+    stack: Stack, services: SweepServices
 ) -> None:
     await stack.faults(webhook_drop_rate=1.0, duration_s=0.1)
     user, headers = await stack.user(credits=100)
@@ -110,7 +113,9 @@ async def test_every_webhook_dropped_still_completes_after_sweeps(
     assert await balance(stack.admin, user) == 70
 
 
-async def test_every_prediction_failing_refunds_each_once(stack: Stack, services: Services) -> None:
+async def test_every_prediction_failing_refunds_each_once(
+    stack: Stack, services: SweepServices
+) -> None:
     await stack.faults(fail_rate=1.0, webhook_drop_rate=1.0, duration_s=0.05)
     user, headers = await stack.user(credits=100)
     ids = [(await stack.submit(headers)).json()["id"] for _ in range(3)]
@@ -120,7 +125,9 @@ async def test_every_prediction_failing_refunds_each_once(stack: Stack, services
     assert await balance(stack.admin, user) == 100
 
 
-async def test_aborted_prediction_is_failed_and_refunded(stack: Stack, services: Services) -> None:
+async def test_aborted_prediction_is_failed_and_refunded(
+    stack: Stack, services: SweepServices
+) -> None:
     await stack.faults(abort_rate=1.0, webhook_drop_rate=1.0, duration_s=0.05)
     user, headers = await stack.user(credits=100)
     gen_id = (await stack.submit(headers)).json()["id"]
@@ -132,7 +139,7 @@ async def test_aborted_prediction_is_failed_and_refunded(stack: Stack, services:
 
 
 async def test_prediction_past_the_run_limit_is_canceled_and_refunded(
-    stack: Stack, services: Services
+    stack: Stack, services: SweepServices
 ) -> None:
     await stack.faults(webhook_drop_rate=1.0, duration_s=60.0)
     user, headers = await stack.user(credits=100)
@@ -151,7 +158,7 @@ async def test_prediction_past_the_run_limit_is_canceled_and_refunded(
     assert await balance(stack.admin, user) == 100
 
 
-async def test_two_sweeps_at_once_never_double_apply(stack: Stack, services: Services) -> None:
+async def test_two_sweeps_at_once_never_double_apply(stack: Stack, services: SweepServices) -> None:
     await stack.faults(webhook_drop_rate=1.0, fail_rate=0.5, duration_s=0.05)
     _, headers = await stack.user(credits=1000)
     for _ in range(3):
@@ -170,10 +177,10 @@ async def test_two_sweeps_at_once_never_double_apply(stack: Stack, services: Ser
 
 
 async def test_queued_row_inside_its_grace_period_is_left_alone(
-    stack: Stack, services: Services
+    stack: Stack, services: SweepServices
 ) -> None:
     user = await create_user(stack.admin, credits=100)
-    crashing = replace(services.lifecycle, rpc=CrashAfterReservation(services.rpc.transport))
+    crashing = replace(services.lifecycle, rpc=CrashAfterReservation(services.lifecycle.rpc))
     with pytest.raises(Crash):
         await crashing.submit(request(user))
     patient = replace(NOW, queued_grace_s=3600)
@@ -185,15 +192,15 @@ async def test_queued_row_inside_its_grace_period_is_left_alone(
 @pytest.mark.parametrize("drop_webhooks", [False, True])
 @pytest.mark.parametrize("where", ["after reservation", "after provider create"])
 async def test_crash_at_each_submit_step_heals(
-    stack: Stack, services: Services, where: str, drop_webhooks: bool
+    stack: Stack, services: SweepServices, where: str, drop_webhooks: bool
 ) -> None:
     await stack.faults(webhook_drop_rate=1.0 if drop_webhooks else 0.0, duration_s=0.05)
     user = await create_user(stack.admin, credits=100)
     lifecycle: Lifecycle = services.lifecycle
     if where == "after reservation":
-        lifecycle = replace(lifecycle, rpc=CrashAfterReservation(services.rpc.transport))
+        lifecycle = replace(lifecycle, rpc=CrashAfterReservation(services.lifecycle.rpc))
     else:
-        lifecycle = replace(lifecycle, provider=CrashAfterCreate(services.provider))
+        lifecycle = replace(lifecycle, provider=CrashAfterCreate(services.lifecycle.provider))
     for _ in range(2):
         with pytest.raises(Crash):
             await lifecycle.submit(request(user))
@@ -231,7 +238,7 @@ async def test_status_poll_is_claimed_once_by_many_tabs(stack: Stack) -> None:
     assert await cur.fetchone() == (1, "completed")
 
 
-async def test_status_poll_stops_at_the_cap(stack: Stack, services: Services) -> None:
+async def test_status_poll_stops_at_the_cap(stack: Stack, services: SweepServices) -> None:
     await stack.faults(webhook_drop_rate=1.0, duration_s=600)
     user, headers = await stack.user(credits=100)
     gen_id = uuid.UUID((await stack.submit(headers)).json()["id"])
@@ -246,7 +253,7 @@ async def test_status_poll_stops_at_the_cap(stack: Stack, services: Services) ->
 
 
 async def test_sweep_keeps_videos_whose_webhooks_were_lost(
-    stack: Stack, services: Services
+    stack: Stack, services: SweepServices
 ) -> None:
     await stack.faults(webhook_drop_rate=1.0, duration_s=0.05, output_size_bytes=3_000_000)
     user, headers = await stack.user(credits=100)
@@ -262,7 +269,7 @@ async def test_sweep_keeps_videos_whose_webhooks_were_lost(
 
 
 async def test_vanished_output_is_recorded_and_not_retried(
-    stack: Stack, services: Services
+    stack: Stack, services: SweepServices
 ) -> None:
     await stack.faults(webhook_drop_rate=1.0, duration_s=0.05)
     _, headers = await stack.user(credits=100)
@@ -285,7 +292,7 @@ async def test_vanished_output_is_recorded_and_not_retried(
 
 
 async def test_malformed_output_url_is_a_clean_copy_failure(
-    stack: Stack, services: Services
+    stack: Stack, services: SweepServices
 ) -> None:
     await stack.faults(webhook_drop_rate=1.0, duration_s=0.05)
     _, headers = await stack.user(credits=100)

@@ -17,11 +17,14 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from local.serve import serve
+from local.storage_routes import local_storage_router
 from shared.core.config import Settings
 from shared.core.errors import AppError, ConfigurationError
-from shared.storage.local import LocalStorage, local_storage_router
-from shared.storage.supabase import StorageUnavailable, SupabaseStorage, check_path, open_storage
+from shared.storage.local import LocalStorage
+from shared.storage.port import StorageUnavailable, check_path
+from shared.storage.supabase import SupabaseStorage
 from shared.web.app import error_response
+from shared.wiring import open_storage
 
 KEY = "local-signing-key-for-tests"
 VIDEO = "user-1/videos/gen-1.mp4"
