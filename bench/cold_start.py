@@ -32,7 +32,7 @@ from bench.common import (
     report,
 )
 from bench.env import BENCH_DIR, bench_secrets, setup_logging
-from local.stack import WEBHOOK_PATH
+from local.stack import local_environment
 
 FUNCTIONS = (
     "functions.text_to_video",
@@ -69,27 +69,19 @@ uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning")
 
 def _environment(database_url: str) -> dict[str, str]:
     """What a deployed function gets: settings in environment variables (shared/core/config.py)."""
-    secrets = bench_secrets()
     api = "http://127.0.0.1:9"  # never called during a cold start
     keep = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "VIRTUAL_ENV")
     env = {k: v for k, v in os.environ.items() if k in keep}
     env.update(
-        {
-            "ENVIRONMENT": "development",
-            "LOG_LEVEL": "WARNING",
-            "RPC_TRANSPORT": "postgres",
-            "DATABASE_URL": database_url,
-            "SUPABASE_JWT_SECRET": secrets.jwt_secret,
-            "REPLICATE_API_TOKEN": secrets.replicate_api_token,
-            "REPLICATE_BASE_URL": "http://127.0.0.1:9",
-            "REPLICATE_WEBHOOK_SECRET": secrets.webhook_secret,
-            "PUBLIC_WEBHOOK_URL": api + WEBHOOK_PATH,
-            "STORAGE_BACKEND": "local",
-            "STORAGE_LOCAL_DIR": str((BENCH_DIR / "storage").resolve()),
-            "STORAGE_PUBLIC_BASE_URL": api,
-            "STORAGE_SIGNING_KEY": secrets.storage_signing_key,
-        }
+        local_environment(
+            database_url=database_url,
+            api_url=api,
+            emulator_url=api,
+            secrets=bench_secrets(),
+            storage_dir=(BENCH_DIR / "storage").resolve(),
+        )
     )
+    env["LOG_LEVEL"] = "WARNING"
     return env
 
 

@@ -14,8 +14,6 @@ import shlex
 import sys
 from pathlib import Path
 
-from pydantic import SecretStr
-
 from local.database import prepare, start_embedded
 from local.secrets import LocalSecrets, load_local_secrets
 from shared.core.config import Settings
@@ -32,6 +30,25 @@ def _out(line: str = "") -> None:
     sys.stdout.flush()
 
 
+def _local_values(
+    database_url: str, api_url: str, emulator_url: str, secrets: LocalSecrets, storage_dir: Path
+) -> dict[str, str]:
+    return {
+        "environment": "development",
+        "rpc_transport": "postgres",
+        "database_url": database_url,
+        "supabase_jwt_secret": secrets.jwt_secret,
+        "replicate_api_token": secrets.replicate_api_token,
+        "replicate_base_url": emulator_url,
+        "replicate_webhook_secret": secrets.webhook_secret,
+        "public_webhook_url": api_url + WEBHOOK_PATH,
+        "storage_backend": "local",
+        "storage_local_dir": str(storage_dir),
+        "storage_public_base_url": api_url,
+        "storage_signing_key": secrets.storage_signing_key,
+    }
+
+
 def local_settings(
     *,
     database_url: str,
@@ -43,22 +60,20 @@ def local_settings(
 ) -> Settings:
     """Settings that point the real code at the local database and the emulator."""
     values: dict[str, object] = {
-        "environment": "development",
-        "rpc_transport": "postgres",
-        "database_url": SecretStr(database_url),
-        "supabase_jwt_secret": SecretStr(secrets.jwt_secret),
-        "replicate_api_token": SecretStr(secrets.replicate_api_token),
-        "replicate_base_url": emulator_url,
-        "replicate_webhook_secret": SecretStr(secrets.webhook_secret),
-        "public_webhook_url": api_url + WEBHOOK_PATH,
+        **_local_values(database_url, api_url, emulator_url, secrets, storage_dir),
         "cors_origins": ["http://localhost:3000", "http://127.0.0.1:3000"],
-        "storage_backend": "local",
-        "storage_local_dir": str(storage_dir),
-        "storage_public_base_url": api_url,
-        "storage_signing_key": SecretStr(secrets.storage_signing_key),
     }
     values.update(overrides)
     return Settings.model_validate(values)
+
+
+def local_environment(
+    *, database_url: str, api_url: str, emulator_url: str, secrets: LocalSecrets, storage_dir: Path
+) -> dict[str, str]:
+    """The same settings as environment variables: how a deployed function gets them (from
+    its Modal secret), for processes started to measure or test a function alone."""
+    values = _local_values(database_url, api_url, emulator_url, secrets, storage_dir)
+    return {name.upper(): value for name, value in values.items()}
 
 
 async def ensure_demo_user(database_url: str) -> str:

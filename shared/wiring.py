@@ -15,7 +15,7 @@ scheduler), production adapters are the default.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -241,13 +241,14 @@ async def _webhook(
     parts: _Parts, stack: AsyncExitStack, schedule_copy: CopyScheduler | None
 ) -> WebhookServices:
     from shared.db.batching import UpdateBatcher
-    from shared.flows.keeper import BackgroundScheduler
     from shared.flows.lifecycle import Updates
 
     s = parts.settings
     assert s.replicate_webhook_secret is not None
     db = await parts.db()
     if schedule_copy is None:
+        from shared.flows.keeper import BackgroundScheduler
+
         background = BackgroundScheduler((await parts.keeper()).keep)
         stack.push_async_callback(background.drain)  # copies finish before their clients close
         schedule_copy = background
@@ -262,28 +263,21 @@ async def _webhook(
     )
 
 
-@asynccontextmanager
-async def text_to_video(settings: Settings) -> AsyncIterator[Registry]:
-    async with _web(settings) as (parts, auth):
-        yield _registry(await _submit(parts), auth)
+def _group(make: Callable[[_Parts], Awaitable[object]]) -> ServicesOpener:
+    """The builder of one authenticated endpoint group: its services and the authenticator."""
+
+    @asynccontextmanager
+    async def build(settings: Settings) -> AsyncIterator[Registry]:
+        async with _web(settings) as (parts, auth):
+            yield _registry(await make(parts), auth)
+
+    return build
 
 
-@asynccontextmanager
-async def image_to_video(settings: Settings) -> AsyncIterator[Registry]:
-    async with _web(settings) as (parts, auth):
-        yield _registry(await _upload(parts), auth)
-
-
-@asynccontextmanager
-async def status(settings: Settings) -> AsyncIterator[Registry]:
-    async with _web(settings) as (parts, auth):
-        yield _registry(await _status(parts), auth)
-
-
-@asynccontextmanager
-async def controls(settings: Settings) -> AsyncIterator[Registry]:
-    async with _web(settings) as (parts, auth):
-        yield _registry(await _controls(parts), auth)
+text_to_video = _group(_submit)
+image_to_video = _group(_upload)
+status = _group(_status)
+controls = _group(_controls)
 
 
 def webhook(schedule_copy: CopyScheduler | None = None) -> ServicesOpener:

@@ -10,14 +10,18 @@ import logging
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from shared.core.catalog import Catalog
 from shared.core.domain import Generation
 from shared.core.errors import AppError, ProviderError, ProviderUnavailable
-from shared.db.batching import UpdateBatcher
-from shared.db.port import Database
 from shared.db.rpc import Applied, Update
-from shared.provider.replicate import Prediction, Provider
+
+if TYPE_CHECKING:
+    # Types only: the webhook's Updates needs no catalog or provider module at run time.
+    from shared.core.catalog import Catalog
+    from shared.db.batching import UpdateBatcher
+    from shared.db.port import Database
+    from shared.provider.replicate import Prediction, Provider
 
 log = logging.getLogger(__name__)
 

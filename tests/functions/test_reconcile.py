@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from dataclasses import replace
+from typing import Any
 
 import pytest
 
@@ -32,8 +33,8 @@ class Crash(BaseException):
 class CrashAfterReservation(DatabaseProxy):
     """The real database reserves the credits, then the process dies before the provider."""
 
-    async def create_generation(self, **kwargs: object) -> Created:
-        await super().create_generation(**kwargs)  # type: ignore[arg-type]
+    async def create_generation(self, **kwargs: Any) -> Created:
+        await self.inner.create_generation(**kwargs)
         raise Crash
 
 
@@ -180,7 +181,7 @@ async def test_queued_row_inside_its_grace_period_is_left_alone(
     stack: Stack, services: SweepServices
 ) -> None:
     user = await create_user(stack.admin, credits=100)
-    crashing = replace(services.lifecycle, rpc=CrashAfterReservation(services.lifecycle.rpc))
+    crashing = replace(services.lifecycle, rpc=CrashAfterReservation(services.lifecycle.rpc).port())
     with pytest.raises(Crash):
         await crashing.submit(request(user))
     patient = replace(NOW, queued_grace_s=3600)
@@ -198,7 +199,7 @@ async def test_crash_at_each_submit_step_heals(
     user = await create_user(stack.admin, credits=100)
     lifecycle: Lifecycle = services.lifecycle
     if where == "after reservation":
-        lifecycle = replace(lifecycle, rpc=CrashAfterReservation(services.lifecycle.rpc))
+        lifecycle = replace(lifecycle, rpc=CrashAfterReservation(services.lifecycle.rpc).port())
     else:
         lifecycle = replace(lifecycle, provider=CrashAfterCreate(services.lifecycle.provider))
     for _ in range(2):

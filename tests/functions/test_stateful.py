@@ -45,7 +45,9 @@ async def test_random_walk_keeps_every_invariant(
 ) -> None:
     rng = random.Random(seed)
     users = [await create_user(stack.admin, credits=rng.choice([30, 60, 200])) for _ in range(3)]
-    crash_rpc = replace(services.lifecycle, rpc=CrashAfterReservation(services.lifecycle.rpc))
+    crash_rpc = replace(
+        services.lifecycle, rpc=CrashAfterReservation(services.lifecycle.rpc).port()
+    )
     crash_provider = replace(
         services.lifecycle, provider=CrashAfterCreate(services.lifecycle.provider)
     )

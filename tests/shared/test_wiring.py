@@ -1,0 +1,108 @@
+"""The composition root: each endpoint group's builder opens, and imports, only what it uses.
+
+Each case starts a fresh interpreter (imports are per process), builds one group from
+environment settings against a real test database, and reports what it registered and which
+watched modules got imported.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from local.secrets import load_local_secrets
+from local.stack import local_environment
+from shared.wiring import StatusServices, WebhookServices
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+WATCHED = ("PIL", "jwt", "replicate", "supabase", "httpx", "shared")
+
+CHILD = """
+import asyncio, json, sys
+
+from shared import wiring
+from shared.core.config import get_settings
+
+
+async def spawn(gen):  # stands in for Modal's spawn of the copy function
+    return None
+
+
+async def main(target):
+    opener = wiring.webhook(spawn) if target == "webhook" else getattr(wiring, target)
+    async with opener(get_settings()) as registry:
+        registered = sorted(type(v).__name__ for v in registry.values())
+    watched = tuple(sys.argv[2].split(","))
+    loaded = sorted(m for m in sys.modules if m.split(".")[0] in watched)
+    sys.stdout.write(json.dumps({"registered": registered, "modules": loaded}))
+
+
+asyncio.run(main(sys.argv[1]))
+"""
+
+
+def build(target: str, database_url: str, tmp_path: Path) -> dict[str, list[str]]:
+    nowhere = "http://127.0.0.1:9"  # never called while building
+    env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "TMPDIR")}
+    env.update(
+        local_environment(
+            database_url=database_url,
+            api_url=nowhere,
+            emulator_url=nowhere,
+            secrets=load_local_secrets(tmp_path),
+            storage_dir=tmp_path / "storage",
+        )
+    )
+    out = subprocess.run(  # noqa: S603 - our own interpreter, a fixed script
+        [sys.executable, "-c", CHILD, target, ",".join(WATCHED)],
+        cwd=ROOT, env=env, capture_output=True, text=True, check=True, timeout=60,
+    )  # fmt: skip
+    result: dict[str, list[str]] = json.loads(out.stdout)
+    return result
+
+
+# target -> (what it registers, modules it must not import, modules it must import)
+CASES = {
+    # No video copier, no update batcher, no image library; the bounded poll uses the provider.
+    "status": (
+        ["Authenticator", "StatusServices"],
+        {"PIL", "supabase", "shared.flows.keeper", "shared.db.batching"},
+        {"replicate"},
+    ),
+    # On Modal the copy is spawned: no copier here, and a webhook has neither users nor
+    # provider calls.
+    "webhook": (
+        ["WebhookServices"],
+        {"jwt", "replicate", "PIL", "supabase", "httpx", "shared.flows.keeper"},
+        {"shared.db.batching"},
+    ),
+    "text_to_video": (
+        ["Authenticator", "SubmitServices"],
+        {"PIL", "supabase", "shared.flows.keeper", "shared.db.batching"},
+        {"replicate", "jwt"},
+    ),
+}
+
+
+@pytest.mark.parametrize("target", sorted(CASES))
+async def test_each_group_opens_and_imports_only_what_it_uses(
+    target: str, database_url: str, tmp_path: Path
+) -> None:
+    registered, absent, present = CASES[target]
+    result = build(target, database_url, tmp_path)
+    assert result["registered"] == registered
+    modules = set(result["modules"])
+    assert absent & modules == set()
+    assert present <= modules
+
+
+@pytest.mark.parametrize("services", [StatusServices, WebhookServices])
+def test_built_services_cannot_be_reassigned(services: type[object]) -> None:
+    params = getattr(services, "__dataclass_params__", None)
+    assert params is not None
+    assert params.frozen
