@@ -31,7 +31,7 @@ from shared.web.signatures import verify
 from shared.wiring import WebhookServices
 
 if TYPE_CHECKING:
-    from shared.flows.keeper import CopyScheduler
+    from shared.flows.scheduling import CopyScheduler
 
 log = logging.getLogger(__name__)
 router = APIRouter()

@@ -27,14 +27,16 @@ if TYPE_CHECKING:
 
     from shared.core.catalog import Catalog
     from shared.core.config import Settings
+    from shared.core.domain import Generation
     from shared.db.batching import UpdateBatcher
     from shared.db.port import Database
     from shared.db.rpc import Transport
     from shared.flows.inputs import InputImages
-    from shared.flows.keeper import CopyScheduler, Keeper
+    from shared.flows.keeper import Keeper
     from shared.flows.lifecycle import Lifecycle, Updates
     from shared.flows.links import VideoLinks
     from shared.flows.reconcile import Reconciler
+    from shared.flows.scheduling import CopyScheduler
     from shared.provider.replicate import Provider
     from shared.storage.port import Storage
     from shared.web.app import ServicesOpener
@@ -238,8 +240,10 @@ async def _controls(parts: _Parts) -> ControlServices:
 
 
 async def _webhook(
-    parts: _Parts, stack: AsyncExitStack, schedule_copy: CopyScheduler | None
+    parts: _Parts, drains: AsyncExitStack, schedule_copy: CopyScheduler | None
 ) -> WebhookServices:
+    """`drains` closes before `parts`: pending updates and copies finish while their clients
+    are still open."""
     from shared.db.batching import UpdateBatcher
     from shared.flows.lifecycle import Updates
 
@@ -247,14 +251,19 @@ async def _webhook(
     assert s.replicate_webhook_secret is not None
     db = await parts.db()
     if schedule_copy is None:
-        from shared.flows.keeper import BackgroundScheduler
+        from shared.flows.scheduling import BackgroundScheduler
 
-        background = BackgroundScheduler((await parts.keeper()).keep)
-        stack.push_async_callback(background.drain)  # copies finish before their clients close
+        async def keep(gen: Generation) -> bool:
+            # The copier (its HTTP client, the keeper) opens with the first copy: that runs in
+            # the background, so no reply waits for it, and a cold start does not either.
+            return await (await parts.keeper()).keep(gen)
+
+        background = BackgroundScheduler(keep)
+        drains.push_async_callback(background.drain)
         schedule_copy = background
     batcher = UpdateBatcher(db, max_batch=s.update_batch_max, max_calls=s.update_batch_calls)
     updates = Updates(db, batcher)
-    stack.push_async_callback(updates.drain)
+    drains.push_async_callback(updates.drain)
     return WebhookServices(
         webhook_secret=s.replicate_webhook_secret.get_secret_value(),
         updates=updates,
@@ -287,9 +296,8 @@ def webhook(schedule_copy: CopyScheduler | None = None) -> ServicesOpener:
     @asynccontextmanager
     async def build(settings: Settings) -> AsyncIterator[Registry]:
         settings.require_api()
-        async with AsyncExitStack() as stack:
-            parts = _Parts(settings, stack)
-            yield _registry(await _webhook(parts, stack, schedule_copy))
+        async with AsyncExitStack() as stack, AsyncExitStack() as drains:
+            yield _registry(await _webhook(_Parts(settings, stack), drains, schedule_copy))
 
     return build
 
@@ -297,13 +305,13 @@ def webhook(schedule_copy: CopyScheduler | None = None) -> ServicesOpener:
 @asynccontextmanager
 async def every_group(settings: Settings) -> AsyncIterator[Registry]:
     """The local dev server: every group in one process, sharing one set of clients."""
-    async with _web(settings) as (parts, auth), AsyncExitStack() as stack:
+    async with _web(settings) as (parts, auth), AsyncExitStack() as drains:
         yield _registry(
             await _submit(parts),
             await _upload(parts),
             await _status(parts),
             await _controls(parts),
-            await _webhook(parts, stack, None),
+            await _webhook(parts, drains, None),
             auth,
         )
 

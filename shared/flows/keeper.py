@@ -10,9 +10,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
 from shared.core.domain import Generation
 from shared.core.errors import AppError
@@ -83,31 +82,3 @@ class Keeper:
         results = await asyncio.gather(*(self.keep(gen) for gen in pending))
         kept = sum(results)
         return {"copies_kept": kept, "copies_failed": len(results) - kept}
-
-
-class BackgroundScheduler:
-    """Runs keep() after the response, in this process; remembers its tasks so shutdown can
-    wait for them and the event loop never drops one half-way."""
-
-    def __init__(self, keep: Callable[[Generation], Coroutine[None, None, bool]]) -> None:
-        self._keep = keep
-        self._tasks: set[asyncio.Task[bool]] = set()
-
-    async def __call__(self, gen: Generation) -> None:
-        task = asyncio.create_task(self._keep(gen))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    async def drain(self, timeout_s: float = 30.0) -> None:
-        if self._tasks:
-            await asyncio.wait(set(self._tasks), timeout=timeout_s)
-
-
-class CopyScheduler(Protocol):
-    """Starts keeping a completed generation's video without waiting for the copy: a
-    BackgroundScheduler in this process, or (on Modal) a spawned function."""
-
-    async def __call__(self, gen: Generation) -> None: ...
-
-
-KeepScheduler = CopyScheduler

@@ -34,7 +34,10 @@ async def spawn(gen):  # stands in for Modal's spawn of the copy function
 
 
 async def main(target):
-    opener = wiring.webhook(spawn) if target == "webhook" else getattr(wiring, target)
+    if target.startswith("webhook"):
+        opener = wiring.webhook(spawn if target == "webhook" else None)
+    else:
+        opener = getattr(wiring, target)
     async with opener(get_settings()) as registry:
         registered = sorted(type(v).__name__ for v in registry.values())
     watched = tuple(sys.argv[2].split(","))
@@ -80,6 +83,13 @@ CASES = {
         ["WebhookServices"],
         {"jwt", "replicate", "PIL", "supabase", "httpx", "shared.flows.keeper"},
         {"shared.db.batching"},
+    ),
+    # Locally the copy runs in this process, but its client opens with the first copy (in the
+    # background), not at start.
+    "webhook_local": (
+        ["WebhookServices"],
+        {"jwt", "replicate", "PIL", "supabase", "httpx", "shared.flows.keeper"},
+        {"shared.flows.scheduling"},
     ),
     "text_to_video": (
         ["Authenticator", "SubmitServices"],
