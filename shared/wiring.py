@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from shared.core.clock import Clock, SystemClock
+from shared.core.startup import skip_httpx_cli
 
 if TYPE_CHECKING:
     import httpx
@@ -108,6 +109,7 @@ class _Parts:
     """Opens each part at most once, on `stack`; the builders take only the parts they need."""
 
     def __init__(self, settings: Settings, stack: AsyncExitStack) -> None:
+        skip_httpx_cli()  # before any client library imports httpx
         self.settings = settings
         self._stack = stack
         self._db: Database | None = None
