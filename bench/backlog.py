@@ -28,9 +28,9 @@ from bench.common import (
     median,
     processing_generations,
     report,
+    run_alone,
     violations,
 )
-from bench.env import setup_logging
 from local.emulator_faults import Faults
 from shared.core.ratelimit import RateLimiter
 from shared.flows.reconcile import Reconciler, SweepConfig
@@ -122,7 +122,4 @@ def run(pg: Postgres) -> list[Figure]:
 
 
 if __name__ == "__main__":
-    setup_logging()
-    postgres = Postgres()
-    postgres.prepare_template()
-    run(postgres)
+    run_alone(run)

@@ -34,8 +34,9 @@ from bench.common import (
     free_port,
     ratio_figure,
     report,
+    run_alone,
 )
-from bench.env import BENCH_DIR, bench_secrets, setup_logging
+from bench.env import BENCH_DIR, bench_secrets
 from local.stack import local_environment
 
 FUNCTIONS = (
@@ -163,7 +164,4 @@ def run(pg: Postgres) -> list[Figure]:
 
 
 if __name__ == "__main__":
-    setup_logging()
-    postgres = Postgres()
-    postgres.prepare_template()
-    run(postgres)
+    run_alone(run)

@@ -24,7 +24,7 @@ import socket
 import statistics
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,7 +34,7 @@ from urllib.parse import urlsplit
 import psycopg
 from psycopg.rows import dict_row
 
-from bench.env import BENCH_DIR, bench_secrets
+from bench.env import BENCH_DIR, bench_secrets, setup_logging
 from bench.loadgen import LoadResult, run_load
 from local.database import (
     create_database,
@@ -169,6 +169,14 @@ def ratio_figure(
         repeats=[{labels[0]: m, labels[1]: f, "ratio": m / f} for m, f in pairs],
         detail=detail or {},
     )
+
+
+def run_alone(run: Callable[[Postgres], list[Figure]]) -> None:
+    """`python -m bench.<group>`: one group's figures, with its own logs and database."""
+    setup_logging()
+    postgres = Postgres()
+    postgres.prepare_template()
+    run(postgres)
 
 
 def report(figure: Figure) -> Figure:

@@ -51,9 +51,9 @@ from bench.common import (
     local_stack,
     ratio_figure,
     report_checked,
+    run_alone,
     token,
 )
-from bench.env import setup_logging
 from bench.loadgen import render, run_load
 from shared.core.catalog import load_catalog
 from shared.provider.replicate import ReplicateProvider
@@ -315,7 +315,4 @@ def run(pg: Postgres) -> list[Figure]:
 
 
 if __name__ == "__main__":
-    setup_logging()
-    postgres = Postgres()
-    postgres.prepare_template()
-    run(postgres)
+    run_alone(run)

@@ -38,8 +38,8 @@ from bench.common import (
     processing_generations,
     ratio_figure,
     report,
+    run_alone,
 )
-from bench.env import setup_logging
 from local.emulator_faults import Faults
 from shared.core.ratelimit import RateLimiter
 from shared.flows.reconcile import Reconciler, SweepConfig
@@ -171,7 +171,4 @@ def run(pg: Postgres) -> list[Figure]:
 
 
 if __name__ == "__main__":
-    setup_logging()
-    postgres = Postgres()
-    postgres.prepare_template()
-    run(postgres)
+    run_alone(run)

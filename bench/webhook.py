@@ -42,8 +42,8 @@ from bench.common import (
     processing_generations,
     ratio_figure,
     report_checked,
+    run_alone,
 )
-from bench.env import setup_logging
 from bench.loadgen import render, run_load
 from local.emulator_prediction import progress_line
 from local.stack import WEBHOOK_PATH
@@ -252,7 +252,4 @@ def run(pg: Postgres) -> list[Figure]:
 
 
 if __name__ == "__main__":
-    setup_logging()
-    postgres = Postgres()
-    postgres.prepare_template()
-    run(postgres)
+    run_alone(run)
