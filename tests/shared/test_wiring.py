@@ -7,16 +7,23 @@ watched modules got imported.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import pytest
 
 from local.secrets import load_local_secrets
-from local.stack import local_environment
+from local.stack import local_environment, local_settings
+from shared import wiring
+from shared.core.domain import Generation
+from shared.core.errors import NotFound
+from shared.provider.replicate import Prediction
+from shared.web.registry import provided
 from shared.wiring import StatusServices, WebhookServices
 
 ROOT = Path(__file__).resolve().parent.parent.parent
@@ -116,3 +123,27 @@ def test_built_services_cannot_be_reassigned(services: type[object]) -> None:
     params = getattr(services, "__dataclass_params__", None)
     assert params is not None
     assert params.frozen
+
+
+async def test_shutdown_lets_a_pending_update_finish_before_the_database_closes(
+    database_url: str, tmp_path: Path
+) -> None:
+    settings = local_settings(
+        database_url=database_url,
+        api_url="http://127.0.0.1:9",
+        emulator_url="http://127.0.0.1:9",
+        secrets=load_local_secrets(tmp_path),
+        storage_dir=tmp_path / "storage",
+    )
+    unknown = Prediction(id="p-1", status="processing")
+
+    async def spawn(gen: Generation) -> None:
+        return None
+
+    async with wiring.webhook(spawn)(settings) as registry:
+        services = provided(registry, WebhookServices)
+        pending = asyncio.create_task(services.updates.apply(uuid.uuid4(), unknown))
+        await asyncio.sleep(0)  # let it reach the batcher; the exit below must wait for it
+    # The database answered (an unknown generation), not a closed pool.
+    with pytest.raises(NotFound):
+        await pending
