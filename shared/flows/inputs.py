@@ -30,7 +30,3 @@ class InputImages:
         if info.size <= DATA_URL_MAX_BYTES:
             return path, data_url(data, info.content_type)
         return path, await self.storage.signed_url(path, self.link_ttl_s)
-
-    async def link(self, path: str) -> str:
-        """A stored input shown to the provider again (a retry): a fresh signed link."""
-        return await self.storage.signed_url(path, self.link_ttl_s)
