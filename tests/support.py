@@ -76,3 +76,13 @@ async def assert_ledger_invariants(admin: AdminConn) -> None:
     )
     bad_generations = await cur.fetchall()
     assert bad_generations == [], f"generations charged/refunded wrongly: {bad_generations}"
+
+
+class Clock:
+    """A settable clock for code that takes `clock: Callable[[], float]`."""
+
+    def __init__(self, now: float = 1_700_000_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
