@@ -20,7 +20,6 @@ if TYPE_CHECKING:
     from fastapi import FastAPI
 
     from shared.core.domain import Generation
-    from shared.wiring import Services
 
 APP_NAME = "wan-backend"
 MINUTES = 60
@@ -136,16 +135,12 @@ def admin() -> FastAPI:
 def webhook() -> FastAPI:
     from functions.webhook import create_app
 
-    return create_app(configure=_spawn_copies)
+    return create_app(schedule_copy=_spawn_copy)
 
 
-def _spawn_copies(services: Services) -> None:
+async def _spawn_copy(gen: Generation) -> None:
     """On Modal the video copy runs as its own function, not inside the webhook's request."""
-
-    async def spawn(gen: Generation) -> None:
-        await keep_video.spawn.aio(str(gen.user_id), str(gen.id))
-
-    services.schedule_keep = spawn
+    await keep_video.spawn.aio(str(gen.user_id), str(gen.id))
 
 
 @app.function(timeout=COPY_TIMEOUT, retries=modal.Retries(max_retries=2, initial_delay=10.0))

@@ -88,7 +88,7 @@ async def cmd_user_create(args: argparse.Namespace) -> int:
 def _token_for(user_id: uuid.UUID, email: str | None) -> str:
     """An access token the local stack's API accepts (signed with its local JWT secret)."""
     from local.secrets import load_local_secrets
-    from shared.web.auth import mint_token
+    from local.tokens import mint_token
 
     secrets = load_local_secrets(LOCAL_DIR)
     return mint_token(secrets.jwt_secret, user_id, email=email, ttl_s=secrets.token_ttl_s)
