@@ -143,9 +143,12 @@ async def _spawn_copy(gen: Generation) -> None:
     await keep_video.spawn.aio(str(gen.user_id), str(gen.id))
 
 
-@app.function(timeout=COPY_TIMEOUT, retries=modal.Retries(max_retries=2, initial_delay=10.0))
+# Not retried by Modal: a failed copy is recorded (not raised) and its claim released after
+# COPY_RETRY_AFTER_S, and the sweep retries it; a container that dies mid-copy leaves a claim
+# that expires, then the sweep retries it too.
+@app.function(timeout=COPY_TIMEOUT)
 async def keep_video(user_id: str, generation_id: str) -> bool:
-    """Copy one completed generation's video into storage (retried by Modal, then the sweeper)."""
+    """Copy one completed generation's video into storage (the sweep retries failures)."""
     import uuid
 
     from functions.keeper_job import keep_one

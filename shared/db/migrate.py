@@ -229,3 +229,30 @@ async def configure_database(conninfo: str, *, signup_bonus_credits: int) -> Non
             "select * from public.configure_guardrails(p_signup_bonus_credits => %s)",
             (signup_bonus_credits,),
         )
+
+
+async def pending_migrations(conninfo: str, directory: Path = MIGRATIONS_DIR) -> list[str]:
+    """What `apply_migrations` would apply now (versions, then definition paths); read only."""
+    import psycopg
+
+    async with await psycopg.AsyncConnection.connect(conninfo, autocommit=True) as conn:
+        cur = await conn.execute("select to_regclass('app_migrations.definitions') is not null")
+        row = await cur.fetchone()
+        if row is None or not row[0]:
+            return [m.version for m in load_migrations(directory)] + [
+                d.path for d in load_definitions(directory)
+            ]
+        cur = await conn.execute("select version, checksum from app_migrations.applied")
+        done = {str(v): str(c) for v, c in await cur.fetchall()}
+        cur = await conn.execute("select path, checksum from app_migrations.definitions")
+        recorded = {str(p): str(c) for p, c in await cur.fetchall()}
+    pending: list[str] = []
+    for migration in load_migrations(directory):
+        if migration.version not in done:
+            pending.append(migration.version)
+        elif done[migration.version] != migration.checksum:
+            raise ConfigurationError(
+                f"migration {migration.version}_{migration.name} differs from the one applied"
+            )
+    pending += [d.path for d in load_definitions(directory) if recorded.get(d.path) != d.checksum]
+    return pending
