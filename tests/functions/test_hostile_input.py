@@ -1,0 +1,288 @@
+"""Hostile text from users and odd reports from the provider: a clean 4xx or an applied update,
+never a 500, and every error body in our shape. Fuzzed with hypothesis over the HTTP layer
+(httpx's ASGITransport against the real app, the real database and the emulator)."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from functions.combined import create_app
+from shared.web.signatures import signed_headers
+from shared.wiring import Services
+from tests.functions.conftest import Stack
+from tests.support import AdminConn, balance, create_user, ledger_types
+
+T2V = "/api/generation/text-to-video"
+I2V = "/api/generation/image-to-video"
+WEBHOOK = "/api/webhooks/replicate"
+PROMPT = "a paper boat drifting down a rainy street"
+# What Postgres (text, jsonb) or a JSON encoder cannot take, and what merely looks odd.
+NASTY = [
+    "\x00",
+    "\ud800",
+    "\udfff",
+    "\x1b[31m",
+    "\x7f",
+    "\u202e",
+    "\ufffe",
+    "\U0010ffff",
+    "\\u0000",
+]
+fuzz = settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+# st.text() leaves out surrogates unless asked; a JSON body can carry them all the same.
+any_text = st.lists(st.characters(exclude_categories=()) | st.sampled_from(NASTY), max_size=30).map(
+    "".join
+)
+
+
+def assert_clean(response: httpx.Response) -> None:
+    """Never a 500; an error is JSON with a string `detail` and `code`."""
+    assert response.status_code < 500, response.text
+    if response.status_code >= 400:
+        body = response.json()
+        assert isinstance(body["detail"], str), body
+        assert isinstance(body["code"], str), body
+
+
+@pytest.fixture
+def settings_overrides() -> dict[str, object]:
+    return {"replicate_timeout_s": 2.0, "max_active_generations": 10_000}
+
+
+@pytest.fixture
+async def asgi(services: Services, emulator_url: str) -> AsyncIterator[httpx.AsyncClient]:
+    """The combined app in-process, on the test's services (no lifespan: they are open)."""
+    async with httpx.AsyncClient(base_url=emulator_url) as emulator:
+        # The emulator keeps every prediction running: no webhook goes to a server not there.
+        await emulator.post("/__emulator/faults", json={"duration_s": 600})
+    app = create_app(services=services)
+    app.state.services = services
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://api") as client:
+        yield client
+
+
+async def auth(services: Services, admin: AdminConn) -> dict[str, str]:
+    from shared.web.auth import mint_token
+
+    secret = services.settings.supabase_jwt_secret
+    assert secret is not None
+    user = await create_user(admin, credits=1_000_000)
+    return {"Authorization": f"Bearer {mint_token(secret.get_secret_value(), user)}"}
+
+
+def json_body(**fields: object) -> bytes:
+    # ensure_ascii: a lone surrogate travels as a \ud800 escape, which JSON allows.
+    body = {"prompt": PROMPT, "model": "t2v-14B", "resolution": "480p", **fields}
+    return json.dumps(body, ensure_ascii=True).encode()
+
+
+@pytest.mark.parametrize("nasty", NASTY)
+@pytest.mark.parametrize("field", ["prompt", "negative_prompt"])
+async def test_unstorable_characters_in_a_prompt_are_a_422_or_kept(
+    asgi: httpx.AsyncClient, services: Services, admin: AdminConn, field: str, nasty: str
+) -> None:
+    headers = {**await auth(services, admin), "Content-Type": "application/json"}
+    value = f"{PROMPT[:20]}{nasty}{PROMPT[20:]}"
+    response = await asgi.post(T2V, content=json_body(**{field: value}), headers=headers)
+    assert_clean(response)
+    if nasty in ("\x00", "\ud800", "\udfff", "\x1b[31m", "\x7f"):
+        assert response.status_code == 422, response.text
+        assert field in response.json()["detail"]
+    else:
+        assert response.status_code == 201, response.text
+        assert response.json()["prompt" if field == "prompt" else "negative_prompt"] == value
+
+
+@fuzz
+@given(prompt=any_text, negative=st.none() | any_text, model=any_text, seed=st.integers())
+async def test_any_json_create_is_answered_cleanly(
+    asgi: httpx.AsyncClient,
+    services: Services,
+    admin: AdminConn,
+    prompt: str,
+    negative: str | None,
+    model: str,
+    seed: int,
+) -> None:
+    headers = {**await auth(services, admin), "Content-Type": "application/json"}
+    for body in (
+        json_body(prompt=PROMPT + prompt, negative_prompt=negative, seed=seed),
+        json_body(prompt=PROMPT, model=model),
+    ):
+        assert_clean(await asgi.post(T2V, content=body, headers=headers))
+
+
+@fuzz
+@given(raw=st.binary(max_size=80))
+async def test_any_bytes_as_a_json_body_are_answered_cleanly(
+    asgi: httpx.AsyncClient, services: Services, admin: AdminConn, raw: bytes
+) -> None:
+    headers = {**await auth(services, admin), "Content-Type": "application/json"}
+    assert_clean(await asgi.post(T2V, content=raw, headers=headers))
+    assert_clean(await asgi.post(T2V, content=b'{"prompt": "' + raw + b'"}', headers=headers))
+
+
+@fuzz
+@given(value=st.binary(max_size=40).filter(lambda b: b"\r\n" not in b), name=st.sampled_from(
+    ["prompt", "negative_prompt", "model", "resolution", "seed", "aspect_ratio"]
+))  # fmt: skip
+async def test_any_bytes_in_a_form_field_are_answered_cleanly(
+    asgi: httpx.AsyncClient, services: Services, admin: AdminConn, value: bytes, name: str
+) -> None:
+    headers = await auth(services, admin)
+    boundary = "b0undary"
+    fields = {"prompt": PROMPT.encode(), "model": b"i2v-14B", "resolution": b"480p"}
+    fields[name] = PROMPT.encode() + value if name == "prompt" else value
+    parts = [
+        f'--{boundary}\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n'.encode() + v
+        for k, v in fields.items()
+    ]
+    body = b"\r\n".join([*parts, f"--{boundary}--\r\n".encode()])
+    response = await asgi.post(
+        I2V,
+        content=body,
+        headers={**headers, "Content-Type": f"multipart/form-data; boundary={boundary}"},
+    )
+    assert_clean(response)  # no image: a 422, whatever the fields hold
+
+
+@pytest.mark.parametrize("seed", ["99999999999999999999999", "-1", "1e400", "NaN", "0x10"])
+async def test_a_huge_or_odd_seed_in_a_form_is_a_422(
+    asgi: httpx.AsyncClient, services: Services, admin: AdminConn, seed: str
+) -> None:
+    headers = {**await auth(services, admin), "Content-Type": "application/json"}
+    response = await asgi.post(
+        T2V, content=json_body().replace(b"}", f', "seed": {json.dumps(seed)}}}'.encode()),
+        headers=headers,
+    )  # fmt: skip
+    assert_clean(response)
+    assert response.status_code == 422
+
+
+@fuzz
+@given(
+    key=st.binary(min_size=1, max_size=40),
+    authorization=st.binary(max_size=40),
+    request_id=st.binary(max_size=40),
+)
+async def test_any_header_bytes_are_answered_cleanly(
+    asgi: httpx.AsyncClient,
+    services: Services,
+    admin: AdminConn,
+    key: bytes,
+    authorization: bytes,
+    request_id: bytes,
+) -> None:
+    headers = await auth(services, admin)
+    cleaned = [(k.encode(), v.encode()) for k, v in headers.items()]
+    hostile = [(b"idempotency-key", key), (b"x-request-id", request_id)]
+    for extra in (hostile, [(b"authorization", authorization)]):
+        base = [] if extra[0][0] == b"authorization" else cleaned
+        response = await asgi.post(
+            T2V,
+            content=json_body(),
+            headers=[*base, *extra, (b"content-type", b"application/json")],
+        )
+        assert_clean(response)
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status", "code"),
+    [
+        ("GET", "/api/nowhere", 404, "not_found"),
+        ("DELETE", T2V, 405, "method_not_allowed"),
+        ("PUT", "/api/generation/status/x", 405, "method_not_allowed"),
+    ],
+)
+async def test_framework_errors_have_our_error_shape(
+    asgi: httpx.AsyncClient, method: str, path: str, status: int, code: str
+) -> None:
+    response = await asgi.request(method, path)
+    assert response.status_code == status
+    assert response.json()["code"] == code
+    assert isinstance(response.json()["detail"], str)
+
+
+async def test_multipart_limits_have_our_error_shape(
+    asgi: httpx.AsyncClient, services: Services, admin: AdminConn
+) -> None:
+    headers = await auth(services, admin)
+    too_many = {f"f{i}": "x" for i in range(40)}
+    response = await asgi.post(I2V, data=too_many, files={"image": b"x"}, headers=headers)
+    assert 400 <= response.status_code < 500
+    assert_clean(response)
+
+
+# --- the provider's side ------------------------------------------------------------------
+
+
+async def delivered(stack: Stack, generation_id: str, payload: dict[str, object]) -> int:
+    body = json.dumps(payload, ensure_ascii=True).encode()
+    headers = signed_headers(
+        stack.secrets.webhook_secret, f"msg_{uuid.uuid4().hex}", int(time.time()), body
+    )
+    response = await stack.api.post(
+        WEBHOOK, params={"generation_id": generation_id}, content=body, headers=headers
+    )
+    assert_clean(response)
+    return response.status_code
+
+
+async def running(stack: Stack) -> tuple[uuid.UUID, str, str]:
+    await stack.faults(webhook_drop_rate=1.0, duration_s=600)
+    user, headers = await stack.user(credits=100)
+    created = (await stack.submit(headers)).json()
+    return user, created["id"], await stack.job_id(created["id"])
+
+
+@pytest.mark.parametrize(
+    "odd",
+    [
+        {"error": "CUDA out of memory\x00\x00 at step 3"},
+        {"error": "bad \ud800 surrogate"},
+        {"error": {"message": "nested\x00", "trace": ["\udfff"] * 3}},
+        {"error": "x" * 100_000},
+        {"error": "boom", "logs": "50%|\x00\ud800| 25/50 [", "output": ["\x00"]},
+    ],
+)
+async def test_a_failure_report_with_any_bytes_is_applied_and_refunded(
+    stack: Stack, odd: dict[str, object]
+) -> None:
+    user, gen_id, job = await running(stack)
+    payload: dict[str, object] = {"id": job, "status": "failed", "logs": "", "output": None}
+    payload.update(odd)
+    assert await delivered(stack, gen_id, payload) == 200
+    row = await (
+        await stack.admin.execute(
+            "select status, error_message from public.generations where id = %s", (gen_id,)
+        )
+    ).fetchone()
+    assert row is not None
+    assert row[0] == "failed"
+    assert "\x00" not in str(row[1])
+    assert await balance(stack.admin, user) == 100
+    assert await ledger_types(stack.admin, uuid.UUID(gen_id)) == ["deduction", "refund"]
+
+
+@pytest.mark.parametrize(
+    "output", ["https://replicate.delivery/x/out\x00.mp4", "https://replicate.delivery/\ud800.mp4"]
+)
+async def test_a_success_whose_output_url_cannot_be_stored_fails_with_a_refund(
+    stack: Stack, output: str
+) -> None:
+    user, gen_id, job = await running(stack)
+    payload: dict[str, object] = {"id": job, "status": "succeeded", "output": output}
+    assert await delivered(stack, gen_id, payload) == 200
+    assert await balance(stack.admin, user) == 100
+    assert await ledger_types(stack.admin, uuid.UUID(gen_id)) == ["deduction", "refund"]
