@@ -43,7 +43,7 @@ unit: $(STAMP)
 test: lint typecheck unit
 
 # The lowest versions pyproject.toml allows for our direct dependencies, in a separate venv (the
-# lock is not touched), running the tests that need no local stack.
+# lock is not touched), running the whole suite (LOWEST_TESTS=... to pick some).
 lowest: $(UV)
 	test -x $(LOWEST)/bin/python || $(UV) venv --quiet --python $(PYTHON) $(LOWEST)
 	$(UV) pip install --quiet --python $(LOWEST)/bin/python --resolution lowest-direct -e '.[dev]'
