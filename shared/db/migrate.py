@@ -36,7 +36,15 @@ from shared.db.legacy import (
 if TYPE_CHECKING:
     import psycopg
 
-MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
+
+def _migrations_dir() -> Path:
+    """migrations/ of the source tree, or its copy shipped in the wheel as shared/migrations
+    (pyproject.toml force-includes it): an installed `wanctl migrate` applies the same files."""
+    shipped = Path(__file__).resolve().parents[1] / "migrations"
+    return shipped if shipped.is_dir() else Path(__file__).resolve().parents[2] / "migrations"
+
+
+MIGRATIONS_DIR = _migrations_dir()
 DEFINITIONS = "definitions"
 _FILE = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 _DEFINITION = re.compile(r"^[a-z0-9_]+(/[a-z0-9_]+)*\.sql$")
