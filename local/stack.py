@@ -10,15 +10,22 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 import shlex
 import sys
+import uuid
 from pathlib import Path
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import SecretStr
 
 from local.database import prepare, start_embedded
 from local.secrets import LocalSecrets, load_local_secrets
+from local.supabase.context import JWKS_PATH, SupabaseEmulatorConfig
 from shared.core.config import Settings
+
+if TYPE_CHECKING:
+    import uvicorn
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +39,47 @@ def _out(line: str = "") -> None:
     sys.stdout.flush()
 
 
+# The production configuration (PostgREST RPC, ES256 tokens through JWKS, all against the
+# Supabase emulator) is the default; "direct" keeps psycopg and HS256 (WAN_DEV_MODE=direct).
+DevMode = Literal["supabase", "direct"]
+DEV_MODES: tuple[DevMode, ...] = ("supabase", "direct")
+
+
+def supabase_emulator_config(
+    secrets: LocalSecrets, database_url: str, **overrides: object
+) -> SupabaseEmulatorConfig:
+    """The Supabase emulator of the local project: its keys are the local secrets."""
+    values: dict[str, object] = {
+        "database_url": database_url,
+        "jwt_secret": secrets.jwt_secret,
+        "anon_key": secrets.anon_key,
+        "service_role_key": secrets.service_role_key,
+        "signing_key_pem": secrets.jwt_signing_key,
+        "signing_key_id": secrets.jwt_key_id,
+    }
+    values.update(overrides)
+    return SupabaseEmulatorConfig.model_validate(values)
+
+
+def mint_local_token(
+    secrets: LocalSecrets, user_id: uuid.UUID | str, mode: DevMode, **kwargs: object
+) -> str:
+    """A user access token the local API accepts in `mode`: ES256 with the project's signing
+    key (verified through the emulator's JWKS), or HS256 with the legacy secret (direct)."""
+    from shared.web.auth import mint_token
+
+    kwargs.setdefault("ttl_s", secrets.token_ttl_s)
+    if mode == "direct":
+        return mint_token(secrets.jwt_secret, user_id, **kwargs)  # type: ignore[arg-type]
+    return mint_token(
+        secrets.jwt_signing_key,
+        user_id,
+        algorithm="ES256",
+        kid=secrets.jwt_key_id,
+        **kwargs,  # type: ignore[arg-type]
+    )
+
+
 def local_settings(
     *,
     database_url: str,
@@ -39,9 +87,15 @@ def local_settings(
     emulator_url: str,
     secrets: LocalSecrets,
     storage_dir: Path = Path(".local") / "storage",
+    mode: DevMode = "direct",
+    supabase_url: str | None = None,
     **overrides: object,
 ) -> Settings:
-    """Settings that point the real code at the local database and the emulator."""
+    """Settings that point the real code at the local database and the emulators.
+
+    `mode="supabase"` (needs `supabase_url`) is production's shape: RPC through PostgREST with
+    the service-role key, tokens verified through the JWKS. Storage stays the local folder.
+    """
     values: dict[str, object] = {
         "environment": "development",
         "rpc_transport": "postgres",
@@ -57,6 +111,16 @@ def local_settings(
         "storage_public_base_url": api_url,
         "storage_signing_key": SecretStr(secrets.storage_signing_key),
     }
+    if mode == "supabase":
+        if supabase_url is None:
+            raise ValueError("the supabase configuration needs the emulator's URL")
+        values.update(
+            rpc_transport="supabase",
+            supabase_url=supabase_url,
+            supabase_service_role_key=SecretStr(secrets.service_role_key),
+            supabase_jwks_url=supabase_url + JWKS_PATH,
+            supabase_jwt_secret=None,
+        )
     values.update(overrides)
     return Settings.model_validate(values)
 
@@ -73,14 +137,26 @@ async def ensure_demo_user(database_url: str) -> str:
     return str(user_id)
 
 
-def _dev_urls(local_dir: Path) -> tuple[str, str]:
-    """The API and emulator URLs of the last `wanctl dev` (from .local/dev.env)."""
+def read_dev_env(local_dir: Path) -> dict[str, str]:
+    """What the last `wanctl dev` wrote to .local/dev.env (empty if it never ran)."""
     values: dict[str, str] = {}
     env_file = local_dir / "dev.env"
     if env_file.exists():
         for line in env_file.read_text().splitlines():
             key, _, value = line.partition("=")
             values[key] = shlex.split(value)[0] if value else ""
+    return values
+
+
+def dev_mode(local_dir: Path) -> DevMode:
+    """The configuration the local stack runs: WAN_DEV_MODE, else the last `wanctl dev`'s."""
+    mode = os.environ.get("WAN_DEV_MODE") or read_dev_env(local_dir).get("WAN_DEV_MODE")
+    return "direct" if mode == "direct" else "supabase"
+
+
+def _dev_urls(local_dir: Path) -> tuple[str, str]:
+    """The API and emulator URLs of the last `wanctl dev` (from .local/dev.env)."""
+    values = read_dev_env(local_dir)
     return (
         values.get("API_URL", "http://127.0.0.1:8000"),
         values.get("REPLICATE_BASE_URL", "http://127.0.0.1:8001"),
@@ -102,6 +178,30 @@ async def sweep_local(
     return (await run_once(settings)).as_dict()
 
 
+_MODE_TEXT: dict[DevMode, str] = {
+    "supabase": "RPC through the Supabase emulator's PostgREST, ES256 tokens through its JWKS; "
+    "WAN_DEV_MODE=direct or --direct for psycopg and HS256",
+    "direct": "psycopg to the database, HS256 tokens with the legacy secret",
+}
+
+
+async def _started(
+    servers: list[uvicorn.Server], tasks: list[asyncio.Task[None]], port: int
+) -> None:
+    """Wait until every server listens; if one fails to start, stop them all and say so."""
+    while not all(s.started for s in servers):
+        if any(t.done() for t in tasks):
+            break
+        await asyncio.sleep(0.05)  # polling uvicorn's flag: it offers no event to wait on
+    if not all(s.started for s in servers):
+        for s in servers:
+            s.should_exit = True
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise SystemExit(
+            f"could not start the local stack (ports {port}, {port + 1}, {port + 2} free?)"
+        )
+
+
 async def sweep_forever(settings: Settings, interval_s: float = 60.0) -> None:
     """The local stand-in for the Modal schedule: a pass every interval, errors logged."""
     from functions.sweeper import run_once
@@ -116,26 +216,41 @@ async def sweep_forever(settings: Settings, interval_s: float = 60.0) -> None:
 
 
 async def run_dev(
-    *, port: int, local_dir: Path, faults_json: str | None = None, emulator_duration_s: float = 6.0
+    *,
+    port: int,
+    local_dir: Path,
+    faults_json: str | None = None,
+    emulator_duration_s: float = 6.0,
+    mode: DevMode = "supabase",
 ) -> None:
-    """Start everything, print how to use it, and serve until interrupted."""
+    """Start everything, print how to use it, and serve until interrupted.
+
+    Ports: the API on `port`, the Replicate emulator on `port + 1`, the Supabase emulator on
+    `port + 2` (started in both modes: the direct one simply does not call it).
+    """
     import uvicorn
 
     from functions.combined import create_app
     from local.emulator import create_emulator_app
     from local.emulator_faults import EmulatorConfig, Faults
-    from shared.web.auth import mint_token
+    from local.supabase.app import create_app as create_supabase_app
 
     secrets = load_local_secrets(local_dir)
     database_url = start_embedded(local_dir / "pgdata").get_uri()
     applied = await prepare(database_url)
     demo_id = await ensure_demo_user(database_url)
-    token = mint_token(secrets.jwt_secret, demo_id, email=DEMO_EMAIL, ttl_s=secrets.token_ttl_s)
+    token = mint_local_token(secrets, demo_id, mode, email=DEMO_EMAIL)
 
     api_url = f"http://127.0.0.1:{port}"
     emulator_url = f"http://127.0.0.1:{port + 1}"
+    supabase_url = f"http://127.0.0.1:{port + 2}"
     settings = local_settings(
-        database_url=database_url, api_url=api_url, emulator_url=emulator_url, secrets=secrets
+        database_url=database_url,
+        api_url=api_url,
+        emulator_url=emulator_url,
+        secrets=secrets,
+        mode=mode,
+        supabase_url=supabase_url,
     )
     emulator = create_emulator_app(
         EmulatorConfig(
@@ -146,38 +261,40 @@ async def run_dev(
             ),
         )
     )
+    supabase = create_supabase_app(supabase_emulator_config(secrets, database_url))
     api = create_app(settings=settings)
-    servers = [
-        uvicorn.Server(
-            uvicorn.Config(emulator, host="127.0.0.1", port=port + 1, log_level="warning")
-        ),
-        uvicorn.Server(uvicorn.Config(api, host="127.0.0.1", port=port, log_level="info")),
-    ]
+
+    def server(app: object, app_port: int, level: str = "warning") -> uvicorn.Server:
+        return uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=app_port, log_level=level))  # type: ignore[arg-type]
+
+    # The emulators first: the API's startup reads the JWKS when it starts.
+    backends = [server(emulator, port + 1), server(supabase, port + 2)]
+    servers = [*backends, server(api, port, "info")]
 
     env = {
+        "WAN_DEV_MODE": mode,
         "API_URL": api_url,
         "DATABASE_URL": database_url,
         "DEMO_USER_ID": demo_id,
         "DEMO_TOKEN": token,
         "REPLICATE_BASE_URL": emulator_url,
         "WEBHOOK_SECRET": secrets.webhook_secret,
+        "SUPABASE_URL": supabase_url,
+        "SUPABASE_ANON_KEY": secrets.anon_key,
+        "SUPABASE_SERVICE_ROLE_KEY": secrets.service_role_key,
+        "SUPABASE_JWKS_URL": supabase_url + JWKS_PATH,
     }
     env_file = local_dir / "dev.env"
     env_file.write_text("".join(f"{k}={shlex.quote(v)}\n" for k, v in env.items()))
     env_file.chmod(0o600)
 
-    tasks = [asyncio.create_task(s.serve()) for s in servers]
+    tasks = [asyncio.create_task(s.serve()) for s in backends]
+    await _started(backends, tasks, port)
+    tasks.append(asyncio.create_task(servers[-1].serve()))
+    await _started(servers, tasks, port)
     sweeper = asyncio.create_task(sweep_forever(settings))
-    while not all(s.started for s in servers):
-        if any(t.done() for t in tasks):
-            break
-        await asyncio.sleep(0.05)
-    if not all(s.started for s in servers):
-        for s in servers:
-            s.should_exit = True
-        await asyncio.gather(*tasks, return_exceptions=True)
-        raise SystemExit(f"could not start the local stack (ports {port} and {port + 1} free?)")
 
+    _out(f"configuration: {mode} ({_MODE_TEXT[mode]})")
     _out(f"migrations applied: {', '.join(applied) or 'none pending'}")
     for key, value in env.items():
         _out(f"{key}={value}")
