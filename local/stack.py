@@ -26,6 +26,7 @@ from shared.core.config import Settings
 
 if TYPE_CHECKING:
     import uvicorn
+    from starlette.types import ASGIApp
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +81,19 @@ def mint_local_token(
     )
 
 
+def supabase_overrides(secrets: LocalSecrets, supabase_url: str) -> dict[str, object]:
+    """What turns `local_settings` into production's shape against the Supabase emulator:
+    RPC through PostgREST with the service-role key, tokens verified through the JWKS only
+    (no legacy secret). Storage stays the local folder."""
+    return {
+        "rpc_transport": "supabase",
+        "supabase_url": supabase_url,
+        "supabase_service_role_key": SecretStr(secrets.service_role_key),
+        "supabase_jwks_url": supabase_url + JWKS_PATH,
+        "supabase_jwt_secret": None,
+    }
+
+
 def local_settings(
     *,
     database_url: str,
@@ -87,15 +101,10 @@ def local_settings(
     emulator_url: str,
     secrets: LocalSecrets,
     storage_dir: Path = Path(".local") / "storage",
-    mode: DevMode = "direct",
-    supabase_url: str | None = None,
     **overrides: object,
 ) -> Settings:
-    """Settings that point the real code at the local database and the emulators.
-
-    `mode="supabase"` (needs `supabase_url`) is production's shape: RPC through PostgREST with
-    the service-role key, tokens verified through the JWKS. Storage stays the local folder.
-    """
+    """Settings that point the real code at the local database and the emulator (the direct
+    configuration; add `supabase_overrides(...)` for production's)."""
     values: dict[str, object] = {
         "environment": "development",
         "rpc_transport": "postgres",
@@ -111,16 +120,6 @@ def local_settings(
         "storage_public_base_url": api_url,
         "storage_signing_key": SecretStr(secrets.storage_signing_key),
     }
-    if mode == "supabase":
-        if supabase_url is None:
-            raise ValueError("the supabase configuration needs the emulator's URL")
-        values.update(
-            rpc_transport="supabase",
-            supabase_url=supabase_url,
-            supabase_service_role_key=SecretStr(secrets.service_role_key),
-            supabase_jwks_url=supabase_url + JWKS_PATH,
-            supabase_jwt_secret=None,
-        )
     values.update(overrides)
     return Settings.model_validate(values)
 
@@ -244,13 +243,14 @@ async def run_dev(
     api_url = f"http://127.0.0.1:{port}"
     emulator_url = f"http://127.0.0.1:{port + 1}"
     supabase_url = f"http://127.0.0.1:{port + 2}"
+    production = supabase_overrides(secrets, supabase_url) if mode == "supabase" else {}
     settings = local_settings(
         database_url=database_url,
         api_url=api_url,
         emulator_url=emulator_url,
         secrets=secrets,
-        mode=mode,
-        supabase_url=supabase_url,
+        storage_dir=local_dir / "storage",
+        **production,
     )
     emulator = create_emulator_app(
         EmulatorConfig(
@@ -264,8 +264,9 @@ async def run_dev(
     supabase = create_supabase_app(supabase_emulator_config(secrets, database_url))
     api = create_app(settings=settings)
 
-    def server(app: object, app_port: int, level: str = "warning") -> uvicorn.Server:
-        return uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=app_port, log_level=level))  # type: ignore[arg-type]
+    def server(app: ASGIApp, app_port: int, level: str = "warning") -> uvicorn.Server:
+        config = uvicorn.Config(app, host="127.0.0.1", port=app_port, log_level=level)
+        return uvicorn.Server(config)
 
     # The emulators first: the API's startup reads the JWKS when it starts.
     backends = [server(emulator, port + 1), server(supabase, port + 2)]

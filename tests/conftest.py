@@ -96,17 +96,17 @@ def local_secrets(tmp_path: Path) -> LocalSecrets:
 
 
 @pytest.fixture
-def supabase_overrides() -> dict[str, object]:
+def supabase_config_overrides() -> dict[str, object]:
     """Tests change the Supabase emulator's config by overriding this fixture."""
     return {"seed": 11}
 
 
 @pytest.fixture
 def supabase_url(
-    database_url: str, local_secrets: LocalSecrets, supabase_overrides: dict[str, object]
+    database_url: str, local_secrets: LocalSecrets, supabase_config_overrides: dict[str, object]
 ) -> Iterator[str]:
     """The Supabase emulator (PostgREST RPC, Auth) over this test's database."""
-    config = supabase_emulator_config(local_secrets, database_url, **supabase_overrides)
+    config = supabase_emulator_config(local_secrets, database_url, **supabase_config_overrides)
     with serve(create_supabase_app(config)) as url:
         yield url
 

@@ -81,6 +81,7 @@ class Function:
     returns_set: bool
     returns_rows: bool  # composite or record (returns table / out parameters)
     returns_void: bool
+    outputs: tuple[str, ...] = ()  # OUT/INOUT/TABLE parameter names
 
     def accepts(self, keys: set[str]) -> bool:
         return keys <= set(self.names) and set(self.names[: self.required]) <= keys
@@ -118,14 +119,17 @@ async def _candidates(
             inputs = [str(n) for n in names[:nargs]]
         if len(inputs) != nargs or any(not n for n in inputs):
             continue  # unnamed parameters cannot be called by name
+        outputs = tuple(str(n) for n, m in zip(names, modes, strict=False) if m in ("o", "b", "t"))
         found.append(
             Function(
                 names=tuple(inputs),
                 types=tuple(str(t) for t in types),
                 required=nargs - ndefaults,
                 returns_set=bool(retset),
-                returns_rows=bool(rows),
+                # One OUT column still answers objects named after it, as PostgREST does.
+                returns_rows=bool(rows) or bool(outputs),
                 returns_void=bool(void),
+                outputs=outputs,
             )
         )
     return found
@@ -151,9 +155,17 @@ def _call_sql(fn_name: str, fn: Function, keys: list[str]) -> psycopg.sql.Compos
     if fn.returns_void:
         return sql.SQL("select {} from {}").format(call, source)
     if fn.returns_rows:
+        # A function with one OUT column returns that column's type, not a record: naming
+        # the column in the alias keeps it an object with that key.
+        alias = (
+            sql.SQL("({})").format(sql.Identifier(fn.outputs[0]))
+            if len(fn.outputs) == 1
+            else sql.SQL("")
+        )
         return sql.SQL(
-            "select coalesce(json_agg(_f), '[]'::json) from {}, lateral {} as _f"
-        ).format(source, call)
+            "select coalesce(json_agg(_r), '[]'::json)"
+            " from (select _f.* from {}, lateral {} as _f{}) as _r"
+        ).format(source, call, alias)
     if fn.returns_set:
         return sql.SQL(
             "select coalesce(json_agg(_f._v), '[]'::json) from {}, lateral {} as _f(_v)"

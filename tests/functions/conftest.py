@@ -7,6 +7,7 @@ Each test gets its own database, emulator and API server (uvicorn threads on loo
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -19,18 +20,24 @@ import pytest
 from functions.combined import create_app
 from local.emulator import create_emulator_app
 from local.emulator_faults import EmulatorConfig, Faults
-from local.secrets import LocalSecrets, load_local_secrets
+from local.secrets import LocalSecrets
 from local.serve import serve
-from local.stack import local_settings
+from local.stack import DevMode, local_settings, mint_local_token, supabase_overrides
 from shared.core.config import Settings
 from shared.storage.local import LocalStorage
 from shared.storage.supabase import open_storage
-from shared.web.auth import mint_token
 from shared.wiring import Services
 from tests.support import AdminConn, create_user
 
 Json = dict[str, object]
 SETTLE_S = 15.0
+
+
+# The two configurations of the local stack (local.stack.DevMode). "direct" is every test's
+# default; a test marked `@both_configs` also runs in production's shape ("supabase": RPC
+# through the Supabase emulator's PostgREST, ES256 tokens through its JWKS).
+CONFIGS: tuple[DevMode, ...] = ("direct", "supabase")
+both_configs = pytest.mark.parametrize("stack_mode", CONFIGS)
 
 
 @dataclass
@@ -40,9 +47,11 @@ class Stack:
     admin: AdminConn
     secrets: LocalSecrets
     api_url: str
+    mode: DevMode = "direct"
 
     def token(self, user_id: uuid.UUID, **kwargs: object) -> str:
-        return mint_token(self.secrets.jwt_secret, user_id, **kwargs)  # type: ignore[arg-type]
+        """A user token the API accepts in this configuration (HS256 or ES256 via JWKS)."""
+        return mint_local_token(self.secrets, user_id, self.mode, **kwargs)
 
     def auth(self, user_id: uuid.UUID) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.token(user_id)}"}
@@ -111,8 +120,15 @@ def free_port() -> int:
 
 
 @pytest.fixture
-def secrets(tmp_path: Path) -> LocalSecrets:
-    return load_local_secrets(tmp_path)
+def secrets(local_secrets: LocalSecrets) -> LocalSecrets:
+    return local_secrets
+
+
+@pytest.fixture
+def stack_mode() -> DevMode:
+    """The stack's configuration; `@both_configs` parametrizes it. WAN_TEST_STACK=supabase
+    runs every end-to-end test in production's configuration instead."""
+    return "supabase" if os.environ.get("WAN_TEST_STACK") == "supabase" else "direct"
 
 
 @pytest.fixture
@@ -136,21 +152,26 @@ def settings_overrides() -> dict[str, object]:
 
 @pytest.fixture
 def settings(
+    request: pytest.FixtureRequest,
     database_url: str,
     emulator_url: str,
     secrets: LocalSecrets,
     settings_overrides: dict[str, object],
+    stack_mode: DevMode,
     tmp_path: Path,
 ) -> Settings:
     """The API's settings; its URL is fixed up front so webhooks know where to go."""
     url = f"http://127.0.0.1:{free_port()}"
+    production: dict[str, object] = {}
+    if stack_mode == "supabase":  # the emulator starts only for the tests that use it
+        production = supabase_overrides(secrets, request.getfixturevalue("supabase_url"))
     return local_settings(
         database_url=database_url,
         api_url=url,
         emulator_url=emulator_url,
         secrets=secrets,
         storage_dir=tmp_path / "storage",
-        **settings_overrides,
+        **{**production, **settings_overrides},
     )
 
 
@@ -182,10 +203,21 @@ async def services(settings: Settings) -> AsyncIterator[Services]:
 
 @pytest.fixture
 async def stack(
-    api_url: str, emulator_url: str, admin: AdminConn, secrets: LocalSecrets
+    api_url: str,
+    emulator_url: str,
+    admin: AdminConn,
+    secrets: LocalSecrets,
+    stack_mode: DevMode,
 ) -> AsyncIterator[Stack]:
     async with (
         httpx.AsyncClient(base_url=api_url, timeout=10) as api,
         httpx.AsyncClient(base_url=emulator_url, timeout=10) as emulator,
     ):
-        yield Stack(api=api, emulator=emulator, admin=admin, secrets=secrets, api_url=api_url)
+        yield Stack(
+            api=api,
+            emulator=emulator,
+            admin=admin,
+            secrets=secrets,
+            api_url=api_url,
+            mode=stack_mode,
+        )

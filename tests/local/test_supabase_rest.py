@@ -50,6 +50,8 @@ async def probe(admin: AdminConn) -> None:
         language sql as $$ select generate_series(1, p_n) $$;
         create function public.probe_void(p_x text) returns void
         language sql as $$ select null $$;
+        create function public.probe_one_column(p_n integer) returns table (doc jsonb)
+        language sql as $$ select jsonb_build_object('i', i) from generate_series(1, p_n) i $$;
         create function public.probe_rows(p_n integer) returns table (n integer, doc jsonb)
         language sql as $$ select i, jsonb_build_object('i', i) from generate_series(1, p_n) i $$;
         create function public.probe_types(p_id uuid, p_at timestamptz, p_doc jsonb,
@@ -100,6 +102,8 @@ async def test_results_take_postgrest_shapes(
     rows = await rest.post("/rpc/probe_rows", json={"p_n": 2}, headers=headers)
     assert rows.json() == [{"n": 1, "doc": {"i": 1}}, {"n": 2, "doc": {"i": 2}}]
     assert rows.headers["content-range"] == "0-1/*"
+    one_column = await rest.post("/rpc/probe_one_column", json={"p_n": 1}, headers=headers)
+    assert one_column.json() == [{"doc": {"i": 1}}]
     empty = await rest.post("/rpc/probe_rows", json={"p_n": 0}, headers=headers)
     assert empty.json() == []
 
@@ -131,7 +135,9 @@ async def test_object_accept_header_asks_for_exactly_one_row(
     two = await rest.post("/rpc/probe_rows", json={"p_n": 2}, headers=headers)
     assert (two.status_code, two.json()["code"]) == (406, "PGRST116")
     counted = await rest.post(
-        "/rpc/probe_rows", json={"p_n": 2}, headers={**service(local_secrets), "Prefer": "count=exact"}
+        "/rpc/probe_rows",
+        json={"p_n": 2},
+        headers={**service(local_secrets), "Prefer": "count=exact"},
     )
     assert counted.headers["content-range"] == "0-1/2"
 
