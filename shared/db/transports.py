@@ -186,16 +186,14 @@ class PostgresTransport:
                 async with self._pool.connection() as conn:
                     cur = await conn.execute(query, params)
                     rows = await cur.fetchall()
-            except psycopg.errors.TransactionRollback as exc:
-                if attempt == 1 and exc.sqlstate in RETRIED_SQLSTATES:
-                    log.warning("%s: %s (%s), retrying once", fn, exc.sqlstate, type(exc).__name__)
-                    continue
-                raise translate(exc.sqlstate, None, None) from exc
-            except psycopg.errors.OperationalError as exc:
-                raise errors.DatabaseUnavailable() from exc
             except PoolTimeout as exc:
                 raise errors.DatabaseUnavailable() from exc
             except psycopg.Error as exc:
+                if attempt == 1 and exc.sqlstate in RETRIED_SQLSTATES:
+                    log.warning("%s: %s (%s), retrying once", fn, exc.sqlstate, type(exc).__name__)
+                    continue
+                if isinstance(exc, psycopg.errors.OperationalError):
+                    raise errors.DatabaseUnavailable() from exc
                 raise translate(
                     exc.sqlstate, exc.diag.message_primary, exc.diag.message_detail
                 ) from exc

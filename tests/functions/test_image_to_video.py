@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from shared.storage.local import LocalStorage
-from tests.functions.conftest import Stack
+from tests.functions.conftest import Stack, both_configs
 from tests.support import balance
 
 URL = "/api/generation/image-to-video"
@@ -56,6 +56,7 @@ async def provider_input(stack: Stack, generation_id: str) -> dict[str, object]:
     return model_input
 
 
+@both_configs
 async def test_image_to_video_end_to_end_keeps_input_and_video(
     stack: Stack, settings_storage: LocalStorage
 ) -> None:

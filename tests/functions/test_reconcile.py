@@ -16,7 +16,7 @@ from shared.flows.lifecycle import Lifecycle, SubmitRequest
 from shared.flows.reconcile import Reconciler, SweepConfig, SweepSummary
 from shared.provider.replicate import Prediction, Provider
 from shared.wiring import Services
-from tests.functions.conftest import Stack
+from tests.functions.conftest import Stack, both_configs
 from tests.support import AdminConn, assert_ledger_invariants, balance, create_user
 
 NOW = SweepConfig(
@@ -97,6 +97,7 @@ async def heal(stack: Stack, services: Services, config: SweepConfig = NOW) -> S
     return summary
 
 
+@both_configs
 async def test_every_webhook_dropped_still_completes_after_sweeps(
     stack: Stack, services: Services
 ) -> None:
@@ -151,6 +152,7 @@ async def test_prediction_past_the_run_limit_is_canceled_and_refunded(
     assert await balance(stack.admin, user) == 100
 
 
+@both_configs
 async def test_two_sweeps_at_once_never_double_apply(stack: Stack, services: Services) -> None:
     await stack.faults(webhook_drop_rate=1.0, fail_rate=0.5, duration_s=0.05)
     _, headers = await stack.user(credits=1000)
@@ -182,6 +184,7 @@ async def test_queued_row_inside_its_grace_period_is_left_alone(
     assert await live(stack.admin) == 1
 
 
+@both_configs
 @pytest.mark.parametrize("drop_webhooks", [False, True])
 @pytest.mark.parametrize("where", ["after reservation", "after provider create"])
 async def test_crash_at_each_submit_step_heals(
@@ -213,6 +216,7 @@ async def test_crash_at_each_submit_step_heals(
         assert await balance(stack.admin, user) == 100
 
 
+@both_configs
 async def test_status_poll_is_claimed_once_by_many_tabs(stack: Stack) -> None:
     await stack.faults(webhook_drop_rate=1.0, duration_s=0.05)
     _, headers = await stack.user(credits=100)
