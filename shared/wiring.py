@@ -47,6 +47,7 @@ class Services:
         assert settings.public_webhook_url is not None
         catalog = load_catalog(settings.catalog_overrides)
         authenticator = Authenticator.from_settings(settings)
+        await authenticator.start()  # a JWKS without keys fails here, not on every request
         provider = ReplicateProvider.from_settings(settings)
         storage = open_storage(settings)
         http = httpx.AsyncClient(
