@@ -6,9 +6,11 @@ import json
 import uuid
 from pathlib import Path
 
+import jwt
 import pytest
 
 from local import cli
+from local.supabase.context import JWKS_PATH
 from shared.core.config import Settings
 from shared.web.auth import Authenticator
 from tests.support import AdminConn, balance
@@ -25,9 +27,12 @@ async def test_user_create_grant_and_token(
     admin: AdminConn,
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
+    supabase_url: str,
     tmp_path: Path,
 ) -> None:
-    monkeypatch.setattr(cli, "LOCAL_DIR", tmp_path)
+    local_dir = tmp_path / "secrets"  # where the `local_secrets` behind supabase_url live
+    monkeypatch.setattr(cli, "LOCAL_DIR", local_dir)
+    monkeypatch.delenv("WAN_DEV_MODE", raising=False)
     code, out = await _in_thread(run, capsys, database_url, "user", "create", "ops@example.test",
                                  "--credits", "40")  # fmt: skip
     assert code == 0, out
@@ -39,9 +44,19 @@ async def test_user_create_grant_and_token(
     assert code == 0, out
     assert json.loads(out)["balance"] == 55
 
+    # By default the local stack runs production's configuration: ES256, through the JWKS of
+    # the Supabase emulator (which serves the same local project's keys).
     code, token = await _in_thread(run, capsys, database_url, "token", str(user_id))
     assert code == 0
-    secret = json.loads((tmp_path / "secrets.json").read_text())["jwt_secret"]
+    jwks = Settings(supabase_jwks_url=supabase_url + JWKS_PATH, environment="test")
+    assert jwt.get_unverified_header(token.strip())["alg"] == "ES256"
+    auth = Authenticator.from_settings(jwks)
+    assert (await auth.authenticate(f"Bearer {token.strip()}")).id == user_id
+
+    monkeypatch.setenv("WAN_DEV_MODE", "direct")  # the direct configuration: HS256
+    code, token = await _in_thread(run, capsys, database_url, "token", str(user_id))
+    assert code == 0
+    secret = json.loads((local_dir / "secrets.json").read_text())["jwt_secret"]
     auth = Authenticator.from_settings(Settings(supabase_jwt_secret=secret, environment="test"))
     assert (await auth.authenticate(f"Bearer {token.strip()}")).id == user_id
 
