@@ -113,6 +113,7 @@ async def cmd_dev(args: argparse.Namespace) -> int:
         local_dir=LOCAL_DIR,
         faults_json=faults,
         mode="direct" if direct else "supabase",
+        supabase_faults_json=args.supabase_faults or os.environ.get("SUPABASE_EMULATOR_FAULTS"),
     )
     return 0
 
@@ -137,6 +138,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="JSON",
         help="emulator fault knobs at start, e.g. '{\"webhook_drop_rate\": 0.5}' "
         "(or EMULATOR_FAULTS); change them later with POST /__emulator/faults",
+    )
+    dev.add_argument(
+        "--supabase-faults",
+        metavar="JSON",
+        help="Supabase emulator fault knobs at start, e.g. '{\"gateway_error_rate\": 0.1}' "
+        "(or SUPABASE_EMULATOR_FAULTS); change them with POST $SUPABASE_URL/__emulator/faults",
     )
     dev.add_argument(
         "--direct",

@@ -221,6 +221,7 @@ async def run_dev(
     faults_json: str | None = None,
     emulator_duration_s: float = 6.0,
     mode: DevMode = "supabase",
+    supabase_faults_json: str | None = None,
 ) -> None:
     """Start everything, print how to use it, and serve until interrupted.
 
@@ -261,7 +262,11 @@ async def run_dev(
             ),
         )
     )
-    supabase = create_supabase_app(supabase_emulator_config(secrets, database_url))
+    supabase = create_supabase_app(
+        supabase_emulator_config(
+            secrets, database_url, faults=json.loads(supabase_faults_json or "{}")
+        )
+    )
     api = create_app(settings=settings)
 
     def server(app: ASGIApp, app_port: int, level: str = "warning") -> uvicorn.Server:
