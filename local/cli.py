@@ -70,8 +70,9 @@ async def cmd_user_create(args: argparse.Namespace) -> int:
 def _token_for(user_id: uuid.UUID, email: str | None) -> str:
     """An access token the local stack's API accepts in its configuration (`dev_mode`): ES256
     with the local project's signing key, or HS256 with its legacy secret (direct)."""
+    from local.configs import mint_local_token
     from local.secrets import load_local_secrets
-    from local.stack import dev_mode, mint_local_token
+    from local.stack import dev_mode
 
     secrets = load_local_secrets(LOCAL_DIR)
     return mint_local_token(secrets, user_id, dev_mode(LOCAL_DIR), email=email)

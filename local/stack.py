@@ -1,4 +1,5 @@
-"""The local stack behind `wanctl dev`: database, Replicate emulator and API on one machine.
+"""The local stack behind `wanctl dev`: database, the Replicate and Supabase emulators and the
+API on one machine.
 
 `local_settings()` is the one place that wires the service to local parts; the end-to-end
 tests use it too, so what they exercise is what `make dev` runs.
@@ -13,15 +14,15 @@ import logging
 import os
 import shlex
 import sys
-import uuid
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
 from pydantic import SecretStr
 
+from local.configs import DevMode, mint_local_token, supabase_emulator_config, supabase_overrides
 from local.database import prepare, start_embedded
 from local.secrets import LocalSecrets, load_local_secrets
-from local.supabase.context import JWKS_PATH, SupabaseEmulatorConfig
+from local.supabase.context import JWKS_PATH
 from shared.core.config import Settings
 
 if TYPE_CHECKING:
@@ -38,60 +39,6 @@ DEMO_CREDITS = 500
 def _out(line: str = "") -> None:
     sys.stdout.write(line + "\n")
     sys.stdout.flush()
-
-
-# The production configuration (PostgREST RPC, ES256 tokens through JWKS, all against the
-# Supabase emulator) is the default; "direct" keeps psycopg and HS256 (WAN_DEV_MODE=direct).
-DevMode = Literal["supabase", "direct"]
-DEV_MODES: tuple[DevMode, ...] = ("supabase", "direct")
-
-
-def supabase_emulator_config(
-    secrets: LocalSecrets, database_url: str, **overrides: object
-) -> SupabaseEmulatorConfig:
-    """The Supabase emulator of the local project: its keys are the local secrets."""
-    values: dict[str, object] = {
-        "database_url": database_url,
-        "jwt_secret": secrets.jwt_secret,
-        "anon_key": secrets.anon_key,
-        "service_role_key": secrets.service_role_key,
-        "signing_key_pem": secrets.jwt_signing_key,
-        "signing_key_id": secrets.jwt_key_id,
-    }
-    values.update(overrides)
-    return SupabaseEmulatorConfig.model_validate(values)
-
-
-def mint_local_token(
-    secrets: LocalSecrets, user_id: uuid.UUID | str, mode: DevMode, **kwargs: object
-) -> str:
-    """A user access token the local API accepts in `mode`: ES256 with the project's signing
-    key (verified through the emulator's JWKS), or HS256 with the legacy secret (direct)."""
-    from shared.web.auth import mint_token
-
-    kwargs.setdefault("ttl_s", secrets.token_ttl_s)
-    if mode == "direct":
-        return mint_token(secrets.jwt_secret, user_id, **kwargs)  # type: ignore[arg-type]
-    return mint_token(
-        secrets.jwt_signing_key,
-        user_id,
-        algorithm="ES256",
-        kid=secrets.jwt_key_id,
-        **kwargs,  # type: ignore[arg-type]
-    )
-
-
-def supabase_overrides(secrets: LocalSecrets, supabase_url: str) -> dict[str, object]:
-    """What turns `local_settings` into production's shape against the Supabase emulator:
-    RPC through PostgREST with the service-role key, tokens verified through the JWKS only
-    (no legacy secret). Storage stays the local folder."""
-    return {
-        "rpc_transport": "supabase",
-        "supabase_url": supabase_url,
-        "supabase_service_role_key": SecretStr(secrets.service_role_key),
-        "supabase_jwks_url": supabase_url + JWKS_PATH,
-        "supabase_jwt_secret": None,
-    }
 
 
 def local_settings(

@@ -16,6 +16,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from local.configs import supabase_emulator_config
 from local.database import (
     create_database,
     drop_database,
@@ -25,7 +26,6 @@ from local.database import (
 )
 from local.secrets import LocalSecrets, load_local_secrets
 from local.serve import serve
-from local.stack import supabase_emulator_config
 from local.supabase.app import create_app as create_supabase_app
 from shared.db.rpc import PostgresTransport, Rpc, SupabaseTransport
 from tests.support import assert_ledger_invariants

@@ -8,7 +8,7 @@ and are listed in `local.supabase.app.SERVICES`.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -115,7 +115,6 @@ class EmulatorContext:
     faults: FaultState
     pool: AsyncConnectionPool | None = None
     """Opened by the app's lifespan (None before start)."""
-    extras: dict[str, object] = field(default_factory=dict)
 
     def db(self) -> AsyncConnectionPool:
         assert self.pool is not None, "the emulator's lifespan has not started"

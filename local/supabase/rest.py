@@ -31,6 +31,9 @@ if TYPE_CHECKING:
 
 SCHEMA = "public"
 ANON_ROLE = "anon"
+# The roles Supabase's authenticator may switch to; any other `role` claim is refused by the
+# database (PostgREST passes the 42501 on), even in a token signed with the project's secret.
+API_ROLES = frozenset({"anon", "authenticated", "service_role"})
 OBJECT_MEDIA = "application/vnd.pgrst.object+json"
 JSON_MEDIA = "application/json; charset=utf-8"
 
@@ -190,6 +193,8 @@ def router(ctx: EmulatorContext) -> APIRouter:
                 return error(401, exc.code, exc.message, headers={"WWW-Authenticate": "Bearer"})
         role = claims.get("role") if isinstance(claims.get("role"), str) else ANON_ROLE
         assert isinstance(role, str)
+        if role not in API_ROLES:
+            return error(403, "42501", f'permission denied to set role "{role}"')
         profile = request.headers.get("content-profile", SCHEMA)
         if profile != SCHEMA:
             return error(406, "PGRST106", f"The schema must be one of the following: {SCHEMA}")

@@ -18,11 +18,12 @@ import httpx
 import pytest
 
 from functions.combined import create_app
+from local.configs import DevMode, mint_local_token, supabase_overrides
 from local.emulator import create_emulator_app
 from local.emulator_faults import EmulatorConfig, Faults
 from local.secrets import LocalSecrets
 from local.serve import serve
-from local.stack import DevMode, local_settings, mint_local_token, supabase_overrides
+from local.stack import local_settings
 from shared.core.config import Settings
 from shared.storage.local import LocalStorage
 from shared.storage.supabase import open_storage
@@ -49,9 +50,9 @@ class Stack:
     api_url: str
     mode: DevMode = "direct"
 
-    def token(self, user_id: uuid.UUID, **kwargs: object) -> str:
+    def token(self, user_id: uuid.UUID, *, ttl_s: int | None = None) -> str:
         """A user token the API accepts in this configuration (HS256 or ES256 via JWKS)."""
-        return mint_local_token(self.secrets, user_id, self.mode, **kwargs)
+        return mint_local_token(self.secrets, user_id, self.mode, ttl_s=ttl_s)
 
     def auth(self, user_id: uuid.UUID) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.token(user_id)}"}

@@ -9,8 +9,8 @@ import httpx
 import jwt
 import pytest
 
+from local.configs import mint_local_token
 from local.secrets import LocalSecrets
-from local.stack import mint_local_token
 from tests.support import AdminConn, create_user
 
 

@@ -11,8 +11,8 @@ import httpx
 import jwt
 import pytest
 
+from local.configs import mint_local_token
 from local.secrets import LocalSecrets
-from local.stack import mint_local_token
 from shared.db.rpc import Rpc
 from tests.support import AdminConn, create_user
 
@@ -219,6 +219,16 @@ async def test_bad_jwt_is_401(
     response = await rest.post("/rpc/get_credits", json={}, headers=headers)
     assert response.status_code == 401
     assert response.json()["code"] == code
+
+
+async def test_a_role_outside_the_api_roles_is_refused(
+    rest: httpx.AsyncClient, local_secrets: LocalSecrets
+) -> None:
+    # Signed with the project's secret, but asking for the superuser: the switch is denied.
+    token = jwt.encode(_claims("postgres"), local_secrets.jwt_secret, algorithm="HS256")
+    headers = {"apikey": local_secrets.anon_key, "Authorization": f"Bearer {token}"}
+    response = await rest.post("/rpc/get_credits", json={}, headers=headers)
+    assert (response.status_code, response.json()["code"]) == (403, "42501")
 
 
 @pytest.mark.parametrize("apikey", [None, "not-our-key"])

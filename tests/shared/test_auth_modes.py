@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from local.configs import mint_local_token, supabase_overrides
 from local.secrets import LocalSecrets
-from local.stack import local_settings, mint_local_token, supabase_overrides
+from local.stack import local_settings
 from shared.core.config import Settings
 from shared.core.errors import AuthenticationError, ConfigurationError
 from shared.web.auth import Authenticator

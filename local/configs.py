@@ -1,0 +1,75 @@
+"""The two configurations of the local stack and what each needs from the local project.
+
+Production's ("supabase", the default of `wanctl dev`): RPC through the Supabase emulator's
+PostgREST with the service-role key, user tokens ES256 verified through its JWKS. The direct one
+("direct", `--direct` or WAN_DEV_MODE=direct): psycopg to the database, HS256 tokens signed with
+the legacy secret. Both use the same database, secrets and Replicate emulator.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Literal
+
+from pydantic import SecretStr
+
+from local.secrets import LocalSecrets
+from local.supabase.context import JWKS_PATH, SupabaseEmulatorConfig
+
+# The production configuration (PostgREST RPC, ES256 tokens through JWKS, all against the
+# Supabase emulator) is the default; "direct" keeps psycopg and HS256 (WAN_DEV_MODE=direct).
+DevMode = Literal["supabase", "direct"]
+
+
+def supabase_emulator_config(
+    secrets: LocalSecrets, database_url: str, **overrides: object
+) -> SupabaseEmulatorConfig:
+    """The Supabase emulator of the local project: its keys are the local secrets."""
+    values: dict[str, object] = {
+        "database_url": database_url,
+        "jwt_secret": secrets.jwt_secret,
+        "anon_key": secrets.anon_key,
+        "service_role_key": secrets.service_role_key,
+        "signing_key_pem": secrets.jwt_signing_key,
+        "signing_key_id": secrets.jwt_key_id,
+    }
+    values.update(overrides)
+    return SupabaseEmulatorConfig.model_validate(values)
+
+
+def mint_local_token(
+    secrets: LocalSecrets,
+    user_id: uuid.UUID | str,
+    mode: DevMode,
+    *,
+    email: str | None = None,
+    ttl_s: int | None = None,
+) -> str:
+    """A user access token the local API accepts in `mode`: ES256 with the project's signing
+    key (verified through the emulator's JWKS), or HS256 with the legacy secret (direct)."""
+    from shared.web.auth import mint_token
+
+    ttl = secrets.token_ttl_s if ttl_s is None else ttl_s
+    if mode == "direct":
+        return mint_token(secrets.jwt_secret, user_id, email=email, ttl_s=ttl)
+    return mint_token(
+        secrets.jwt_signing_key,
+        user_id,
+        email=email,
+        ttl_s=ttl,
+        algorithm="ES256",
+        kid=secrets.jwt_key_id,
+    )
+
+
+def supabase_overrides(secrets: LocalSecrets, supabase_url: str) -> dict[str, object]:
+    """What turns `local_settings` into production's shape against the Supabase emulator:
+    RPC through PostgREST with the service-role key, tokens verified through the JWKS only
+    (no legacy secret). Storage stays the local folder."""
+    return {
+        "rpc_transport": "supabase",
+        "supabase_url": supabase_url,
+        "supabase_service_role_key": SecretStr(secrets.service_role_key),
+        "supabase_jwks_url": supabase_url + JWKS_PATH,
+        "supabase_jwt_secret": None,
+    }
