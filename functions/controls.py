@@ -34,7 +34,9 @@ from shared.web.schemas import (
 router = APIRouter()
 
 
-@router.post("/api/generation/{generation_id}/cancel", responses=error_responses(401, 404, 409))
+@router.post(
+    "/api/generation/{generation_id}/cancel", responses=error_responses(401, 404, 409, 503)
+)
 async def cancel_generation(generation_id: str, user: User, services: ServicesDep) -> GenerationOut:
     """Cancel a queued or running generation. 409 if it already finished."""
     gen = await services.lifecycle.cancel(user.id, parse_generation_id(generation_id))
@@ -75,7 +77,7 @@ def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
     return _EPOCH + int(micros) * _MICROSECOND, uuid.UUID(generation_id)
 
 
-@router.get("/api/generation/history", responses=error_responses(401, 422))
+@router.get("/api/generation/history", responses=error_responses(401, 422, 503))
 async def generation_history(
     user: User,
     services: ServicesDep,
@@ -102,7 +104,7 @@ async def generation_history(
     )
 
 
-@router.get("/api/credits", responses=error_responses(401))
+@router.get("/api/credits", responses=error_responses(401, 422, 503))
 async def credits(
     user: User, services: ServicesDep, limit: Annotated[int, Query(ge=0, le=100)] = 20
 ) -> CreditsOut:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import sys
 import uuid
 from pathlib import Path
@@ -23,8 +24,9 @@ from shared.web.auth import mint_token
 from tests.support import AdminConn, create_user
 
 log = logging.getLogger(__name__)
-EXAMPLES_PER_OPERATION = 10
-SEED = 20261130
+# Bounded to keep the suite fast; a longer, seeded run: WAN_FUZZ_EXAMPLES=200 WAN_FUZZ_SEED=7.
+EXAMPLES_PER_OPERATION = int(os.environ.get("WAN_FUZZ_EXAMPLES", "10"))
+SEED = os.environ.get("WAN_FUZZ_SEED")
 CONFIG = Path(__file__).with_name("schemathesis.toml")
 
 
@@ -46,8 +48,7 @@ async def test_openapi_document_passes_every_schemathesis_check(
         f"{api_url}/openapi.json",
         "--checks=all",
         f"--max-examples={EXAMPLES_PER_OPERATION}",
-        f"--seed={SEED}",
-        "--generation-deterministic",
+        f"--seed={SEED}" if SEED else "--generation-deterministic",
         "--continue-on-failure",
         "--header",
         f"Authorization: Bearer {token}",
