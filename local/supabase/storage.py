@@ -120,7 +120,7 @@ def _require_service_role(request: Request, jwt_secret: str) -> None:
         raise StorageError(403, "Unauthorized", "new row violates row-level security policy")
 
 
-def _object_key(bucket: str, path: str) -> str:
+def _object_key(path: str) -> str:
     try:
         return check_path(path)
     except ValueError:
@@ -159,7 +159,7 @@ def _object_router(state: StorageState, jwt_secret: str) -> APIRouter:
 
     @router.post("/object/sign/{bucket_id}/{path:path}")
     async def sign(bucket_id: str, path: str, request: Request) -> dict[str, str]:
-        key = _object_key(bucket_id, path)
+        key = _object_key(path)
         state.object(bucket_id, key)
         try:
             expires_in = int((await _json(request)).get("expiresIn"))  # type: ignore[arg-type]
@@ -181,7 +181,7 @@ def _object_router(state: StorageState, jwt_secret: str) -> APIRouter:
 
     @router.get("/object/info/{bucket_id}/{path:path}")
     async def info(bucket_id: str, path: str) -> dict[str, Any]:
-        return state.object(bucket_id, _object_key(bucket_id, path)).info()
+        return state.object(bucket_id, _object_key(path)).info()
 
     @router.delete("/object/{bucket_id}")
     async def remove(bucket_id: str, request: Request) -> list[dict[str, Any]]:
@@ -192,7 +192,7 @@ def _object_router(state: StorageState, jwt_secret: str) -> APIRouter:
 
     @router.api_route("/object/{bucket_id}/{path:path}", methods=["POST", "PUT"])
     async def upload(bucket_id: str, path: str, request: Request) -> dict[str, str]:
-        key = _object_key(bucket_id, path)
+        key = _object_key(path)
         upsert = request.method == "PUT" or request.headers.get("x-upsert") == "true"
         content_type = request.headers.get("content-type", "application/octet-stream")
         declared = request.headers.get("content-length", "")
@@ -222,7 +222,7 @@ def _object_router(state: StorageState, jwt_secret: str) -> APIRouter:
 
     @router.get("/object/{bucket_id}/{path:path}")
     async def download(bucket_id: str, path: str) -> Response:
-        meta = state.object(bucket_id, _object_key(bucket_id, path))
+        meta = state.object(bucket_id, _object_key(path))
         return FileResponse(meta.file, media_type=meta.content_type)
 
     return router
@@ -244,7 +244,7 @@ def _signed_router(state: StorageState, jwt_secret: str) -> APIRouter:
         expires = claims.get("exp")
         if not isinstance(expires, int) or expires <= state.clock():
             raise StorageError(400, "InvalidJWT", "jwt expired")
-        meta = state.object(bucket_id, _object_key(bucket_id, path))
+        meta = state.object(bucket_id, _object_key(path))
         left = max(0, expires - int(state.clock()))
         return FileResponse(
             meta.file,
