@@ -382,19 +382,19 @@ async def test_50_mb_video_goes_up_by_tus_in_6_mb_chunks(
     assert peak < 20 * MB, f"peak {peak / MB:.1f} MB"
 
 
-async def test_tus_upload_survives_a_dropped_chunk(
+async def test_50_mb_tus_upload_survives_a_dropped_chunk(
     emulated: Emulated, supabase_storage: SupabaseStorage
 ) -> None:
     emulated.faults.drop_rate = 1.0
     emulated.faults.methods = frozenset({"PATCH"})
     emulated.faults.skip, emulated.faults.times = 2, 1  # the third chunk's connection drops
-    stream, digest = pattern(20 * MB)
-    written = await supabase_storage.put_stream(VIDEO, stream, "video/mp4", size=20 * MB)
-    assert written == 20 * MB
+    stream, digest = pattern(50 * MB)
+    written = await supabase_storage.put_stream(VIDEO, stream, "video/mp4", size=50 * MB)
+    assert written == 50 * MB
     sizes = emulated.state.patch_sizes
     # The server kept half of the third chunk; the client asked where it stood (HEAD) and
-    # sent only the other half.
-    assert sizes == [6 * MB, 6 * MB, 3 * MB, 3 * MB, 2 * MB]
+    # sent only the other half, then went on in 6 MB chunks.
+    assert sizes == [6 * MB, 6 * MB, 3 * MB, 3 * MB] + [6 * MB] * 5 + [2 * MB]
     assert await sha256_of(emulated.stored(VIDEO)) == digest
 
 
