@@ -4,8 +4,10 @@ checks the API against it; these pin the parts written by hand)."""
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
 from typing import Any
 
+import httpx
 import pytest
 
 from functions.combined import create_app
@@ -77,3 +79,40 @@ def test_user_routes_take_the_bearer_token_and_the_webhook_does_not(
         for operation in item.values():
             secured = operation.get("security") == [{"SupabaseAccessToken": []}]
             assert secured != path.startswith("/api/webhooks/"), path
+
+
+# --- errors the framework raises itself, in our shape (documented as such) ----------------
+
+
+@pytest.fixture
+async def framework() -> AsyncIterator[httpx.AsyncClient]:
+    # No lifespan: these errors are answered before any service is needed.
+    app = create_app(settings=Settings(environment="test"))
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://api.test") as client:
+        yield client
+
+
+async def test_unknown_route_is_our_404(framework: httpx.AsyncClient) -> None:
+    response = await framework.get("/api/nothing-here")
+    assert response.status_code == 404
+    assert response.json()["code"] == "not_found"
+    assert isinstance(response.json()["detail"], str)
+
+
+async def test_wrong_method_is_our_405_with_allow(framework: httpx.AsyncClient) -> None:
+    response = await framework.get("/api/generation/text-to-video")
+    assert response.status_code == 405
+    assert response.json()["code"] == "method_not_allowed"
+    assert response.headers["allow"] == "POST"
+
+
+async def test_undecodable_body_is_invalid_input(framework: httpx.AsyncClient) -> None:
+    response = await framework.post(
+        "/api/generation/text-to-video",
+        content=b"\xff\xfe{",
+        headers={"Content-Type": "application/json"},
+    )
+    assert response.status_code == 422
+    assert response.json()["code"] == "invalid_input"
+    assert response.json()["detail"] == "The request body could not be parsed."
