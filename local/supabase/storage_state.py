@@ -12,9 +12,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from fastapi.responses import JSONResponse
+
+if TYPE_CHECKING:
+    from local.supabase.tus import Upload
 
 _REASONS = {
     400: "Bad Request",
@@ -137,7 +140,7 @@ class StorageState:
         self.clock = clock
         self.buckets: dict[str, Bucket] = {}
         self.objects: dict[tuple[str, str], StoredObject] = {}
-        self.uploads: dict[str, Any] = {}  # TUS uploads by id (local.supabase.tus)
+        self.uploads: dict[str, Upload] = {}  # TUS uploads by id
         self.patch_sizes: list[int] = []  # bytes received by each TUS PATCH, for tests
 
     def bucket(self, bucket_id: str) -> Bucket:

@@ -80,7 +80,6 @@ def tus_router(state: StorageState) -> APIRouter:
         upload = state.uploads.get(upload_id)
         if upload is None:
             raise StorageError(404, "NoSuchUpload", "Upload not found")
-        assert isinstance(upload, Upload)
         return upload
 
     @router.options("/upload/resumable")
