@@ -14,7 +14,6 @@ Every foreign failure (httpx, storage3, the file system) becomes StorageUnavaila
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import tempfile
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -169,26 +168,28 @@ class SupabaseStorage:
         if len(head) == 1:
             await self._post_object(path, head[0], content_type)
             return len(head[0])
-        async with contextlib.AsyncExitStack() as stack:
-            if size is None:  # TUS needs the length first: spool the rest to disk
-                spooled, rest = await stack.enter_async_context(_spooled(pieces))
-                size = spooled + len(head[0]) + len(head[1])
-            else:
-                rest = pieces
-            async with self._translated("store the file"):
-                return await tus_upload(
-                    self._http,
-                    f"{self._url}/storage/v1/upload/resumable",
-                    self._auth,
-                    bucket=self._bucket_id,
-                    path=path,
-                    content_type=content_type,
-                    length=size,
-                    pieces=_chain(head, rest),
-                    http_timeout=self._timeout,
-                    retry_delays_s=self._retry_delays_s,
-                )
-        raise AssertionError("unreachable")  # pragma: no cover - the block returns or raises
+        if size is not None:
+            return await self._tus(path, content_type, size, _chain(head, pieces))
+        async with _spooled(pieces) as (spooled, rest):  # TUS needs the length up front
+            length = spooled + len(head[0]) + len(head[1])
+            return await self._tus(path, content_type, length, _chain(head, rest))
+
+    async def _tus(
+        self, path: str, content_type: str, length: int, pieces: AsyncIterator[bytes]
+    ) -> int:
+        async with self._translated("store the file"):
+            return await tus_upload(
+                self._http,
+                f"{self._url}/storage/v1/upload/resumable",
+                self._auth,
+                bucket=self._bucket_id,
+                path=path,
+                content_type=content_type,
+                length=length,
+                pieces=pieces,
+                http_timeout=self._timeout,
+                retry_delays_s=self._retry_delays_s,
+            )
 
     async def _post_object(self, path: str, data: bytes, content_type: str) -> None:
         url = f"{self._url}/storage/v1/object/{quote(self._bucket_id, safe='')}/{quote(path)}"
