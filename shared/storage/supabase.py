@@ -14,7 +14,6 @@ Every foreign failure (httpx, storage3, the file system) becomes StorageUnavaila
 from __future__ import annotations
 
 import asyncio
-import tempfile
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -25,7 +24,15 @@ import httpx
 from pydantic import ValidationError
 
 from shared.core.errors import AppError
-from shared.storage.tus import CHUNK_BYTES, TusError, rechunk, tus_upload
+from shared.storage.tus import (
+    CHUNK_BYTES,
+    TusError,
+    chain,
+    error_message,
+    rechunk,
+    spooled,
+    tus_upload,
+)
 
 if TYPE_CHECKING:
     from storage3._async.file_api import AsyncBucketProxy
@@ -169,10 +176,10 @@ class SupabaseStorage:
             await self._post_object(path, head[0], content_type)
             return len(head[0])
         if size is not None:
-            return await self._tus(path, content_type, size, _chain(head, pieces))
-        async with _spooled(pieces) as (spooled, rest):  # TUS needs the length up front
-            length = spooled + len(head[0]) + len(head[1])
-            return await self._tus(path, content_type, length, _chain(head, rest))
+            return await self._tus(path, content_type, size, chain(head, pieces))
+        async with spooled(pieces) as (rest_length, rest):  # TUS needs the length first
+            length = rest_length + len(head[0]) + len(head[1])
+            return await self._tus(path, content_type, length, chain(head, rest))
 
     async def _tus(
         self, path: str, content_type: str, length: int, pieces: AsyncIterator[bytes]
@@ -204,7 +211,7 @@ class SupabaseStorage:
                 url, content=data, headers=headers, timeout=self._timeout
             )
         if response.is_error:
-            raise _refusal(response.status_code, _message(response))
+            raise _refusal(response.status_code, error_message(response))
 
     async def remove(self, paths: Sequence[str]) -> None:
         for path in paths:
@@ -279,49 +286,6 @@ def _refusal(status: int | str, message: str, action: str = "store the file") ->
     return kind(
         f"Storage refused to {action} (HTTP {status}): {message}", storage_status=str(status)
     )
-
-
-async def _chain(head: list[bytes], rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
-    """`head`'s pieces, then `rest`'s; each piece is let go once sent (only one 6 MB chunk is
-    held at a time)."""
-    while head:
-        yield head.pop(0)
-    async for piece in rest:
-        yield piece
-
-
-@asynccontextmanager
-async def _spooled(
-    pieces: AsyncIterator[bytes],
-) -> AsyncIterator[tuple[int, AsyncIterator[bytes]]]:
-    """The rest of a stream of unknown length, written to a temporary file: (its size, a
-    reader giving it back in CHUNK_BYTES pieces). The file is gone when the context ends."""
-    spool = await asyncio.to_thread(tempfile.TemporaryFile)
-    try:
-        size = 0
-        async for piece in pieces:
-            size += len(piece)
-            await asyncio.to_thread(spool.write, piece)
-        await asyncio.to_thread(spool.seek, 0)
-
-        async def read_back() -> AsyncIterator[bytes]:
-            while piece := await asyncio.to_thread(spool.read, CHUNK_BYTES):
-                yield piece
-
-        yield size, read_back()
-    finally:
-        await asyncio.to_thread(spool.close)
-
-
-def _message(response: httpx.Response) -> str:
-    """Storage's error message (`{"statusCode", "error", "message"}`), or the start of the body."""
-    try:
-        body = response.json()
-    except ValueError:
-        return response.text[:200]
-    if isinstance(body, dict) and isinstance(body.get("message"), str):
-        return str(body["message"])[:200]
-    return response.text[:200]
 
 
 def open_storage(settings: Settings) -> Storage:

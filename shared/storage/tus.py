@@ -13,7 +13,9 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import tempfile
 from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
 
 import httpx
 
@@ -188,7 +190,7 @@ def _offset(response: httpx.Response) -> int:
 
 
 def _refused(action: str, response: httpx.Response) -> TusError:
-    message = _message(response)
+    message = error_message(response)
     return TusError(
         f"Storage refused to {action} (HTTP {response.status_code}): {message}",
         http_status=response.status_code,
@@ -196,7 +198,7 @@ def _refused(action: str, response: httpx.Response) -> TusError:
     )
 
 
-def _message(response: httpx.Response) -> str:
+def error_message(response: httpx.Response) -> str:
     """Storage's error message (`{"statusCode", "error", "message"}`), or the start of the body."""
     try:
         body = response.json()
@@ -205,3 +207,35 @@ def _message(response: httpx.Response) -> str:
     if isinstance(body, dict) and isinstance(body.get("message"), str):
         return str(body["message"])[:200]
     return response.text[:200]
+
+
+async def chain(head: list[bytes], rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    """`head`'s pieces, then `rest`'s; each piece is let go once sent (only one 6 MB chunk is
+    held at a time)."""
+    while head:
+        yield head.pop(0)
+    async for piece in rest:
+        yield piece
+
+
+@asynccontextmanager
+async def spooled(
+    pieces: AsyncIterator[bytes],
+) -> AsyncIterator[tuple[int, AsyncIterator[bytes]]]:
+    """A stream of unknown length, written to a temporary file: (its size, a
+    reader giving it back in CHUNK_BYTES pieces). The file is gone when the context ends."""
+    spool = await asyncio.to_thread(tempfile.TemporaryFile)
+    try:
+        size = 0
+        async for piece in pieces:
+            size += len(piece)
+            await asyncio.to_thread(spool.write, piece)
+        await asyncio.to_thread(spool.seek, 0)
+
+        async def read_back() -> AsyncIterator[bytes]:
+            while piece := await asyncio.to_thread(spool.read, CHUNK_BYTES):
+                yield piece
+
+        yield size, read_back()
+    finally:
+        await asyncio.to_thread(spool.close)
