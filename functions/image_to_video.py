@@ -12,7 +12,7 @@ from functions.text_to_video import created_answer, submit_request
 from shared.core.images import data_url, inspect_image_async, read_upload
 from shared.web.app import create_app as _create_app
 from shared.web.deps import Form, IdempotencyKey, ServicesDep, User
-from shared.web.schemas import CreatedOut, GenerationRequest, error_responses
+from shared.web.schemas import REPLAYED, CreatedOut, GenerationRequest, error_responses
 
 router = APIRouter()
 
@@ -29,7 +29,7 @@ def _missing_image() -> RequestValidationError:
 @router.post(
     "/api/generation/image-to-video",
     status_code=status.HTTP_201_CREATED,
-    responses=error_responses(401, 402, 409, 413, 415, 422, 429, 502, 503),
+    responses={**REPLAYED, **error_responses(401, 402, 409, 413, 415, 422, 429, 502, 503)},
 )
 async def image_to_video(
     user: User, services: ServicesDep, key: IdempotencyKey, form: Form, response: Response

@@ -26,7 +26,7 @@ def parse_generation_id(raw: str) -> uuid.UUID:
         raise NotFound("Generation not found.") from None
 
 
-@router.get("/api/generation/status/{generation_id}", responses=error_responses(401, 404))
+@router.get("/api/generation/status/{generation_id}", responses=error_responses(401, 404, 503))
 async def generation_status(generation_id: str, user: User, services: ServicesDep) -> GenerationOut:
     """The generation, if it is the caller's (404 for anyone else, and for malformed ids)."""
     gen = await services.lifecycle.read(user.id, parse_generation_id(generation_id))

@@ -9,7 +9,13 @@ from fastapi import APIRouter, FastAPI, Response, status
 from shared.flows.lifecycle import SubmitRequest, Submitted
 from shared.web.app import create_app as _create_app
 from shared.web.deps import IdempotencyKey, ServicesDep, User
-from shared.web.schemas import CreatedOut, GenerationRequest, TextToVideoRequest, error_responses
+from shared.web.schemas import (
+    REPLAYED,
+    CreatedOut,
+    GenerationRequest,
+    TextToVideoRequest,
+    error_responses,
+)
 
 router = APIRouter()
 
@@ -17,7 +23,7 @@ router = APIRouter()
 @router.post(
     "/api/generation/text-to-video",
     status_code=status.HTTP_201_CREATED,
-    responses=error_responses(401, 402, 409, 413, 422, 429, 502, 503),
+    responses={**REPLAYED, **error_responses(401, 402, 409, 413, 422, 429, 502, 503)},
 )
 async def text_to_video(
     body: TextToVideoRequest,

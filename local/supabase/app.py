@@ -2,18 +2,19 @@
 
     /rest/v1/rpc/{fn}                 PostgREST RPC              (local.supabase.rest)
     /auth/v1/...                      Auth: JWKS, admin users    (local.supabase.auth)
-    /storage/v1/...                   Storage                    (local.supabase.storage)
+    /storage/v1/...                   Storage, TUS uploads       (local.supabase.storage)
 
-In front of them, as Supabase's gateway: `/rest/v1/` and `/auth/v1/` (but the JWKS) need an
-`apikey` header holding the project's anon or service-role key (401 otherwise). Faults
-(`local.supabase.faults`) are played before any service sees a request. Test and operator
-controls, unauthenticated (the emulator only listens on loopback):
+In front of them, as Supabase's gateway: every request under those prefixes but the JWKS and
+a signed link's download needs an `apikey` header (or url param) holding the project's anon or
+service-role key (401 otherwise). Faults (`local.supabase.faults`) are played before any service
+sees a request. Test and operator controls, unauthenticated (the emulator only listens on
+loopback):
 
     GET/POST /__emulator/faults       read / change the fault knobs
     POST     /__emulator/reset        restore the start's knobs and dice
 
-Written from Supabase's and PostgREST's documentation; the SQL runs for real in the database
-named by the config (never a mock of our own database).
+Written from Supabase's, PostgREST's and Storage's documentation; the SQL runs for real in the
+database named by the config (never a mock of our own database), Storage's files are on disk.
 """
 
 from __future__ import annotations
@@ -25,23 +26,31 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
-from pydantic import JsonValue
 
-from local.emulator_faults import changed
 from local.supabase.context import (
     JWKS_PATH,
     EmulatorContext,
     ProjectKeys,
     SupabaseEmulatorConfig,
 )
-from local.supabase.faults import FaultMiddleware, FaultState, SupabaseFaults
+from local.supabase.faults import FaultMiddleware, FaultState, control_router
 
-# The services, by module under local.supabase; each has `router(ctx) -> APIRouter`.
-SERVICES: tuple[str, ...] = (
-    "rest",
-    "auth",
+# The services, by module under local.supabase: `router(ctx) -> APIRouter`, included at the
+# root; or, with a mount path, `mounted(ctx) -> ASGIApp | None`, an app of its own served there.
+SERVICES: tuple[tuple[str, str | None], ...] = (
+    ("rest", None),
+    ("auth", None),
+    ("storage", "/storage/v1"),
 )
-_KEYED_PREFIXES = ("/rest/v1/", "/auth/v1/")
+_KEYED_PREFIXES = ("/rest/v1/", "/auth/v1/", "/storage/v1/")
+# A signed link is the whole authorization of its download: no apikey, as on Supabase.
+_SIGNED_DOWNLOAD = "/storage/v1/object/sign/"
+
+
+def _needs_apikey(method: str, path: str) -> bool:
+    if not path.startswith(_KEYED_PREFIXES) or path == JWKS_PATH:
+        return False
+    return not (method in ("GET", "HEAD") and path.startswith(_SIGNED_DOWNLOAD))
 
 
 def create_app(config: SupabaseEmulatorConfig) -> FastAPI:
@@ -69,23 +78,13 @@ def create_app(config: SupabaseEmulatorConfig) -> FastAPI:
 
     app = FastAPI(title="Supabase emulator", lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.ctx = ctx
-    for name in SERVICES:
+    for name, mount_path in SERVICES:
         module = importlib.import_module(f"local.supabase.{name}")
-        app.include_router(module.router(ctx))
-
-    @app.get("/__emulator/faults")
-    async def get_faults() -> SupabaseFaults:
-        return ctx.faults.faults
-
-    @app.post("/__emulator/faults")
-    async def set_faults(changes: dict[str, JsonValue]) -> SupabaseFaults:
-        ctx.faults.faults = changed(ctx.faults.faults, changes)
-        return ctx.faults.faults
-
-    @app.post("/__emulator/reset", status_code=204)
-    async def reset() -> Response:
-        ctx.faults.reset()
-        return Response(status_code=204)
+        if mount_path is None:
+            app.include_router(module.router(ctx))
+        elif (service := module.mounted(ctx)) is not None:
+            app.mount(mount_path, service)
+    app.include_router(control_router(ctx.faults))
 
     api_keys = (config.anon_key.encode(), config.service_role_key.encode())
 
@@ -94,7 +93,7 @@ def create_app(config: SupabaseEmulatorConfig) -> FastAPI:
         request: Request, call_next: Callable[[Request], Awaitable[Response]]
     ) -> Response:
         path = request.url.path
-        if path.startswith(_KEYED_PREFIXES) and path != JWKS_PATH:
+        if _needs_apikey(request.method, path):
             key = request.headers.get("apikey") or request.query_params.get("apikey")
             if not key:
                 return JSONResponse(

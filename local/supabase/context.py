@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated
 
 import jwt
 from pydantic import BaseModel, ConfigDict, Field
@@ -39,7 +39,10 @@ class SupabaseEmulatorConfig(BaseModel):
     JWKS is empty, as Supabase serves it before asymmetric keys are turned on)."""
     signing_key_id: str = "local-es256"
     storage_dir: Path | None = None
-    """Where emulated Storage keeps objects (local.supabase.storage)."""
+    """Where emulated Storage keeps objects (local.supabase.storage); None: no Storage."""
+    buckets: dict[str, Annotated[int, Field(ge=1)] | None] = {}
+    """Private buckets created at start, by id: their file size limit in bytes (None: none).
+    Objects already on disk under `storage_dir/<bucket>/` are served again."""
     seed: int | None = None
     faults: SupabaseFaults = SupabaseFaults()
 

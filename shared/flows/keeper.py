@@ -19,7 +19,7 @@ from shared.core.domain import Generation
 from shared.core.errors import AppError
 from shared.db.rpc import Rpc
 from shared.flows.outputs import OutputCopyError, copy_output
-from shared.storage.supabase import Storage
+from shared.storage.supabase import Storage, StorageUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +59,11 @@ class Keeper:
             log.warning("video copy failed: %s", exc.detail, extra=extra)
             await self.rpc.record_copy_failure(gen.id, exc.detail, retryable=exc.retryable)
             return False
-        except AppError as exc:  # storage trouble: ours, worth another try
+        except StorageUnavailable as exc:  # ours; retried unless it cannot get better (too big)
+            log.warning("video copy failed: %s", exc.detail, extra=extra)
+            await self.rpc.record_copy_failure(gen.id, exc.detail, retryable=exc.retryable)
+            return False
+        except AppError as exc:  # other trouble on our side: worth another try
             log.warning("video copy failed: %s", exc.detail, extra=extra)
             await self.rpc.record_copy_failure(gen.id, exc.detail, retryable=True)
             return False

@@ -15,7 +15,7 @@ import os
 import re
 import tempfile
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import IO, Annotated
 from urllib.parse import quote, urlencode
@@ -52,7 +52,14 @@ class LocalStorage:
     async def put_bytes(self, path: str, data: bytes, content_type: str) -> None:
         await self.put_stream(path, _single(data), content_type)
 
-    async def put_stream(self, path: str, chunks: AsyncIterator[bytes], content_type: str) -> int:
+    async def put_stream(
+        self,
+        path: str,
+        chunks: AsyncIterator[bytes],
+        content_type: str,
+        *,
+        size: int | None = None,
+    ) -> int:
         target = self.file_path(path)
         written = 0
         try:
@@ -96,6 +103,18 @@ class LocalStorage:
     async def exists(self, path: str) -> bool:
         return await asyncio.to_thread(self.file_path(path).is_file)
 
+    async def remove(self, paths: Sequence[str]) -> None:
+        targets = [self.file_path(path) for path in paths]  # every path checked before any delete
+        try:
+            await asyncio.to_thread(_unlink_all, targets)
+        except OSError as exc:
+            raise StorageUnavailable("Could not delete the files.") from exc
+
+    async def list_paths(self, prefix: str) -> list[str]:
+        folder = prefix.strip("/")
+        base = self.file_path(folder) if folder else self.root
+        return await asyncio.to_thread(_files_under, self.root, base)
+
     async def aclose(self) -> None:
         return None
 
@@ -119,6 +138,22 @@ def _write_and_commit(handle: IO[bytes], temp: Path, target: Path, tail: bytes) 
     os.fsync(handle.fileno())  # the data is on disk before its name is
     handle.close()
     os.replace(temp, target)
+
+
+def _unlink_all(targets: list[Path]) -> None:
+    for target in targets:
+        target.unlink(missing_ok=True)
+
+
+def _files_under(root: Path, base: Path) -> list[str]:
+    """Relative paths of the files under `base`, without the temporary `.part` files."""
+    if not base.is_dir():
+        return []
+    return sorted(
+        p.relative_to(root).as_posix()
+        for p in base.rglob("*")
+        if p.is_file() and not p.name.endswith(".part")
+    )
 
 
 def _discard(handle: IO[bytes], temp: Path) -> None:

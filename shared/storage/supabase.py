@@ -14,8 +14,7 @@ Every foreign failure (httpx, storage3, the file system) becomes StorageUnavaila
 from __future__ import annotations
 
 import asyncio
-import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
@@ -25,10 +24,19 @@ import httpx
 from pydantic import ValidationError
 
 from shared.core.errors import AppError
+from shared.storage.tus import (
+    CHUNK_BYTES,
+    TusError,
+    chain,
+    error_message,
+    rechunk,
+    spooled,
+    tus_upload,
+)
 
 if TYPE_CHECKING:
     from storage3._async.file_api import AsyncBucketProxy
-    from storage3.types import FileOptions
+    from storage3.types import FileOptions, ListBucketFilesOptions
 
     from shared.core.config import Settings
 
@@ -39,8 +47,7 @@ _CONTENT_TYPES = {
     ".jpeg": "image/jpeg",
     ".webp": "image/webp",
 }
-_FLUSH_BYTES = 1024 * 1024  # coalesce small network chunks into writes of about this size
-_EXPIRES = re.compile(r"[0-9]{1,12}")
+_LIST_PAGE = 1000
 
 
 class StorageUnavailable(AppError):
@@ -49,6 +56,14 @@ class StorageUnavailable(AppError):
     code = "storage_unavailable"
     status = 503
     default_detail = "File storage is unavailable; try again shortly."
+    retryable: bool = True
+
+
+class StorageLimitExceeded(StorageUnavailable):
+    """The file is larger than the bucket (or the project) accepts: trying again cannot help."""
+
+    retryable = False
+    default_detail = "The file is larger than file storage accepts."
 
 
 class Storage(Protocol):
@@ -57,12 +72,27 @@ class Storage(Protocol):
     async def put_bytes(self, path: str, data: bytes, content_type: str) -> None: ...
 
     async def put_stream(
-        self, path: str, chunks: AsyncIterator[bytes], content_type: str
-    ) -> int: ...
+        self,
+        path: str,
+        chunks: AsyncIterator[bytes],
+        content_type: str,
+        *,
+        size: int | None = None,
+    ) -> int:
+        """Store the stream; `size`, when known, is its exact length (saves a spool to disk)."""
+        ...
 
     async def signed_url(self, path: str, expires_in_s: int) -> str: ...
 
     async def exists(self, path: str) -> bool: ...
+
+    async def remove(self, paths: Sequence[str]) -> None:
+        """Delete these objects; a path that does not exist is not an error."""
+        ...
+
+    async def list_paths(self, prefix: str) -> list[str]:
+        """Every object path under the folder `prefix` (recursively), sorted."""
+        ...
 
     async def aclose(self) -> None: ...
 
@@ -97,6 +127,7 @@ class SupabaseStorage:
         *,
         http: httpx.AsyncClient | None = None,
         timeout_s: float = 30.0,
+        retry_delays_s: Sequence[float] = (0.5, 2.0, 5.0),
     ) -> None:
         from supabase import AsyncClient, AsyncClientOptions
 
@@ -108,6 +139,8 @@ class SupabaseStorage:
         self._url = url.rstrip("/")
         self._key = service_role_key
         self._bucket_id = bucket
+        self._auth = {"Authorization": f"Bearer {service_role_key}", "apikey": service_role_key}
+        self._retry_delays_s = tuple(retry_delays_s)
         client = AsyncClient(
             self._url, service_role_key, AsyncClientOptions(httpx_client=self._http)
         )
@@ -123,36 +156,88 @@ class SupabaseStorage:
         async with self._translated("store the file"), asyncio.timeout(self._timeout_s):
             await self._bucket.upload(path, data, options)
 
-    async def put_stream(self, path: str, chunks: AsyncIterator[bytes], content_type: str) -> int:
-        # storage3's upload wants bytes or a sync file object (multipart); an async iterator
-        # as the body makes httpx send it chunked, one chunk in memory at a time.
+    async def put_stream(
+        self,
+        path: str,
+        chunks: AsyncIterator[bytes],
+        content_type: str,
+        *,
+        size: int | None = None,
+    ) -> int:
+        # Supabase takes a standard upload up to 6 MB; above that, TUS in 6 MB chunks, one in
+        # memory at a time, resumed after a failed chunk.
         check_path(path)
-        written = 0
+        pieces = rechunk(chunks, CHUNK_BYTES)
+        head = [await anext(pieces, b"")]
+        if len(head[0]) == CHUNK_BYTES and (second := await anext(pieces, None)) is not None:
+            head.append(second)
+            del second
+        if len(head) == 1:
+            await self._post_object(path, head[0], content_type)
+            return len(head[0])
+        if size is not None:
+            return await self._tus(path, content_type, size, chain(head, pieces))
+        async with spooled(pieces) as (rest_length, rest):  # TUS needs the length first
+            length = rest_length + len(head[0]) + len(head[1])
+            return await self._tus(path, content_type, length, chain(head, rest))
 
-        async def counted() -> AsyncIterator[bytes]:
-            nonlocal written
-            async for chunk in chunks:
-                written += len(chunk)
-                yield chunk
+    async def _tus(
+        self, path: str, content_type: str, length: int, pieces: AsyncIterator[bytes]
+    ) -> int:
+        async with self._translated("store the file"):
+            return await tus_upload(
+                self._http,
+                f"{self._url}/storage/v1/upload/resumable",
+                self._auth,
+                bucket=self._bucket_id,
+                path=path,
+                content_type=content_type,
+                length=length,
+                pieces=pieces,
+                http_timeout=self._timeout,
+                retry_delays_s=self._retry_delays_s,
+            )
 
+    async def _post_object(self, path: str, data: bytes, content_type: str) -> None:
         url = f"{self._url}/storage/v1/object/{quote(self._bucket_id, safe='')}/{quote(path)}"
         headers = {
-            "Authorization": f"Bearer {self._key}",
-            "apikey": self._key,
+            **self._auth,
             "content-type": content_type,
             "cache-control": "max-age=3600",
             "x-upsert": "true",
         }
         async with self._translated("store the file"):
             response = await self._http.post(
-                url, content=counted(), headers=headers, timeout=self._timeout
+                url, content=data, headers=headers, timeout=self._timeout
             )
         if response.is_error:
-            raise StorageUnavailable(
-                f"Storage refused the upload (HTTP {response.status_code}): {_message(response)}",
-                storage_status=str(response.status_code),
-            )
-        return written
+            raise _refusal(response.status_code, error_message(response))
+
+    async def remove(self, paths: Sequence[str]) -> None:
+        for path in paths:
+            check_path(path)
+        # Storage deletes at most 1000 names per call.
+        for start in range(0, len(paths), 1000):
+            batch = list(paths[start : start + 1000])
+            async with self._translated("delete files"), asyncio.timeout(self._timeout_s):
+                await self._bucket.remove(batch)
+
+    async def list_paths(self, prefix: str) -> list[str]:
+        folders, found = [prefix.strip("/")], list[str]()
+        while folders:
+            folder = folders.pop()
+            offset = 0
+            while True:
+                options: ListBucketFilesOptions = {"limit": _LIST_PAGE, "offset": offset}
+                async with self._translated("list files"), asyncio.timeout(self._timeout_s):
+                    entries = await self._bucket.list(folder, options)
+                for entry in entries:
+                    full = f"{folder}/{entry['name']}" if folder else str(entry["name"])
+                    (folders if entry.get("id") is None else found).append(full)
+                if len(entries) < _LIST_PAGE:
+                    break
+                offset += _LIST_PAGE
+        return sorted(found)
 
     async def signed_url(self, path: str, expires_in_s: int) -> str:
         check_path(path)
@@ -180,10 +265,11 @@ class SupabaseStorage:
         try:
             yield
         except StorageApiError as exc:
-            raise StorageUnavailable(
-                f"Storage refused to {action} ({exc.status}): {exc.message}",
-                storage_status=str(exc.status),
-            ) from exc
+            raise _refusal(exc.status, exc.message, action) from exc
+        except TusError as exc:
+            if exc.http_status is None:
+                raise StorageUnavailable(exc.detail) from exc
+            raise _refusal(exc.http_status, exc.message, action) from exc
         except (httpx.TimeoutException, TimeoutError) as exc:
             raise StorageUnavailable(f"Storage did not answer in time to {action}.") from exc
         except httpx.HTTPError as exc:
@@ -194,15 +280,12 @@ class SupabaseStorage:
             ) from exc
 
 
-def _message(response: httpx.Response) -> str:
-    """Storage's error message (`{"statusCode", "error", "message"}`), or the start of the body."""
-    try:
-        body = response.json()
-    except ValueError:
-        return response.text[:200]
-    if isinstance(body, dict) and isinstance(body.get("message"), str):
-        return str(body["message"])[:200]
-    return response.text[:200]
+def _refusal(status: int | str, message: str, action: str = "store the file") -> StorageUnavailable:
+    """Storage said no: over the size limit is final, anything else may pass."""
+    kind = StorageLimitExceeded if str(status) == "413" else StorageUnavailable
+    return kind(
+        f"Storage refused to {action} (HTTP {status}): {message}", storage_status=str(status)
+    )
 
 
 def open_storage(settings: Settings) -> Storage:

@@ -21,11 +21,14 @@ from typing import TYPE_CHECKING
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from shared.core.catalog import load_catalog
 from shared.core.config import Settings, get_settings
 from shared.core.errors import AppError, InvalidInput, JsonValue, PayloadTooLarge
+from shared.web.openapi import truthful_openapi
 
 if TYPE_CHECKING:
     from shared.wiring import Services
@@ -138,6 +141,20 @@ def _human(n: int) -> str:
     return f"{n / (1024 * 1024):.0f} MB" if n >= 1024 * 1024 else f"{n // 1024} KB"
 
 
+_FRAMEWORK_CODES = {404: "not_found", 405: "method_not_allowed"}
+
+
+def framework_error(exc: StarletteHTTPException) -> AppError:
+    """An error the framework raised itself, in our shape. A body it could not parse at all
+    is the same 422 as one that does not validate."""
+    if exc.status_code == 400:
+        return InvalidInput("The request body could not be parsed.")
+    error = AppError(str(exc.detail), headers=dict(exc.headers or {}))
+    error.status = exc.status_code  # type: ignore[misc]
+    error.code = _FRAMEWORK_CODES.get(exc.status_code, "http_error")  # type: ignore[misc]
+    return error
+
+
 def error_response(exc: AppError) -> JSONResponse:
     body: dict[str, JsonValue] = {**exc.body(), "request_id": request_id_var.get()}
     return JSONResponse(body, status_code=exc.status, headers=exc.headers or None)
@@ -206,12 +223,17 @@ def create_app(
         detail, fields = _validation_detail(exc)
         return error_response(InvalidInput(detail, errors=list(fields)))  # type: ignore[arg-type]
 
+    @app.exception_handler(StarletteHTTPException)
+    async def on_framework_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return error_response(framework_error(exc))
+
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
     for router in routers:
         app.include_router(router)
+    app.openapi = truthful_openapi(app, load_catalog(cfg.catalog_overrides))  # type: ignore[method-assign]
 
     uploads = tuple(upload_paths)
 
