@@ -19,7 +19,13 @@ from typing import TYPE_CHECKING
 
 from pydantic import SecretStr
 
-from local.configs import DevMode, mint_local_token, supabase_emulator_config, supabase_overrides
+from local.configs import (
+    DevMode,
+    mint_local_token,
+    storage_buckets,
+    supabase_emulator_config,
+    supabase_overrides,
+)
 from local.database import prepare, start_embedded
 from local.secrets import LocalSecrets, load_local_secrets
 from local.supabase.context import JWKS_PATH
@@ -100,34 +106,52 @@ def dev_mode(local_dir: Path) -> DevMode:
     return "direct" if mode == "direct" else "supabase"
 
 
-def _dev_urls(local_dir: Path) -> tuple[str, str]:
-    """The API and emulator URLs of the last `wanctl dev` (from .local/dev.env)."""
-    values = read_dev_env(local_dir)
-    return (
-        values.get("API_URL", "http://127.0.0.1:8000"),
-        values.get("REPLICATE_BASE_URL", "http://127.0.0.1:8001"),
+def dev_settings(
+    mode: DevMode,
+    *,
+    local_dir: Path,
+    secrets: LocalSecrets,
+    database_url: str,
+    port: int,
+) -> Settings:
+    """The settings of the local stack on `port` (the API; the Replicate emulator on port + 1,
+    the Supabase emulator on port + 2) in configuration `mode`."""
+    api_url, supabase_url = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{port + 2}"
+    production = supabase_overrides(secrets, supabase_url) if mode == "supabase" else {}
+    return local_settings(
+        database_url=database_url,
+        api_url=api_url,
+        emulator_url=f"http://127.0.0.1:{port + 1}",
+        secrets=secrets,
+        storage_dir=local_dir / "storage",
+        **production,
     )
 
 
 async def sweep_local(
     *, local_dir: Path, database_url: str | None = None
 ) -> dict[str, int | float]:
-    """One reconciliation pass against the local stack (what `wanctl sweep` runs)."""
+    """One reconciliation pass against the local stack (what `wanctl sweep` runs), in the
+    configuration and on the ports of the last `wanctl dev` (production's: the stack must be
+    running, its emulated PostgREST and Storage are where the pass reads and writes)."""
     from functions.sweeper import run_once
 
     secrets = load_local_secrets(local_dir)
     url = database_url or start_embedded(local_dir / "pgdata").get_uri()
-    api_url, emulator_url = _dev_urls(local_dir)
-    settings = local_settings(
-        database_url=url, api_url=api_url, emulator_url=emulator_url, secrets=secrets
+    api_url = read_dev_env(local_dir).get("API_URL", "http://127.0.0.1:8000")
+    port = int(api_url.rsplit(":", 1)[1])
+    settings = dev_settings(
+        dev_mode(local_dir), local_dir=local_dir, secrets=secrets, database_url=url, port=port
     )
     return (await run_once(settings)).as_dict()
 
 
 _MODE_TEXT: dict[DevMode, str] = {
-    "supabase": "RPC through the Supabase emulator's PostgREST, ES256 tokens through its JWKS; "
-    "WAN_DEV_MODE=direct or --direct for psycopg and HS256",
-    "direct": "psycopg to the database, HS256 tokens with the legacy secret",
+    "supabase": "RPC through the Supabase emulator's PostgREST, files in its Storage (videos "
+    "served by its signed links), ES256 tokens through its JWKS; "
+    "WAN_DEV_MODE=direct or --direct for psycopg, the local folder and HS256",
+    "direct": "psycopg to the database, files in the local folder served by the API, "
+    "HS256 tokens with the legacy secret",
 }
 
 
@@ -173,7 +197,8 @@ async def run_dev(
     """Start everything, print how to use it, and serve until interrupted.
 
     Ports: the API on `port`, the Replicate emulator on `port + 1`, the Supabase emulator on
-    `port + 2` (started in both modes: the direct one simply does not call it).
+    `port + 2` (started in both modes: the direct one simply does not call it). Emulated Storage
+    keeps its files in `local_dir/supabase-storage`, the local folder's are in `local_dir/storage`.
     """
     import uvicorn
 
@@ -191,14 +216,8 @@ async def run_dev(
     api_url = f"http://127.0.0.1:{port}"
     emulator_url = f"http://127.0.0.1:{port + 1}"
     supabase_url = f"http://127.0.0.1:{port + 2}"
-    production = supabase_overrides(secrets, supabase_url) if mode == "supabase" else {}
-    settings = local_settings(
-        database_url=database_url,
-        api_url=api_url,
-        emulator_url=emulator_url,
-        secrets=secrets,
-        storage_dir=local_dir / "storage",
-        **production,
+    settings = dev_settings(
+        mode, local_dir=local_dir, secrets=secrets, database_url=database_url, port=port
     )
     emulator = create_emulator_app(
         EmulatorConfig(
@@ -211,7 +230,11 @@ async def run_dev(
     )
     supabase = create_supabase_app(
         supabase_emulator_config(
-            secrets, database_url, faults=json.loads(supabase_faults_json or "{}")
+            secrets,
+            database_url,
+            local_dir / "supabase-storage",
+            buckets=storage_buckets(settings),
+            faults=json.loads(supabase_faults_json or "{}"),
         )
     )
     api = create_app(settings=settings)
@@ -226,6 +249,8 @@ async def run_dev(
 
     env = {
         "WAN_DEV_MODE": mode,
+        "RPC_TRANSPORT": settings.rpc_transport,
+        "STORAGE_BACKEND": settings.storage_backend,
         "API_URL": api_url,
         "DATABASE_URL": database_url,
         "DEMO_USER_ID": demo_id,

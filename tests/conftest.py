@@ -103,10 +103,16 @@ def supabase_config_overrides() -> dict[str, object]:
 
 @pytest.fixture
 def supabase_url(
-    database_url: str, local_secrets: LocalSecrets, supabase_config_overrides: dict[str, object]
+    database_url: str,
+    local_secrets: LocalSecrets,
+    supabase_config_overrides: dict[str, object],
+    tmp_path: Path,
 ) -> Iterator[str]:
-    """The Supabase emulator (PostgREST RPC, Auth) over this test's database."""
-    config = supabase_emulator_config(local_secrets, database_url, **supabase_config_overrides)
+    """The Supabase emulator (PostgREST RPC, Auth, Storage with production's private bucket)
+    over this test's database."""
+    config = supabase_emulator_config(
+        local_secrets, database_url, tmp_path / "supabase-storage", **supabase_config_overrides
+    )
     with serve(create_supabase_app(config)) as url:
         yield url
 

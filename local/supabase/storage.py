@@ -114,6 +114,13 @@ def standalone_storage_app(
     return FaultMiddleware(controls, faults), state
 
 
+def signed_path(jwt_secret: str, bucket_id: str, key: str, issued_at: int, expires_at: int) -> str:
+    """A signed link below /storage/v1, as Storage makes it: the token names the object."""
+    claims = {"url": f"{bucket_id}/{key}", "iat": issued_at, "exp": expires_at}
+    token = jwt.encode(claims, jwt_secret, algorithm=_SIGN_ALGORITHM)
+    return f"/object/sign/{bucket_id}/{key}?token={token}"
+
+
 def _require_service_role(request: Request, keys: ProjectKeys) -> None:
     token = bearer_token(request.headers.get("authorization"))
     if token is None or not request.headers.get("apikey"):
@@ -178,9 +185,7 @@ def _object_router(state: StorageState, jwt_secret: str) -> APIRouter:
         if expires_in < 1:
             raise StorageError(400, "InvalidRequest", "expiresIn must be >= 1")
         now = int(state.clock())
-        claims = {"url": f"{bucket_id}/{key}", "iat": now, "exp": now + expires_in}
-        token = jwt.encode(claims, jwt_secret, algorithm=_SIGN_ALGORITHM)
-        return {"signedURL": f"/object/sign/{bucket_id}/{key}?token={token}"}
+        return {"signedURL": signed_path(jwt_secret, bucket_id, key, now, now + expires_in)}
 
     @router.post("/object/list/{bucket_id}")
     async def list_objects(bucket_id: str, request: Request) -> list[dict[str, Any]]:

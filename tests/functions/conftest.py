@@ -9,8 +9,9 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +25,8 @@ from local.emulator_faults import EmulatorConfig, Faults
 from local.secrets import LocalSecrets
 from local.serve import serve
 from local.stack import local_settings
+from local.supabase.storage import PREFIX as STORAGE_PREFIX
+from local.supabase.storage import signed_path
 from shared.core.config import Settings
 from shared.storage.local import LocalStorage
 from shared.storage.supabase import open_storage
@@ -36,7 +39,8 @@ SETTLE_S = 15.0
 
 # The two configurations of the local stack (local.stack.DevMode). "direct" is every test's
 # default; a test marked `@both_configs` also runs in production's shape ("supabase": RPC
-# through the Supabase emulator's PostgREST, ES256 tokens through its JWKS).
+# through the Supabase emulator's PostgREST, files in its Storage, ES256 tokens through its
+# JWKS).
 CONFIGS: tuple[DevMode, ...] = ("direct", "supabase")
 both_configs = pytest.mark.parametrize("stack_mode", CONFIGS)
 
@@ -49,6 +53,9 @@ class Stack:
     secrets: LocalSecrets
     api_url: str
     mode: DevMode = "direct"
+    stored_links: str = ""
+    """How links to stored files begin: the API's /storage/ (the local folder) or emulated
+    Supabase Storage's signed links."""
 
     def token(self, user_id: uuid.UUID, *, ttl_s: int | None = None) -> str:
         """A user token the API accepts in this configuration (HS256 or ES256 via JWKS)."""
@@ -177,11 +184,20 @@ def settings(
 
 
 @pytest.fixture
-def settings_storage(settings: Settings) -> LocalStorage:
-    """The local storage the API uses (same folder and key), for signing links in tests."""
-    storage = open_storage(settings)
-    assert isinstance(storage, LocalStorage)
-    return storage
+def expired_link(settings: Settings, secrets: LocalSecrets) -> Callable[[str], Awaitable[str]]:
+    """A link to a stored file signed as the API's storage signs them, expired a minute ago:
+    the local folder's (served by the API) or emulated Supabase Storage's."""
+
+    async def link(path: str) -> str:
+        storage = open_storage(settings)
+        if isinstance(storage, LocalStorage):
+            return await storage.signed_url(path, -60)
+        await storage.aclose()
+        now = int(time.time())
+        signed = signed_path(secrets.jwt_secret, settings.storage_bucket, path, now - 120, now - 60)
+        return f"{settings.supabase_url}{STORAGE_PREFIX}{signed}"
+
+    return link
 
 
 @pytest.fixture
@@ -209,7 +225,12 @@ async def stack(
     admin: AdminConn,
     secrets: LocalSecrets,
     stack_mode: DevMode,
+    settings: Settings,
 ) -> AsyncIterator[Stack]:
+    if settings.storage_backend == "local":
+        stored_links = f"{api_url}/storage/"
+    else:
+        stored_links = f"{settings.supabase_url}{STORAGE_PREFIX}/object/sign/"
     async with (
         httpx.AsyncClient(base_url=api_url, timeout=10) as api,
         httpx.AsyncClient(base_url=emulator_url, timeout=10) as emulator,
@@ -221,4 +242,5 @@ async def stack(
             secrets=secrets,
             api_url=api_url,
             mode=stack_mode,
+            stored_links=stored_links,
         )
