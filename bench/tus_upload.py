@@ -18,7 +18,8 @@ from pathlib import Path
 
 import httpx
 
-from bench.output_copy import _peak_rss, _source_app
+from bench.output_copy import _peak_rss
+from local.emulator_media import mp4_server
 from local.secrets import api_key
 from local.serve import serve
 from local.supabase.faults import FaultState
@@ -60,7 +61,7 @@ def _measure(source: str, url: str, state: StorageState) -> dict[str, float]:
 
 def run() -> dict[str, dict[str, float]]:
     faults = FaultState()
-    with tempfile.TemporaryDirectory() as tmp, serve(_source_app()) as source_url:
+    with tempfile.TemporaryDirectory() as tmp, serve(mp4_server()) as source_url:
         app, state = standalone_storage_app(
             Path(tmp), SECRET, faults=faults, buckets=(Bucket("generations"),)
         )

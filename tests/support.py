@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import uuid
+from typing import TYPE_CHECKING
 
 import psycopg
 
 AdminConn = psycopg.AsyncConnection[tuple[object, ...]]
+if TYPE_CHECKING:
+    from shared.core.domain import Generation
+    from shared.db.rpc import Rpc
 
 
 async def create_user(
@@ -76,3 +80,17 @@ async def assert_ledger_invariants(admin: AdminConn) -> None:
     )
     bad_generations = await cur.fetchall()
     assert bad_generations == [], f"generations charged/refunded wrongly: {bad_generations}"
+
+
+async def new_generation(rpc: Rpc, user: uuid.UUID) -> Generation:
+    """A queued text-to-video generation of `user` (10 credits)."""
+    created = await rpc.create_generation(
+        user_id=user,
+        kind="t2v",
+        model="t2v-14B",
+        resolution="480p",
+        prompt="a slow pan over mountains",
+        cost=10,
+        max_active=100,
+    )
+    return created.generation

@@ -10,10 +10,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from fastapi import FastAPI
-from fastapi.responses import Response, StreamingResponse
 
-from local.emulator_media import mp4_chunks, padded_size
+from local.emulator_media import mp4_server, padded_size
 from local.secrets import api_key
 from local.serve import serve
 from local.supabase.faults import FaultState
@@ -23,27 +21,16 @@ from shared.core.domain import Generation
 from shared.db.rpc import Rpc
 from shared.flows.keeper import Keeper, video_path
 from shared.storage.supabase import SupabaseStorage
-from tests.support import AdminConn, create_user
+from tests.support import AdminConn, create_user, new_generation
 
 MB = 1024 * 1024
 JWT_SECRET = "keeper-test-jwt-secret-for-the-emulator"
 BUCKET = "generations"
 
 
-def video_server() -> FastAPI:
-    app = FastAPI()
-
-    @app.get("/video")
-    async def video(size: int) -> Response:
-        headers = {"Content-Length": str(padded_size(size))}
-        return StreamingResponse(mp4_chunks(size), media_type="video/mp4", headers=headers)
-
-    return app
-
-
 @pytest.fixture(scope="module")
 def source() -> Iterator[str]:
-    with serve(video_server()) as url:
+    with serve(mp4_server()) as url:
         yield url
 
 
@@ -68,16 +55,8 @@ async def keeper(rpc: Rpc, emulator: tuple[str, StorageState, FaultState]) -> As
 
 
 async def completed(rpc: Rpc, admin: AdminConn, video_url: str) -> Generation:
-    user = await create_user(admin)
-    created = await rpc.create_generation(
-        user_id=user,
-        kind="t2v",
-        model="t2v-14B",
-        resolution="480p",
-        prompt="a slow pan over mountains",
-        cost=10,
-    )
-    gen_id = created.generation.id
+    created = await new_generation(rpc, await create_user(admin))
+    gen_id = created.id
     await rpc.mark_submitted(gen_id, f"job-{gen_id.hex[:8]}")
     applied = await rpc.apply_prediction(gen_id, "completed", video_url=video_url)
     return applied.generation
@@ -104,7 +83,7 @@ async def test_large_video_is_kept_by_tus_and_served_by_its_signed_link(
     source: str,
     emulator: tuple[str, StorageState, FaultState],
 ) -> None:
-    gen = await completed(rpc, admin, f"{source}/video?size={9 * MB}")
+    gen = await completed(rpc, admin, f"{source}/output.mp4?size={9 * MB}")
     assert await keeper.keep(gen)
     kept = await rpc.get_generation(gen.user_id, gen.id)
     assert kept.video_path == video_path(gen)
@@ -121,7 +100,7 @@ async def test_large_video_is_kept_by_tus_and_served_by_its_signed_link(
 async def test_video_over_the_bucket_limit_fails_once_and_is_never_retried(
     rpc: Rpc, admin: AdminConn, keeper: Keeper, source: str
 ) -> None:
-    gen = await completed(rpc, admin, f"{source}/video?size={12 * MB}")
+    gen = await completed(rpc, admin, f"{source}/output.mp4?size={12 * MB}")
     assert not await keeper.keep(gen)
     assert "maximum allowed size" in (await copy_error(admin, gen) or "")
     assert await pending_ids(rpc) == []  # the sweeper will not pick it up again
@@ -135,7 +114,7 @@ async def test_storage_outage_is_left_for_the_sweeper_to_retry(
     source: str,
     emulator: tuple[str, StorageState, FaultState],
 ) -> None:
-    gen = await completed(rpc, admin, f"{source}/video?size={MB}")
+    gen = await completed(rpc, admin, f"{source}/output.mp4?size={MB}")
     emulator[2].change({"gateway_error_rate": 1.0, "gateway_status": 502})
     assert not await keeper.keep(gen)
     assert await pending_ids(rpc) == [gen.id]
