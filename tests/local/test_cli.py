@@ -10,6 +10,9 @@ import jwt
 import pytest
 
 from local import cli
+from local.configs import DevMode
+from local.secrets import LocalSecrets
+from local.stack import dev_settings
 from local.supabase.context import JWKS_PATH
 from shared.core.config import Settings
 from shared.web.auth import Authenticator
@@ -93,8 +96,31 @@ async def test_sweep_prints_one_summary(
     tmp_path: Path,
 ) -> None:
     monkeypatch.setattr(cli, "LOCAL_DIR", tmp_path)
+    # Production's configuration sweeps through the running stack's emulator; none runs here.
+    monkeypatch.setenv("WAN_DEV_MODE", "direct")
     code, out = await _in_thread(run, capsys, database_url, "sweep")
     assert code == 0, out
     summary = json.loads(out.strip().splitlines()[-1])
     assert summary["claimed"] == 0
     assert summary["batches"] == 1
+
+
+def test_dev_stack_runs_production_configuration_unless_direct(
+    local_secrets: LocalSecrets, tmp_path: Path
+) -> None:
+    def settings(mode: DevMode) -> Settings:
+        return dev_settings(
+            mode,
+            local_dir=tmp_path,
+            secrets=local_secrets,
+            database_url="postgresql://x",
+            port=8600,
+        )
+
+    production, direct = settings("supabase"), settings("direct")
+    assert (production.rpc_transport, production.storage_backend) == ("supabase", "supabase")
+    assert production.supabase_url == "http://127.0.0.1:8602"
+    assert production.supabase_jwks_url == "http://127.0.0.1:8602" + JWKS_PATH
+    assert production.supabase_jwt_secret is None  # ES256 through the JWKS only
+    assert (direct.rpc_transport, direct.storage_backend) == ("postgres", "local")
+    assert direct.storage_public_base_url == "http://127.0.0.1:8600"

@@ -12,15 +12,17 @@ import jwt
 import pytest
 from supabase import AsyncClient, AsyncClientOptions
 
-from local.secrets import api_key
+from local.secrets import LocalSecrets, api_key
 from local.supabase.storage import standalone_storage_app
 from local.supabase.storage_state import Bucket, StorageState
+from shared.core.config import Settings
 
 SECRET = "emulator-protocol-test-jwt-secret-0123"
 KEY = api_key(SECRET, "service_role")
 AUTH = {"Authorization": f"Bearer {KEY}", "apikey": KEY}
 TUS = {**AUTH, "Tus-Resumable": "1.0.0"}
 BASE = "http://supabase.test"
+DEFAULTS = Settings(environment="test")
 
 
 @pytest.fixture
@@ -161,3 +163,73 @@ async def test_upload_without_upsert_does_not_replace(
     assert too_big.status_code == 413
     assert (await http.get("/object/generations/u/a.png", headers=AUTH)).content == b"three"
     assert ("generations", "u/b.png") not in state.objects
+
+
+async def test_objects_on_disk_are_served_again_after_a_restart(tmp_path: Path) -> None:
+    first, _ = standalone_storage_app(tmp_path, SECRET, buckets=(Bucket("generations"),))
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=first), base_url=f"{BASE}/storage/v1"
+    ) as http:
+        stored = await http.post("/object/generations/u/videos/a.mp4", content=b"v", headers=AUTH)
+        assert stored.status_code == 200
+    _, restarted = standalone_storage_app(tmp_path, SECRET, buckets=(Bucket("generations"),))
+    again = restarted.object("generations", "u/videos/a.mp4")
+    assert (again.size, again.content_type) == (1, "video/mp4")
+
+
+# --- Storage inside the whole emulator (local.supabase.app), as the local stack runs it --------
+
+
+@pytest.fixture
+async def supabase(supabase_url: str) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=supabase_url, timeout=10) as client:
+        yield client
+
+
+def service(secrets: LocalSecrets) -> dict[str, str]:
+    key = secrets.service_role_key
+    return {"Authorization": f"Bearer {key}", "apikey": key}
+
+
+async def test_emulator_starts_with_the_private_bucket_limited_to_max_output_bytes(
+    supabase: httpx.AsyncClient, local_secrets: LocalSecrets
+) -> None:
+    key = local_secrets.service_role_key
+    client = AsyncClient(str(supabase.base_url), key, AsyncClientOptions(httpx_client=supabase))
+    bucket = await client.storage.get_bucket(DEFAULTS.storage_bucket)
+    assert (bucket.public, bucket.file_size_limit) == (False, DEFAULTS.max_output_bytes)
+
+
+async def test_gateway_wants_an_apikey_for_storage_but_not_for_a_signed_download(
+    supabase: httpx.AsyncClient, local_secrets: LocalSecrets
+) -> None:
+    headers = service(local_secrets)
+    stored = await supabase.post(
+        "/storage/v1/object/generations/u/a.mp4", content=b"video", headers=headers
+    )
+    assert stored.status_code == 200, stored.text
+    signed = await supabase.post(
+        "/storage/v1/object/sign/generations/u/a.mp4", json={"expiresIn": 60}, headers=headers
+    )
+    link = "/storage/v1" + signed.json()["signedURL"]
+    assert (await supabase.get(link)).content == b"video"  # no apikey, no bearer
+    bare = await supabase.get(
+        "/storage/v1/object/generations/u/a.mp4", headers={"Authorization": headers["apikey"]}
+    )
+    assert (bare.status_code, bare.json()["message"]) == (401, "No API key found in request")
+
+
+async def test_faults_aim_at_one_method_and_count_through_the_http_control(
+    supabase: httpx.AsyncClient, local_secrets: LocalSecrets
+) -> None:
+    headers = service(local_secrets)
+    knobs = {"error_rate": 1.0, "error_status": 500, "methods": ["PUT"], "skip": 1, "times": 1}
+    assert (await supabase.post("/__emulator/faults", json=knobs)).status_code == 200
+    url = "/storage/v1/object/generations/u/b.png"
+    answers = [(await supabase.put(url, content=b"x", headers=headers)) for _ in range(3)]
+    listed = await supabase.post("/storage/v1/object/list/generations", json={}, headers=headers)
+    assert [a.status_code for a in answers] == [200, 500, 200]
+    assert answers[1].json()["statusCode"] == "500"  # Storage's shape, not PostgREST's
+    assert listed.status_code == 200  # another method: untouched
+    bad = await supabase.post("/__emulator/faults", json={"methods": ["BREW"]})
+    assert bad.status_code == 422
