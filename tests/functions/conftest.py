@@ -57,6 +57,11 @@ class Stack:
     """How links to stored files begin: the API's /storage/ (the local folder) or emulated
     Supabase Storage's signed links."""
 
+    @property
+    def link_signature(self) -> str:
+        """The query parameter that signs a stored file's link, in this configuration."""
+        return "token=" if "/object/sign/" in self.stored_links else "signature="
+
     def token(self, user_id: uuid.UUID, *, ttl_s: int | None = None) -> str:
         """A user token the API accepts in this configuration (HS256 or ES256 via JWKS)."""
         return mint_local_token(self.secrets, user_id, self.mode, ttl_s=ttl_s)

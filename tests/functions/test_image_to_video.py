@@ -83,8 +83,8 @@ async def test_image_to_video_end_to_end_keeps_input_and_video(
     assert video.status_code == 200
     assert video.content[4:8] == b"ftyp"
     # The local folder's links (API, 403) or Supabase Storage's (its own 400, as Storage does).
-    signature, refused = ("signature=", 403) if stack.mode == "direct" else ("token=", 400)
-    altered = link.replace(signature, signature + "0")
+    refused = 403 if stack.mode == "direct" else 400
+    altered = link.replace(stack.link_signature, stack.link_signature + "0")
     assert (await stack.api.get(altered)).status_code == refused
     unsigned = link.split("?")[0]
     assert (await stack.api.get(unsigned)).status_code == refused
@@ -102,8 +102,9 @@ async def test_small_image_goes_inline_large_one_by_signed_link(stack: Stack) ->
     small_ref = (await provider_input(stack, str(small["id"])))["image"]
     large_ref = (await provider_input(stack, str(large["id"])))["image"]
     assert str(small_ref).startswith("data:image/png;base64,")
-    assert str(large_ref).startswith(f"{stack.api_url}/storage/")
-    assert "signature=" in str(large_ref)  # and the emulator could fetch it, or the create failed
+    assert str(large_ref).startswith(stack.stored_links)
+    # ... and the emulator could fetch it, or the create failed.
+    assert stack.link_signature in str(large_ref)
 
 
 @pytest.mark.parametrize(
@@ -158,5 +159,5 @@ async def test_retry_of_failed_i2v_shows_the_stored_image_again(stack: Stack) ->
     retried = await stack.api.post(f"/api/generation/{failed['id']}/retry", headers=headers)
     assert retried.status_code == 201, retried.text
     ref = (await provider_input(stack, retried.json()["id"]))["image"]
-    assert str(ref).startswith(f"{stack.api_url}/storage/")
+    assert str(ref).startswith(stack.stored_links)
     assert await balance(stack.admin, user) == 90
