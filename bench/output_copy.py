@@ -21,10 +21,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
-from fastapi import FastAPI
-from fastapi.responses import Response, StreamingResponse
 
-from local.emulator_media import mp4_chunks, padded_size
+from local.emulator_media import mp4_server
 from local.serve import serve
 from shared.flows.outputs import copy_output
 from shared.storage.local import LocalStorage
@@ -33,17 +31,6 @@ MB = 1024 * 1024
 SIZE = 200 * MB
 TARGET_RSS_MB = 64
 _STATUS = Path("/proc/self/status")
-
-
-def _source_app() -> FastAPI:
-    app = FastAPI()
-
-    @app.get("/output.mp4")
-    async def output(size: int) -> Response:
-        headers = {"Content-Length": str(padded_size(size))}
-        return StreamingResponse(mp4_chunks(size), media_type="video/mp4", headers=headers)
-
-    return app
 
 
 def _status_kb(field: str) -> int:
@@ -93,7 +80,7 @@ async def _copy(url: str, root: Path) -> int:
 
 def run() -> dict[str, float]:
     """Run the benchmark; return its figures (MB, MB/s)."""
-    with serve(_source_app()) as base_url, tempfile.TemporaryDirectory() as tmp:
+    with serve(mp4_server()) as base_url, tempfile.TemporaryDirectory() as tmp:
         url = f"{base_url}/output.mp4?size={SIZE}"
         # Warm up the code paths with a small copy, so the measured run pays no first-use costs
         # but the heap has not already grown to whatever a 200 MB copy needs.

@@ -9,10 +9,9 @@ GET  /api/credits                   balance, low-balance flag, recent ledger ent
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
+import re
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Response, status
@@ -26,6 +25,7 @@ from shared.web.app import create_app as _create_app
 from shared.web.deps import IdempotencyKey, User
 from shared.web.registry import services_of
 from shared.web.schemas import (
+    REPLAYED,
     CreatedOut,
     CreditsOut,
     GenerationOut,
@@ -39,7 +39,9 @@ router = APIRouter()
 Services = Annotated[ControlServices, Depends(services_of(ControlServices))]
 
 
-@router.post("/api/generation/{generation_id}/cancel", responses=error_responses(401, 404, 409))
+@router.post(
+    "/api/generation/{generation_id}/cancel", responses=error_responses(401, 404, 409, 503)
+)
 async def cancel_generation(generation_id: str, user: User, services: Services) -> GenerationOut:
     """Cancel a queued or running generation. 409 if it already finished."""
     gen = await services.lifecycle.cancel(user.id, parse_generation_id(generation_id))
@@ -49,7 +51,7 @@ async def cancel_generation(generation_id: str, user: User, services: Services) 
 @router.post(
     "/api/generation/{generation_id}/retry",
     status_code=status.HTTP_201_CREATED,
-    responses=error_responses(401, 402, 404, 409, 429, 502, 503),
+    responses={**REPLAYED, **error_responses(401, 402, 404, 409, 429, 502, 503)},
 )
 async def retry_generation(
     generation_id: str, user: User, services: Services, key: IdempotencyKey, response: Response
@@ -61,29 +63,38 @@ async def retry_generation(
     return created_answer(submitted, response)
 
 
+# A cursor is the last row's key: `<created_at in microseconds since 1970>_<generation id>`.
+# Its format is in the OpenAPI document (a pattern), so any cursor the document allows decodes.
+CURSOR_PATTERN = r"^[0-9]{1,16}_[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+
+
 def encode_cursor(created_at: datetime, generation_id: uuid.UUID) -> str:
-    raw = f"{created_at.isoformat()}|{generation_id}".encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    return f"{(created_at - _EPOCH) // _MICROSECOND}_{generation_id}"
 
 
 def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        stamp, gid = raw.split("|", 1)
-        when = datetime.fromisoformat(stamp)
-        if when.tzinfo is None:
-            raise ValueError("naive timestamp")
-        return when, uuid.UUID(gid)
-    except (ValueError, binascii.Error, UnicodeDecodeError):
-        raise InvalidInput("The cursor is not valid.", field="cursor") from None
+    """The key in a cursor; the route's pattern already refused anything malformed."""
+    if not re.fullmatch(CURSOR_PATTERN, cursor):
+        raise InvalidInput("The cursor is not valid.", field="cursor")
+    micros, generation_id = cursor.split("_", 1)
+    return _EPOCH + int(micros) * _MICROSECOND, uuid.UUID(generation_id)
 
 
-@router.get("/api/generation/history", responses=error_responses(401, 422))
+@router.get("/api/generation/history", responses=error_responses(401, 422, 503))
 async def generation_history(
     user: User,
     services: Services,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    cursor: Annotated[str | None, Query(max_length=200)] = None,
+    cursor: Annotated[
+        str | None,
+        Query(
+            pattern=CURSOR_PATTERN,
+            description="`next_cursor` of the previous page: "
+            "`<created_at, microseconds since 1970>_<generation id>`.",
+        ),
+    ] = None,
 ) -> HistoryOut:
     """The caller's generations, newest first."""
     before = decode_cursor(cursor) if cursor else None
@@ -98,7 +109,7 @@ async def generation_history(
     )
 
 
-@router.get("/api/credits", responses=error_responses(401))
+@router.get("/api/credits", responses=error_responses(401, 422, 503))
 async def credits(
     user: User, services: Services, limit: Annotated[int, Query(ge=0, le=100)] = 20
 ) -> CreditsOut:

@@ -17,7 +17,7 @@ from shared.core.images import inspect_image_async
 from shared.web.app import create_app as _create_app
 from shared.web.deps import Form, IdempotencyKey, User
 from shared.web.registry import services_of
-from shared.web.schemas import CreatedOut, GenerationRequest, error_responses
+from shared.web.schemas import REPLAYED, CreatedOut, GenerationRequest, error_responses
 from shared.web.uploads import read_upload
 from shared.wiring import UploadServices
 
@@ -34,7 +34,7 @@ def _missing_image() -> RequestValidationError:
 @router.post(
     "/api/generation/image-to-video",
     status_code=status.HTTP_201_CREATED,
-    responses=error_responses(401, 402, 409, 413, 415, 422, 429, 502, 503),
+    responses={**REPLAYED, **error_responses(401, 402, 404, 409, 413, 415, 422, 429, 502, 503)},
 )
 async def image_to_video(
     user: User, services: Services, key: IdempotencyKey, form: Form, response: Response

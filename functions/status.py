@@ -35,7 +35,7 @@ def parse_generation_id(raw: str) -> uuid.UUID:
 @router.get(
     "/api/generation/status/{generation_id}",
     response_model=GenerationOut,
-    responses=error_responses(401, 404),
+    responses=error_responses(401, 404, 503),
 )
 async def generation_status(generation_id: str, user: User, services: Services) -> Response:
     """The generation, if it is the caller's (404 for anyone else, and for malformed ids)."""

@@ -13,7 +13,13 @@ from shared.flows.lifecycle import SubmitRequest, Submitted
 from shared.web.app import create_app as _create_app
 from shared.web.deps import IdempotencyKey, User
 from shared.web.registry import services_of
-from shared.web.schemas import CreatedOut, GenerationRequest, TextToVideoRequest, error_responses
+from shared.web.schemas import (
+    REPLAYED,
+    CreatedOut,
+    GenerationRequest,
+    TextToVideoRequest,
+    error_responses,
+)
 from shared.wiring import SubmitServices
 
 router = APIRouter()
@@ -23,7 +29,7 @@ Services = Annotated[SubmitServices, Depends(services_of(SubmitServices))]
 @router.post(
     "/api/generation/text-to-video",
     status_code=status.HTTP_201_CREATED,
-    responses=error_responses(401, 402, 409, 413, 422, 429, 502, 503),
+    responses={**REPLAYED, **error_responses(401, 402, 404, 409, 413, 422, 429, 502, 503)},
 )
 async def text_to_video(
     body: TextToVideoRequest,

@@ -45,7 +45,7 @@ def _ack(ack: WebhookAck) -> Response:
 @router.post(
     "/api/webhooks/replicate",
     response_model=WebhookAck,
-    responses=error_responses(401, 413, 422),
+    responses=error_responses(401, 413, 422, 503),
 )
 async def replicate_webhook(request: Request) -> Response:
     """Apply one prediction update."""

@@ -1,6 +1,6 @@
 """`wanctl`: the operator's command line.
 
-    wanctl dev [--port 8000]                     the whole local stack, in the foreground
+    wanctl dev [--port 8000] [--direct]          the whole local stack, in the foreground
     wanctl migrate [--database-url URL]          apply pending migrations
     wanctl user create EMAIL [--credits N] [--unconfirmed]
                                                  local stack: sign a user up, print id and token
@@ -87,12 +87,14 @@ async def cmd_user_create(args: argparse.Namespace) -> int:
 
 
 def _token_for(user_id: uuid.UUID, email: str | None) -> str:
-    """An access token the local stack's API accepts (signed with its local JWT secret)."""
+    """An access token the local stack's API accepts in its configuration (`dev_mode`): ES256
+    with the local project's signing key, or HS256 with its legacy secret (direct)."""
+    from local.configs import mint_local_token
     from local.secrets import load_local_secrets
-    from local.tokens import mint_token
+    from local.stack import dev_mode
 
     secrets = load_local_secrets(LOCAL_DIR)
-    return mint_token(secrets.jwt_secret, user_id, email=email, ttl_s=secrets.token_ttl_s)
+    return mint_local_token(secrets, user_id, dev_mode(LOCAL_DIR), email=email)
 
 
 async def cmd_token(args: argparse.Namespace) -> int:
@@ -125,7 +127,14 @@ async def cmd_dev(args: argparse.Namespace) -> int:
     from local.stack import run_dev
 
     faults = args.emulator_faults or os.environ.get("EMULATOR_FAULTS")
-    await run_dev(port=args.port, local_dir=LOCAL_DIR, faults_json=faults)
+    direct = args.direct or os.environ.get("WAN_DEV_MODE") == "direct"
+    await run_dev(
+        port=args.port,
+        local_dir=LOCAL_DIR,
+        faults_json=faults,
+        mode="direct" if direct else "supabase",
+        supabase_faults_json=args.supabase_faults or os.environ.get("SUPABASE_EMULATOR_FAULTS"),
+    )
     return 0
 
 
@@ -161,9 +170,9 @@ async def cmd_doctor(args: argparse.Namespace) -> int:
 
     url: str | None
     if args.local:
-        from local.stack import local_doctor_settings
+        from local.stack import last_dev_settings
 
-        settings, url = local_doctor_settings(LOCAL_DIR)
+        settings, url = last_dev_settings(LOCAL_DIR)
     else:
         from shared.core.config import Settings
 
@@ -190,6 +199,18 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="JSON",
         help="emulator fault knobs at start, e.g. '{\"webhook_drop_rate\": 0.5}' "
         "(or EMULATOR_FAULTS); change them later with POST /__emulator/faults",
+    )
+    dev.add_argument(
+        "--supabase-faults",
+        metavar="JSON",
+        help="Supabase emulator fault knobs at start, e.g. '{\"gateway_error_rate\": 0.1}' "
+        "(or SUPABASE_EMULATOR_FAULTS); change them with POST $SUPABASE_URL/__emulator/faults",
+    )
+    dev.add_argument(
+        "--direct",
+        action="store_true",
+        help="the direct configuration (psycopg, HS256 tokens) instead of production's "
+        "(PostgREST RPC and JWKS through the Supabase emulator); or WAN_DEV_MODE=direct",
     )
     dev.set_defaults(handler=cmd_dev)
 

@@ -37,10 +37,10 @@ import httpx
 from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response, StreamingResponse
-from pydantic import BaseModel, ConfigDict, JsonValue, ValidationError
+from pydantic import BaseModel, ConfigDict, JsonValue
 
 from local.emulator_engine import Engine
-from local.emulator_faults import EmulatorConfig, Faults, parse_duration
+from local.emulator_faults import EmulatorConfig, Faults, changed, parse_duration
 from local.emulator_media import mp4_chunks, padded_size
 from local.emulator_prediction import ALL_EVENTS, Prediction
 from shared.core.catalog import DEFAULT_OFFERINGS
@@ -235,10 +235,7 @@ def create_emulator_app(settings: EmulatorConfig) -> FastAPI:
 
     @app.post("/__emulator/faults")
     async def set_faults(changes: dict[str, JsonValue]) -> Faults:
-        try:
-            engine.faults = Faults.model_validate({**engine.faults.model_dump(), **changes})
-        except ValidationError as exc:
-            raise RequestValidationError(exc.errors(include_url=False)) from exc
+        engine.faults = changed(engine.faults, changes)
         return engine.faults
 
     @app.get("/__emulator/predictions")

@@ -11,9 +11,11 @@ import base64
 import binascii
 import random
 import re
-from typing import Annotated
+from collections.abc import Mapping
+from typing import Annotated, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 Rate = Annotated[float, Field(ge=0.0, le=1.0)]
 Seconds = Annotated[float, Field(ge=0.0)]
@@ -84,6 +86,18 @@ class EmulatorConfig(BaseModel):
     @classmethod
     def _strip_slash(cls, value: str | None) -> str | None:
         return value.rstrip("/") if value else None
+
+
+KnobsT = TypeVar("KnobsT", bound=BaseModel)
+
+
+def changed(current: KnobsT, changes: Mapping[str, object]) -> KnobsT:
+    """`current` with `changes` applied and validated: what `POST /__emulator/faults` does in
+    every emulator (a bad value is a 422 naming the knob, and nothing changes)."""
+    try:
+        return type(current).model_validate({**current.model_dump(), **changes})
+    except ValidationError as exc:
+        raise RequestValidationError(exc.errors(include_url=False)) from exc
 
 
 class Dice:

@@ -11,6 +11,10 @@ import struct
 from collections.abc import Iterator
 from functools import cache
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
 
 SAMPLE_PATH = Path(__file__).with_name("sample.mp4")
 CHUNK_BYTES = 256 * 1024
@@ -53,6 +57,22 @@ def mp4_chunks(requested: int) -> Iterator[bytes]:
         n = min(remaining, CHUNK_BYTES)
         yield zeros if n == CHUNK_BYTES else bytes(n)
         remaining -= n
+
+
+def mp4_server() -> FastAPI:
+    """`GET /output.mp4?size=N`: a padded MP4 of N bytes streamed with its Content-Length, as
+    a provider's output URL serves it (for tests and benchmarks of the copy into storage)."""
+    from fastapi import FastAPI
+    from fastapi.responses import StreamingResponse
+
+    app = FastAPI()
+
+    @app.get("/output.mp4")
+    async def output(size: int) -> StreamingResponse:
+        headers = {"Content-Length": str(padded_size(size))}
+        return StreamingResponse(mp4_chunks(size), media_type="video/mp4", headers=headers)
+
+    return app
 
 
 def top_level_boxes(data: bytes) -> list[tuple[str, int]]:

@@ -1,4 +1,5 @@
-"""The local stack behind `wanctl dev`: database, Replicate emulator and API on one machine.
+"""The local stack behind `wanctl dev`: database, the Replicate and Supabase emulators and the
+API on one machine.
 
 `local_settings()` is the one place that wires the service to local parts; the end-to-end
 tests use it too, so what they exercise is what `make dev` runs.
@@ -10,13 +11,27 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 import shlex
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from local.configs import (
+    DevMode,
+    mint_local_token,
+    storage_buckets,
+    supabase_emulator_config,
+    supabase_overrides,
+)
 from local.database import prepare, start_embedded
 from local.secrets import LocalSecrets, load_local_secrets
+from local.supabase.context import JWKS_PATH
 from shared.core.config import Settings
+
+if TYPE_CHECKING:
+    import uvicorn
+    from starlette.types import ASGIApp
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +73,8 @@ def local_settings(
     storage_dir: Path = Path(".local") / "storage",
     **overrides: object,
 ) -> Settings:
-    """Settings that point the real code at the local database and the emulator.
+    """Settings that point the real code at the local database and the emulator (the direct
+    configuration; add `supabase_overrides(...)` for production's).
 
     Every other setting comes from the environment as in production (CREATE_RATE_PER_MINUTE,
     PROVIDER_DAILY_BUDGET_USD, RETENTION_DAYS, ...), so limits can be tried locally; the
@@ -102,27 +118,54 @@ async def ensure_demo_user(database_url: str) -> str:
     return str(user_id)
 
 
-def _dev_urls(local_dir: Path) -> tuple[str, str]:
-    """The API and emulator URLs of the last `wanctl dev` (from .local/dev.env)."""
+def read_dev_env(local_dir: Path) -> dict[str, str]:
+    """What the last `wanctl dev` wrote to .local/dev.env (empty if it never ran)."""
     values: dict[str, str] = {}
     env_file = local_dir / "dev.env"
     if env_file.exists():
         for line in env_file.read_text().splitlines():
             key, _, value = line.partition("=")
             values[key] = shlex.split(value)[0] if value else ""
-    return (
-        values.get("API_URL", "http://127.0.0.1:8000"),
-        values.get("REPLICATE_BASE_URL", "http://127.0.0.1:8001"),
+    return values
+
+
+def dev_mode(local_dir: Path) -> DevMode:
+    """The configuration the local stack runs: WAN_DEV_MODE, else the last `wanctl dev`'s."""
+    mode = os.environ.get("WAN_DEV_MODE") or read_dev_env(local_dir).get("WAN_DEV_MODE")
+    return "direct" if mode == "direct" else "supabase"
+
+
+def dev_settings(
+    mode: DevMode,
+    *,
+    local_dir: Path,
+    secrets: LocalSecrets,
+    database_url: str,
+    port: int,
+) -> Settings:
+    """The settings of the local stack on `port` (the API; the Replicate emulator on port + 1,
+    the Supabase emulator on port + 2) in configuration `mode`."""
+    api_url, supabase_url = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{port + 2}"
+    production = supabase_overrides(secrets, supabase_url) if mode == "supabase" else {}
+    return local_settings(
+        database_url=database_url,
+        api_url=api_url,
+        emulator_url=f"http://127.0.0.1:{port + 1}",
+        secrets=secrets,
+        storage_dir=local_dir / "storage",
+        **production,
     )
 
 
-def local_doctor_settings(local_dir: Path) -> tuple[Settings, str]:
-    """The settings `wanctl dev` runs with, and its database URL (for `wanctl doctor --local`)."""
+def last_dev_settings(local_dir: Path, database_url: str | None = None) -> tuple[Settings, str]:
+    """The settings of the last `wanctl dev` (its configuration and ports), and its database
+    URL: what `wanctl sweep` and `wanctl doctor --local` run against."""
     secrets = load_local_secrets(local_dir)
-    url = start_embedded(local_dir / "pgdata").get_uri()
-    api_url, emulator_url = _dev_urls(local_dir)
-    settings = local_settings(
-        database_url=url, api_url=api_url, emulator_url=emulator_url, secrets=secrets
+    url = database_url or start_embedded(local_dir / "pgdata").get_uri()
+    api_url = read_dev_env(local_dir).get("API_URL", "http://127.0.0.1:8000")
+    port = int(api_url.rsplit(":", 1)[1])
+    settings = dev_settings(
+        dev_mode(local_dir), local_dir=local_dir, secrets=secrets, database_url=url, port=port
     )
     return settings, url
 
@@ -130,16 +173,39 @@ def local_doctor_settings(local_dir: Path) -> tuple[Settings, str]:
 async def sweep_local(
     *, local_dir: Path, database_url: str | None = None
 ) -> dict[str, int | float]:
-    """One reconciliation pass against the local stack (what `wanctl sweep` runs)."""
+    """One reconciliation pass against the local stack (what `wanctl sweep` runs), in the
+    configuration and on the ports of the last `wanctl dev` (production's: the stack must be
+    running, its emulated PostgREST and Storage are where the pass reads and writes)."""
     from functions.sweeper import run_once
 
-    secrets = load_local_secrets(local_dir)
-    url = database_url or start_embedded(local_dir / "pgdata").get_uri()
-    api_url, emulator_url = _dev_urls(local_dir)
-    settings = local_settings(
-        database_url=url, api_url=api_url, emulator_url=emulator_url, secrets=secrets
-    )
+    settings, _ = last_dev_settings(local_dir, database_url)
     return (await run_once(settings)).as_dict()
+
+
+_MODE_TEXT: dict[DevMode, str] = {
+    "supabase": "RPC through the Supabase emulator's PostgREST, files in its Storage (videos "
+    "served by its signed links), ES256 tokens through its JWKS; "
+    "WAN_DEV_MODE=direct or --direct for psycopg, the local folder and HS256",
+    "direct": "psycopg to the database, files in the local folder served by the API, "
+    "HS256 tokens with the legacy secret",
+}
+
+
+async def _started(
+    servers: list[uvicorn.Server], tasks: list[asyncio.Task[None]], port: int
+) -> None:
+    """Wait until every server listens; if one fails to start, stop them all and say so."""
+    while not all(s.started for s in servers):
+        if any(t.done() for t in tasks):
+            break
+        await asyncio.sleep(0.05)  # polling uvicorn's flag: it offers no event to wait on
+    if not all(s.started for s in servers):
+        for s in servers:
+            s.should_exit = True
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise SystemExit(
+            f"could not start the local stack (ports {port}, {port + 1}, {port + 2} free?)"
+        )
 
 
 async def sweep_forever(settings: Settings, interval_s: float = 60.0) -> None:
@@ -156,29 +222,42 @@ async def sweep_forever(settings: Settings, interval_s: float = 60.0) -> None:
 
 
 async def run_dev(
-    *, port: int, local_dir: Path, faults_json: str | None = None, emulator_duration_s: float = 6.0
+    *,
+    port: int,
+    local_dir: Path,
+    faults_json: str | None = None,
+    emulator_duration_s: float = 6.0,
+    mode: DevMode = "supabase",
+    supabase_faults_json: str | None = None,
 ) -> None:
-    """Start everything, print how to use it, and serve until interrupted."""
+    """Start everything, print how to use it, and serve until interrupted.
+
+    Ports: the API on `port`, the Replicate emulator on `port + 1`, the Supabase emulator on
+    `port + 2` (started in both modes: the direct one simply does not call it). Emulated Storage
+    keeps its files in `local_dir/supabase-storage`, the local folder's are in `local_dir/storage`.
+    """
     import uvicorn
 
     from local.devserver import create_app
     from local.emulator import create_emulator_app
     from local.emulator_faults import EmulatorConfig, Faults
-    from local.tokens import mint_token
+    from local.supabase.app import create_app as create_supabase_app
 
     secrets = load_local_secrets(local_dir)
     from shared.db.migrate import configure_database
 
     database_url = start_embedded(local_dir / "pgdata").get_uri()
     applied = await prepare(database_url)
+
     api_url = f"http://127.0.0.1:{port}"
     emulator_url = f"http://127.0.0.1:{port + 1}"
-    settings = local_settings(
-        database_url=database_url, api_url=api_url, emulator_url=emulator_url, secrets=secrets
+    supabase_url = f"http://127.0.0.1:{port + 2}"
+    settings = dev_settings(
+        mode, local_dir=local_dir, secrets=secrets, database_url=database_url, port=port
     )
     await configure_database(database_url, signup_bonus_credits=settings.signup_bonus_credits)
     demo_id = await ensure_demo_user(database_url)
-    token = mint_token(secrets.jwt_secret, demo_id, email=DEMO_EMAIL, ttl_s=secrets.token_ttl_s)
+    token = mint_local_token(secrets, demo_id, mode, email=DEMO_EMAIL)
     emulator = create_emulator_app(
         EmulatorConfig(
             api_token=secrets.replicate_api_token,
@@ -188,38 +267,51 @@ async def run_dev(
             ),
         )
     )
+    supabase = create_supabase_app(
+        supabase_emulator_config(
+            secrets,
+            database_url,
+            local_dir / "supabase-storage",
+            buckets=storage_buckets(settings),
+            faults=json.loads(supabase_faults_json or "{}"),
+        )
+    )
     api = create_app(settings=settings)
-    servers = [
-        uvicorn.Server(
-            uvicorn.Config(emulator, host="127.0.0.1", port=port + 1, log_level="warning")
-        ),
-        uvicorn.Server(uvicorn.Config(api, host="127.0.0.1", port=port, log_level="info")),
-    ]
+
+    def server(app: ASGIApp, app_port: int, level: str = "warning") -> uvicorn.Server:
+        config = uvicorn.Config(app, host="127.0.0.1", port=app_port, log_level=level)
+        return uvicorn.Server(config)
+
+    # The emulators first: the API's startup reads the JWKS when it starts.
+    backends = [server(emulator, port + 1), server(supabase, port + 2)]
+    servers = [*backends, server(api, port, "info")]
 
     env = {
+        "WAN_DEV_MODE": mode,
+        "RPC_TRANSPORT": settings.rpc_transport,
+        "STORAGE_BACKEND": settings.storage_backend,
         "API_URL": api_url,
         "DATABASE_URL": database_url,
         "DEMO_USER_ID": demo_id,
         "DEMO_TOKEN": token,
         "REPLICATE_BASE_URL": emulator_url,
         "WEBHOOK_SECRET": secrets.webhook_secret,
+        "SUPABASE_URL": supabase_url,
+        "SUPABASE_ANON_KEY": secrets.anon_key,
+        "SUPABASE_SERVICE_ROLE_KEY": secrets.service_role_key,
+        "SUPABASE_JWKS_URL": supabase_url + JWKS_PATH,
     }
     env_file = local_dir / "dev.env"
     env_file.write_text("".join(f"{k}={shlex.quote(v)}\n" for k, v in env.items()))
     env_file.chmod(0o600)
 
-    tasks = [asyncio.create_task(s.serve()) for s in servers]
+    tasks = [asyncio.create_task(s.serve()) for s in backends]
+    await _started(backends, tasks, port)
+    tasks.append(asyncio.create_task(servers[-1].serve()))
+    await _started(servers, tasks, port)
     sweeper = asyncio.create_task(sweep_forever(settings))
-    while not all(s.started for s in servers):
-        if any(t.done() for t in tasks):
-            break
-        await asyncio.sleep(0.05)
-    if not all(s.started for s in servers):
-        for s in servers:
-            s.should_exit = True
-        await asyncio.gather(*tasks, return_exceptions=True)
-        raise SystemExit(f"could not start the local stack (ports {port} and {port + 1} free?)")
 
+    _out(f"configuration: {mode} ({_MODE_TEXT[mode]})")
     _out(f"migrations applied: {', '.join(applied) or 'none pending'}")
     for key, value in env.items():
         _out(f"{key}={value}")

@@ -22,8 +22,11 @@ def mint_token(
     issuer: str | None = None,
     now: float | None = None,
     app_role: str | None = None,
+    algorithm: str = "HS256",
+    kid: str | None = None,
 ) -> str:
-    """An HS256 token shaped like a Supabase user access token (local stack and tests only)."""
+    """A token shaped like a Supabase user access token (local stack and tests only): HS256
+    with the legacy secret, or ES256 with a PEM private key and its `kid` (asymmetric keys)."""
     issued_at = int(time.time() if now is None else now)
     claims: dict[str, object] = {
         "sub": str(user_id),
@@ -44,4 +47,5 @@ def mint_token(
     }
     if issuer is not None:
         claims["iss"] = issuer
-    return jwt.encode(claims, secret, algorithm="HS256")
+    headers = {"kid": kid} if kid is not None else None
+    return jwt.encode(claims, secret, algorithm=algorithm, headers=headers)

@@ -249,6 +249,7 @@ async def _web(settings: Settings) -> AsyncIterator[tuple[_Parts, Authenticator]
 
     settings.require_api()
     authenticator = Authenticator.from_settings(settings)
+    await authenticator.start()  # a JWKS without keys fails here, not on every request
     async with AsyncExitStack() as stack:
         yield _Parts(settings, stack), authenticator
 

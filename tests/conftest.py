@@ -16,6 +16,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from local.configs import supabase_emulator_config
 from local.database import (
     create_database,
     drop_database,
@@ -23,7 +24,10 @@ from local.database import (
     start_embedded,
     with_database,
 )
-from shared.db.rpc import PostgresTransport, Rpc
+from local.secrets import LocalSecrets, load_local_secrets
+from local.serve import serve
+from local.supabase.app import create_app as create_supabase_app
+from shared.db.rpc import PostgresTransport, Rpc, SupabaseTransport
 from tests.support import assert_ledger_invariants
 
 TEMPLATE = "wan_test_template"
@@ -79,6 +83,44 @@ async def rpc(database_url: str) -> AsyncIterator[Rpc]:
         database_url, min_size=1, max_size=20, role="service_role"
     )
     client = Rpc(transport)
+    try:
+        yield client
+    finally:
+        await client.aclose()
+
+
+@pytest.fixture
+def local_secrets(tmp_path: Path) -> LocalSecrets:
+    """The local project's secrets (JWT secret, ES256 signing key, API keys), fresh per test."""
+    return load_local_secrets(tmp_path / "secrets")
+
+
+@pytest.fixture
+def supabase_config_overrides() -> dict[str, object]:
+    """Tests change the Supabase emulator's config by overriding this fixture."""
+    return {"seed": 11}
+
+
+@pytest.fixture
+def supabase_url(
+    database_url: str,
+    local_secrets: LocalSecrets,
+    supabase_config_overrides: dict[str, object],
+    tmp_path: Path,
+) -> Iterator[str]:
+    """The Supabase emulator (PostgREST RPC, Auth, Storage with production's private bucket)
+    over this test's database."""
+    config = supabase_emulator_config(
+        local_secrets, database_url, tmp_path / "supabase-storage", **supabase_config_overrides
+    )
+    with serve(create_supabase_app(config)) as url:
+        yield url
+
+
+@pytest.fixture
+async def supabase_rpc(supabase_url: str, local_secrets: LocalSecrets) -> AsyncIterator[Rpc]:
+    """The typed RPC facade over the real supabase-py client, through the emulator."""
+    client = Rpc(await SupabaseTransport.open(supabase_url, local_secrets.service_role_key))
     try:
         yield client
     finally:

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import uuid
+from typing import TYPE_CHECKING
 
 import psycopg
 
 from shared.core.domain import NewGeneration
 
 AdminConn = psycopg.AsyncConnection[tuple[object, ...]]
+if TYPE_CHECKING:
+    from shared.core.domain import Generation
+    from shared.db.rpc import Rpc
 
 
 async def create_user(
@@ -106,3 +110,9 @@ class Clock:
 
     def __call__(self) -> float:
         return self.now
+
+
+async def queued_generation(rpc: Rpc, user: uuid.UUID) -> Generation:
+    """A queued text-to-video generation of `user` (10 credits)."""
+    created = await rpc.create_generation(new_generation(user), max_active=100)
+    return created.generation

@@ -88,7 +88,8 @@ class Settings(BaseSettings):
     storage_timeout_s: float = Field(default=30.0, gt=0)
     signed_url_ttl_s: int = Field(default=3600, ge=60)
     input_url_ttl_s: int = Field(default=2 * 3600, ge=60)
-    max_output_bytes: int = Field(default=1024**3, ge=1024)
+    # Supabase's Free plan stores files up to 50 MB; raise it with the plan's (and bucket's) limit.
+    max_output_bytes: int = Field(default=50 * 1024 * 1024, ge=1024)
     output_copy_timeout_s: float = Field(default=600.0, gt=0)
     # A failed copy is tried again by the sweeper after this delay, up to copy_max_attempts
     # times in all, at most copy_concurrency copies at once per sweep.

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 import re
 import uuid
 from collections.abc import Mapping
@@ -23,8 +24,12 @@ from shared.core.domain import JsonObject
 from shared.core.errors import JsonValue
 
 if TYPE_CHECKING:
+    import httpx
+    from postgrest.exceptions import APIError
     from psycopg_pool import AsyncConnectionPool
     from supabase import AsyncClient
+
+log = logging.getLogger(__name__)
 
 RpcArg = (
     str
@@ -56,7 +61,14 @@ SQLSTATE_ERRORS: dict[str, tuple[type[errors.AppError], str]] = {
     "57014": (errors.DatabaseUnavailable, errors.DatabaseUnavailable.default_detail),
     # ...and the caller lacks EXECUTE (a deployment mistake, not the user's).
     "42501": (errors.PermissionDenied, "The service is not allowed to do that."),
+    # Serialization failure and deadlock, still there after the one retry (RETRIED_SQLSTATES).
+    "40001": (errors.DatabaseUnavailable, errors.DatabaseUnavailable.default_detail),
+    "40P01": (errors.DatabaseUnavailable, errors.DatabaseUnavailable.default_detail),
 }
+# The database rolled the whole call back, so running it again is safe for every function.
+RETRIED_SQLSTATES = frozenset({"40001", "40P01"})
+# A Postgres SQLSTATE (PostgREST forwards them); PGRST codes and HTTP statuses are not.
+_SQLSTATE = re.compile(r"^[0-9A-Z]{5}$")
 # Generations take minutes; this tells a client when trying again is worth it.
 TOO_MANY_ACTIVE_RETRY_S = 30
 _ENTITY_DETAIL = {"user": "User not found.", "generation": "Generation not found."}
@@ -191,19 +203,24 @@ class PostgresTransport:
 
         query = _call_sql(fn, tuple(args))
         params = [Jsonb(v) if _is_json(v) else v for v in args.values()]
-        try:
-            async with self._pool.connection() as conn:
-                cur = await conn.execute(query, params)
-                rows = await cur.fetchall()
-        except psycopg.errors.OperationalError as exc:
-            raise errors.DatabaseUnavailable() from exc
-        except PoolTimeout as exc:
-            raise errors.DatabaseUnavailable() from exc
-        except psycopg.Error as exc:
-            raise translate(
-                exc.sqlstate, exc.diag.message_primary, exc.diag.message_detail
-            ) from exc
-        return [dict(row) for row in rows]
+        for attempt in (1, 2):
+            try:
+                async with self._pool.connection() as conn:
+                    cur = await conn.execute(query, params)
+                    rows = await cur.fetchall()
+            except PoolTimeout as exc:
+                raise errors.DatabaseUnavailable() from exc
+            except psycopg.Error as exc:
+                if attempt == 1 and exc.sqlstate in RETRIED_SQLSTATES:
+                    log.warning("%s: %s (%s), retrying once", fn, exc.sqlstate, type(exc).__name__)
+                    continue
+                if isinstance(exc, psycopg.errors.OperationalError):
+                    raise errors.DatabaseUnavailable() from exc
+                raise translate(
+                    exc.sqlstate, exc.diag.message_primary, exc.diag.message_detail
+                ) from exc
+            return [dict(row) for row in rows]
+        raise AssertionError("unreachable: the second attempt returns or raises")
 
     async def aclose(self) -> None:
         await self._pool.close()
@@ -212,17 +229,24 @@ class PostgresTransport:
 class SupabaseTransport:
     """SQL functions through PostgREST with supabase-py (the service-role key)."""
 
-    def __init__(self, client: AsyncClient) -> None:
+    def __init__(self, client: AsyncClient, http: httpx.AsyncClient | None = None) -> None:
         self._client = client
+        self._http = http
 
     @classmethod
-    async def open(cls, url: str, service_role_key: str) -> SupabaseTransport:
+    async def open(
+        cls, url: str, service_role_key: str, *, timeout_s: float = 10.0
+    ) -> SupabaseTransport:
+        import httpx
         from supabase import AsyncClientOptions, acreate_client
 
+        # Our own httpx client (supabase >= 2.22 shares it): the timeout lives there, and
+        # postgrest's `timeout` option is deprecated (a warning on every client).
+        http = httpx.AsyncClient(timeout=timeout_s)
         client = await acreate_client(
-            url, service_role_key, options=AsyncClientOptions(postgrest_client_timeout=10)
+            url, service_role_key, options=AsyncClientOptions(httpx_client=http)
         )
-        return cls(client)
+        return cls(client, http)
 
     async def call(self, fn: str, args: Mapping[str, RpcArg]) -> list[RpcRow]:
         import httpx
@@ -230,22 +254,48 @@ class SupabaseTransport:
 
         _check_identifiers(fn, args)
         params = {k: _jsonable(v) for k, v in args.items()}
-        try:
-            response = await self._client.rpc(fn, params).execute()
-        except APIError as exc:
-            detail = exc.details if isinstance(exc.details, str) or exc.details is None else None
-            raise translate(exc.code, exc.message, detail) from exc
-        except httpx.HTTPError as exc:
-            raise errors.DatabaseUnavailable() from exc
-        data = response.data
-        if isinstance(data, dict):
-            data = [data]
-        if not isinstance(data, list):
-            raise errors.AppError(f"Unexpected response from {fn}.")
-        return [row for row in data if isinstance(row, dict)]
+        for attempt in (1, 2):
+            try:
+                response = await self._client.rpc(fn, params).execute()
+            except APIError as exc:
+                if attempt == 1 and exc.code in RETRIED_SQLSTATES:
+                    log.warning("%s: %s (%s), retrying once", fn, exc.code, exc.message)
+                    continue
+                raise _api_error(fn, exc) from exc
+            except httpx.HTTPError as exc:
+                log.warning("%s: PostgREST unreachable: %r", fn, exc)
+                raise errors.DatabaseUnavailable() from exc
+            return _rows(fn, response.data)
+        raise AssertionError("unreachable: the second attempt returns or raises")
 
     async def aclose(self) -> None:
         await self._client.postgrest.aclose()
+        if self._http is not None:
+            await self._http.aclose()
+
+
+def _api_error(fn: str, exc: APIError) -> errors.AppError:
+    """A PostgREST error as the domain error: a forwarded Postgres SQLSTATE through the one
+    table (as the psycopg transport would); anything else (a PGRST code, or a gateway's 5xx or
+    non-JSON page, where postgrest-py puts the HTTP status in `code`) means the database is out
+    of reach for us, not that the caller did something wrong: 503."""
+    code = exc.code or ""
+    if _SQLSTATE.match(code):
+        detail = exc.details if isinstance(exc.details, str) or exc.details is None else None
+        return translate(code, exc.message, detail)
+    log.warning("%s: PostgREST error %s: %s", fn, code or "without a code", exc.message)
+    return errors.DatabaseUnavailable()
+
+
+def _rows(fn: str, data: object) -> list[RpcRow]:
+    """Rows from a 2xx answer; a body that is not JSON rows (postgrest-py hands non-JSON text
+    through as a string) is a broken gateway, not a result."""
+    if isinstance(data, dict):
+        data = [data]
+    if not isinstance(data, list) or not all(isinstance(row, dict) for row in data):
+        log.warning("%s: PostgREST answered something that is not rows: %.200r", fn, data)
+        raise errors.DatabaseUnavailable()
+    return [{str(k): v for k, v in row.items()} for row in data]
 
 
 def _is_json(value: RpcArg) -> bool:

@@ -23,7 +23,7 @@ from shared.core.domain import Generation
 from shared.core.errors import AppError
 from shared.db.port import Database
 from shared.flows.outputs import OutputCopyError, copy_output
-from shared.storage.port import Storage
+from shared.storage.port import Storage, StorageUnavailable
 
 if TYPE_CHECKING:
     import httpx
@@ -86,7 +86,13 @@ class Keeper:
                 gen.id, exc.detail, retryable=exc.retryable, retry_after_s=self.retry_after_s
             )
             return False
-        except AppError as exc:  # storage trouble: ours, worth another try
+        except StorageUnavailable as exc:  # ours; retried unless it cannot get better (too big)
+            log.warning("video copy failed: %s", exc.detail, extra=extra)
+            await self.rpc.record_copy_failure(
+                gen.id, exc.detail, retryable=exc.retryable, retry_after_s=self.retry_after_s
+            )
+            return False
+        except AppError as exc:  # other trouble on our side: worth another try
             log.warning("video copy failed: %s", exc.detail, extra=extra)
             await self.rpc.record_copy_failure(
                 gen.id, exc.detail, retryable=True, retry_after_s=self.retry_after_s

@@ -66,7 +66,10 @@ async def copy_output(
         ):
             sniff = _check_headers(response, max_bytes)
             return await storage.put_stream(
-                path, _body(response, max_bytes, sniff=sniff), VIDEO_CONTENT_TYPE
+                path,
+                _body(response, max_bytes, sniff=sniff),
+                VIDEO_CONTENT_TYPE,
+                size=_exact_size(response),
             )
     except TimeoutError as exc:
         raise OutputCopyError(
@@ -115,6 +118,13 @@ def _check_headers(response: httpx.Response, max_bytes: int) -> bool:
         retryable=False,
         content_type=content_type,
     )
+
+
+def _exact_size(response: httpx.Response) -> int | None:
+    """The body's length when the headers tell it: no decoding changes it on the way."""
+    declared = response.headers.get("content-length", "")
+    encoding = response.headers.get("content-encoding", "identity").strip().lower()
+    return int(declared) if declared.isdigit() and encoding == "identity" else None
 
 
 async def _body(response: httpx.Response, max_bytes: int, *, sniff: bool) -> AsyncIterator[bytes]:

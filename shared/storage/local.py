@@ -50,7 +50,14 @@ class LocalStorage:
     async def put_bytes(self, path: str, data: bytes, content_type: str) -> None:
         await self.put_stream(path, _single(data), content_type)
 
-    async def put_stream(self, path: str, chunks: AsyncIterator[bytes], content_type: str) -> int:
+    async def put_stream(
+        self,
+        path: str,
+        chunks: AsyncIterator[bytes],
+        content_type: str,
+        *,
+        size: int | None = None,
+    ) -> int:
         target = self.file_path(path)
         written = 0
         try:
@@ -95,19 +102,16 @@ class LocalStorage:
         return await asyncio.to_thread(self.file_path(path).is_file)
 
     async def remove(self, paths: Sequence[str]) -> None:
-        targets = [self.file_path(p) for p in paths]
+        targets = [self.file_path(path) for path in paths]  # every path checked before any delete
         try:
             await asyncio.to_thread(_unlink_all, targets)
         except OSError as exc:
             raise StorageUnavailable("Could not delete the files.") from exc
 
-    async def list_files(self, folder: str) -> list[str]:
-        base = self.file_path(folder.rstrip("/"))
-        files = await asyncio.to_thread(lambda: [p for p in base.rglob("*") if p.is_file()])
-        # Skip the temporary files of uploads in flight (they never get a final name).
-        return sorted(
-            p.relative_to(self.root).as_posix() for p in files if not p.name.startswith(".")
-        )
+    async def list_files(self, prefix: str) -> list[str]:
+        folder = prefix.strip("/")
+        base = self.file_path(folder) if folder else self.root
+        return await asyncio.to_thread(_files_under, self.root, base)
 
     async def aclose(self) -> None:
         return None
@@ -137,6 +141,17 @@ def _write_and_commit(handle: IO[bytes], temp: Path, target: Path, tail: bytes) 
     os.fsync(handle.fileno())  # the data is on disk before its name is
     handle.close()
     os.replace(temp, target)
+
+
+def _files_under(root: Path, base: Path) -> list[str]:
+    """Relative paths of the files under `base`, without the temporary `.part` files."""
+    if not base.is_dir():
+        return []
+    return sorted(
+        p.relative_to(root).as_posix()
+        for p in base.rglob("*")
+        if p.is_file() and not p.name.endswith(".part")
+    )
 
 
 def _discard(handle: IO[bytes], temp: Path) -> None:

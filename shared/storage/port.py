@@ -29,6 +29,14 @@ class StorageUnavailable(AppError):
     code = "storage_unavailable"
     status = 503
     default_detail = "File storage is unavailable; try again shortly."
+    retryable: bool = True
+
+
+class StorageLimitExceeded(StorageUnavailable):
+    """The file is larger than the bucket (or the project) accepts: trying again cannot help."""
+
+    retryable = False
+    default_detail = "The file is larger than file storage accepts."
 
 
 class Storage(Protocol):
@@ -37,8 +45,15 @@ class Storage(Protocol):
     async def put_bytes(self, path: str, data: bytes, content_type: str) -> None: ...
 
     async def put_stream(
-        self, path: str, chunks: AsyncIterator[bytes], content_type: str
-    ) -> int: ...
+        self,
+        path: str,
+        chunks: AsyncIterator[bytes],
+        content_type: str,
+        *,
+        size: int | None = None,
+    ) -> int:
+        """Store the stream; `size`, when known, is its exact length (saves a spool to disk)."""
+        ...
 
     async def signed_url(self, path: str, expires_in_s: int) -> str: ...
 
@@ -48,8 +63,8 @@ class Storage(Protocol):
         """Delete these files; a file already gone is not an error."""
         ...
 
-    async def list_files(self, folder: str) -> list[str]:
-        """Every file under `folder` (its subfolders too), as full paths."""
+    async def list_files(self, prefix: str) -> list[str]:
+        """Every file path under the folder `prefix` (its subfolders too), sorted."""
         ...
 
     async def aclose(self) -> None: ...

@@ -12,15 +12,22 @@ from urllib.parse import quote
 import httpx
 from pydantic import ValidationError
 
-from shared.storage.port import StorageUnavailable, check_path
+from shared.storage.port import StorageLimitExceeded, StorageUnavailable, check_path
+from shared.storage.tus import (
+    CHUNK_BYTES,
+    TusError,
+    chain,
+    error_message,
+    rechunk,
+    spooled,
+    tus_upload,
+)
 
-_REMOVE_BATCH = 100  # names per Storage delete request
 _LIST_PAGE = 1000
-_LIST_DEPTH = 4  # our layout is {user}/{videos|inputs}/{file}
 
 if TYPE_CHECKING:
     from storage3._async.file_api import AsyncBucketProxy
-    from storage3.types import FileOptions
+    from storage3.types import FileOptions, ListBucketFilesOptions
 
 
 class SupabaseStorage:
@@ -34,6 +41,7 @@ class SupabaseStorage:
         *,
         http: httpx.AsyncClient | None = None,
         timeout_s: float = 30.0,
+        retry_delays_s: Sequence[float] = (0.5, 2.0, 5.0),
     ) -> None:
         from supabase import AsyncClient, AsyncClientOptions
 
@@ -45,6 +53,8 @@ class SupabaseStorage:
         self._url = url.rstrip("/")
         self._key = service_role_key
         self._bucket_id = bucket
+        self._auth = {"Authorization": f"Bearer {service_role_key}", "apikey": service_role_key}
+        self._retry_delays_s = tuple(retry_delays_s)
         client = AsyncClient(
             self._url, service_role_key, AsyncClientOptions(httpx_client=self._http)
         )
@@ -60,36 +70,88 @@ class SupabaseStorage:
         async with self._translated("store the file"), asyncio.timeout(self._timeout_s):
             await self._bucket.upload(path, data, options)
 
-    async def put_stream(self, path: str, chunks: AsyncIterator[bytes], content_type: str) -> int:
-        # storage3's upload wants bytes or a sync file object (multipart); an async iterator
-        # as the body makes httpx send it chunked, one chunk in memory at a time.
+    async def put_stream(
+        self,
+        path: str,
+        chunks: AsyncIterator[bytes],
+        content_type: str,
+        *,
+        size: int | None = None,
+    ) -> int:
+        # Supabase takes a standard upload up to 6 MB; above that, TUS in 6 MB chunks, one in
+        # memory at a time, resumed after a failed chunk.
         check_path(path)
-        written = 0
+        pieces = rechunk(chunks, CHUNK_BYTES)
+        head = [await anext(pieces, b"")]
+        if len(head[0]) == CHUNK_BYTES and (second := await anext(pieces, None)) is not None:
+            head.append(second)
+            del second
+        if len(head) == 1:
+            await self._post_object(path, head[0], content_type)
+            return len(head[0])
+        if size is not None:
+            return await self._tus(path, content_type, size, chain(head, pieces))
+        async with spooled(pieces) as (rest_length, rest):  # TUS needs the length first
+            length = rest_length + len(head[0]) + len(head[1])
+            return await self._tus(path, content_type, length, chain(head, rest))
 
-        async def counted() -> AsyncIterator[bytes]:
-            nonlocal written
-            async for chunk in chunks:
-                written += len(chunk)
-                yield chunk
+    async def _tus(
+        self, path: str, content_type: str, length: int, pieces: AsyncIterator[bytes]
+    ) -> int:
+        async with self._translated("store the file"):
+            return await tus_upload(
+                self._http,
+                f"{self._url}/storage/v1/upload/resumable",
+                self._auth,
+                bucket=self._bucket_id,
+                path=path,
+                content_type=content_type,
+                length=length,
+                pieces=pieces,
+                http_timeout=self._timeout,
+                retry_delays_s=self._retry_delays_s,
+            )
 
+    async def _post_object(self, path: str, data: bytes, content_type: str) -> None:
         url = f"{self._url}/storage/v1/object/{quote(self._bucket_id, safe='')}/{quote(path)}"
         headers = {
-            "Authorization": f"Bearer {self._key}",
-            "apikey": self._key,
+            **self._auth,
             "content-type": content_type,
             "cache-control": "max-age=3600",
             "x-upsert": "true",
         }
         async with self._translated("store the file"):
             response = await self._http.post(
-                url, content=counted(), headers=headers, timeout=self._timeout
+                url, content=data, headers=headers, timeout=self._timeout
             )
         if response.is_error:
-            raise StorageUnavailable(
-                f"Storage refused the upload (HTTP {response.status_code}): {_message(response)}",
-                storage_status=str(response.status_code),
-            )
-        return written
+            raise _refusal(response.status_code, error_message(response))
+
+    async def remove(self, paths: Sequence[str]) -> None:
+        for path in paths:
+            check_path(path)
+        # Storage deletes at most 1000 names per call.
+        for start in range(0, len(paths), 1000):
+            batch = list(paths[start : start + 1000])
+            async with self._translated("delete files"), asyncio.timeout(self._timeout_s):
+                await self._bucket.remove(batch)
+
+    async def list_files(self, prefix: str) -> list[str]:
+        folders, found = [prefix.strip("/")], list[str]()
+        while folders:
+            folder = folders.pop()
+            offset = 0
+            while True:
+                options: ListBucketFilesOptions = {"limit": _LIST_PAGE, "offset": offset}
+                async with self._translated("list files"), asyncio.timeout(self._timeout_s):
+                    entries = await self._bucket.list(folder, options)
+                for entry in entries:
+                    full = f"{folder}/{entry['name']}" if folder else str(entry["name"])
+                    (folders if entry.get("id") is None else found).append(full)
+                if len(entries) < _LIST_PAGE:
+                    break
+                offset += _LIST_PAGE
+        return sorted(found)
 
     async def signed_url(self, path: str, expires_in_s: int) -> str:
         check_path(path)
@@ -105,40 +167,6 @@ class SupabaseStorage:
         async with self._translated("look up the file"), asyncio.timeout(self._timeout_s):
             return await self._bucket.exists(path)
 
-    async def remove(self, paths: Sequence[str]) -> None:
-        for path in paths:
-            check_path(path)
-        # Storage deletes a list of names per request; keep each request small.
-        for start in range(0, len(paths), _REMOVE_BATCH):
-            batch = list(paths[start : start + _REMOVE_BATCH])
-            async with self._translated("delete files"), asyncio.timeout(self._timeout_s):
-                await self._bucket.remove(batch)
-
-    async def list_files(self, folder: str) -> list[str]:
-        # Storage lists one folder level per call (subfolders come back without an id).
-        found: list[str] = []
-        pending = [(check_path(folder.rstrip("/")), 0)]
-        while pending:
-            current, depth = pending.pop()
-            offset = 0
-            while True:
-                async with self._translated("list files"), asyncio.timeout(self._timeout_s):
-                    entries = await self._bucket.list(
-                        current, {"limit": _LIST_PAGE, "offset": offset}
-                    )
-                for entry in entries:
-                    name = entry.get("name")
-                    if not isinstance(name, str) or not name:
-                        continue
-                    if entry.get("id") is not None:
-                        found.append(f"{current}/{name}")
-                    elif depth < _LIST_DEPTH:
-                        pending.append((f"{current}/{name}", depth + 1))
-                if len(entries) < _LIST_PAGE:
-                    break
-                offset += _LIST_PAGE
-        return found
-
     async def aclose(self) -> None:
         if self._owns_http:
             await self._http.aclose()
@@ -151,10 +179,11 @@ class SupabaseStorage:
         try:
             yield
         except StorageApiError as exc:
-            raise StorageUnavailable(
-                f"Storage refused to {action} ({exc.status}): {exc.message}",
-                storage_status=str(exc.status),
-            ) from exc
+            raise _refusal(exc.status, exc.message, action) from exc
+        except TusError as exc:
+            if exc.http_status is None:
+                raise StorageUnavailable(exc.detail) from exc
+            raise _refusal(exc.http_status, exc.message, action) from exc
         except (httpx.TimeoutException, TimeoutError) as exc:
             raise StorageUnavailable(f"Storage did not answer in time to {action}.") from exc
         except httpx.HTTPError as exc:
@@ -165,12 +194,9 @@ class SupabaseStorage:
             ) from exc
 
 
-def _message(response: httpx.Response) -> str:
-    """Storage's error message (`{"statusCode", "error", "message"}`), or the start of the body."""
-    try:
-        body = response.json()
-    except ValueError:
-        return response.text[:200]
-    if isinstance(body, dict) and isinstance(body.get("message"), str):
-        return str(body["message"])[:200]
-    return response.text[:200]
+def _refusal(status: int | str, message: str, action: str = "store the file") -> StorageUnavailable:
+    """Storage said no: over the size limit is final, anything else may pass."""
+    kind = StorageLimitExceeded if str(status) == "413" else StorageUnavailable
+    return kind(
+        f"Storage refused to {action} (HTTP {status}): {message}", storage_status=str(status)
+    )

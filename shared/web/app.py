@@ -24,8 +24,10 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from shared.core.catalog import load_catalog
 from shared.core.config import Settings, get_settings
 from shared.core.errors import AppError, InvalidInput, JsonValue, PayloadTooLarge
+from shared.web.openapi import truthful_openapi
 from shared.web.registry import Registry
 
 # Opens what an app's handlers use, from settings (a builder of shared.wiring), and closes it.
@@ -139,6 +141,17 @@ def _human(n: int) -> str:
     return f"{n / (1024 * 1024):.0f} MB" if n >= 1024 * 1024 else f"{n // 1024} KB"
 
 
+def framework_error(exc: StarletteHTTPException) -> AppError:
+    """An error the framework raised itself, in our shape. A body it could not parse at all
+    is the same 422 as one that does not validate."""
+    if exc.status_code == 400:
+        return InvalidInput("The request body could not be parsed.")
+    error = AppError(str(exc.detail), headers=dict(exc.headers or {}))
+    error.status = exc.status_code  # type: ignore[misc]
+    error.code = _FRAMEWORK_CODES.get(exc.status_code, "http_error")  # type: ignore[misc]
+    return error
+
+
 def error_response(exc: AppError) -> JSONResponse:
     body: dict[str, JsonValue] = {**exc.body(), "request_id": request_id_var.get()}
     return JSONResponse(body, status_code=exc.status, headers=exc.headers or None)
@@ -151,21 +164,6 @@ _FRAMEWORK_CODES = {
     413: "payload_too_large",
     415: "unsupported_media_type",
 }
-
-
-def framework_error_response(exc: StarletteHTTPException) -> JSONResponse:
-    """One of the framework's HTTP exceptions as our error body (its status and headers kept,
-    e.g. Allow on a 405)."""
-    status = exc.status_code
-    code = _FRAMEWORK_CODES.get(status, "bad_request" if status < 500 else "internal_error")
-    detail = exc.detail if isinstance(exc.detail, str) and exc.detail else "Request refused."
-    detail = {404: "Not found.", 405: "Method not allowed."}.get(status, detail)
-    body: dict[str, JsonValue] = {
-        "detail": detail,
-        "code": code,
-        "request_id": request_id_var.get(),
-    }
-    return JSONResponse(body, status_code=status, headers=dict(exc.headers or {}) or None)
 
 
 def _validation_detail(exc: RequestValidationError) -> tuple[str, list[dict[str, str]]]:
@@ -213,16 +211,16 @@ def create_app(
             log.warning("request failed: %s (%s)", exc.detail, exc.code)
         return error_response(exc)
 
-    @app.exception_handler(StarletteHTTPException)
-    async def on_framework_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        # The framework's own refusals (unknown route, wrong method, a multipart limit) in our
-        # shape too: a client reads `detail` and `code` from every error.
-        return framework_error_response(exc)
-
     @app.exception_handler(RequestValidationError)
     async def on_invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
         detail, fields = _validation_detail(exc)
         return error_response(InvalidInput(detail, errors=list(fields)))  # type: ignore[arg-type]
+
+    @app.exception_handler(StarletteHTTPException)
+    async def on_framework_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        # The framework's own refusals (unknown route, wrong method, a multipart limit) in our
+        # shape too: a client reads `detail` and `code` from every error.
+        return error_response(framework_error(exc))
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:
@@ -230,6 +228,7 @@ def create_app(
 
     for router in routers:
         app.include_router(router)
+    app.openapi = truthful_openapi(app, load_catalog(cfg.catalog_overrides))  # type: ignore[method-assign]
 
     uploads = tuple(upload_paths)
 

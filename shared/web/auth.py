@@ -69,6 +69,10 @@ class CurrentUser:
         return self.app_role == "admin"
 
 
+class _NoSigningKeys(jwt.PyJWKSetError):
+    """The JWKS answered, but with no key we can verify with (a legacy-secret project)."""
+
+
 class _JwksCache:
     """The project's public signing keys by `kid`, fetched lazily and kept for JWKS_TTL_S.
 
@@ -111,6 +115,8 @@ class _JwksCache:
                 document = response.json()
             if not isinstance(document, dict):
                 raise jwt.PyJWKSetError("The JWKS document is not a JSON object")
+            if document.get("keys") == []:
+                raise _NoSigningKeys("the key set is empty")
             keys = {
                 key.key_id: key
                 for key in jwt.PyJWKSet.from_dict(document)
@@ -119,7 +125,7 @@ class _JwksCache:
                 and key.public_key_use in (None, "sig")
             }
             if not keys:
-                raise jwt.PyJWKSetError(f"no usable {'/'.join(JWKS_ALGORITHMS)} signing keys")
+                raise _NoSigningKeys(f"no usable {'/'.join(JWKS_ALGORITHMS)} signing keys")
         # ValueError: the body is not JSON. PyJWKSetError also covers a project still on the
         # legacy secret, whose JWKS is empty: configure the secret instead of the URL.
         except (httpx.HTTPError, ValueError, jwt.PyJWKSetError) as exc:
@@ -129,6 +135,22 @@ class _JwksCache:
             self._refreshing = False
         self._keys = keys
         self._fetched_at = self._clock()
+
+    async def check_at_start(self) -> None:
+        """Fetch the keys now. A key set without usable keys is a configuration error (the
+        project still signs with its legacy secret: every token would fail); an unreachable
+        JWKS is only logged, and fetched again for the first token."""
+        try:
+            await self._refresh()
+        except AuthUnavailable as exc:
+            if isinstance(exc.__cause__, _NoSigningKeys):
+                raise ConfigurationError(
+                    f"SUPABASE_JWKS_URL ({self._url}) serves no "
+                    f"{'/'.join(JWKS_ALGORITHMS)} signing keys ({exc.__cause__}): the project "
+                    "still signs tokens with its legacy JWT secret. Set SUPABASE_JWT_SECRET "
+                    "and unset SUPABASE_JWKS_URL (or turn on asymmetric signing keys)."
+                ) from exc
+            log.warning("JWKS not reachable at start; it is fetched again for the first token")
 
 
 class Authenticator:
@@ -161,6 +183,40 @@ class Authenticator:
         # until it expires (verifying costs ~0.8 ms of CPU with PyJWT, most of a status read).
         # Only successes are kept; the key is the whole token, so nothing else can match it.
         self._verified: OrderedDict[str, tuple[CurrentUser, float]] = OrderedDict()
+        self._warned_mode = False
+
+    async def start(self) -> None:
+        """Checks that need the network, run once when the service starts (see
+        `_JwksCache.check_at_start`); nothing to do in HS256 mode."""
+        if isinstance(self._keys, _JwksCache):
+            await self._keys.check_at_start()
+
+    def _check_mode(self, token: str) -> None:
+        """A token made for the other auth mode (HS256 vs. asymmetric keys) is refused with a
+        detail that says so, and the operator is told once how to fix the configuration."""
+        alg = jwt.get_unverified_header(token).get("alg")
+        jwks_mode = isinstance(self._keys, _JwksCache)
+        if jwks_mode and alg == "HS256":
+            detail = (
+                "Token is signed with HS256, but this service verifies asymmetric "
+                f"({'/'.join(JWKS_ALGORITHMS)}) tokens through JWKS."
+            )
+            fix = (
+                "if the Supabase project still uses its legacy JWT secret, set "
+                "SUPABASE_JWT_SECRET and unset SUPABASE_JWKS_URL"
+            )
+        elif not jwks_mode and alg in JWKS_ALGORITHMS:
+            detail = (
+                f"Token is signed with {alg}, but this service verifies HS256 tokens with the "
+                "project's JWT secret."
+            )
+            fix = "the Supabase project signs with asymmetric keys: set SUPABASE_JWKS_URL"
+        else:
+            return
+        if not self._warned_mode:
+            self._warned_mode = True
+            log.warning("auth mode mismatch: %s (%s)", detail, fix)
+        raise AuthenticationError(detail)
 
     @classmethod
     def from_settings(
@@ -213,6 +269,7 @@ class Authenticator:
 
     async def _verify(self, token: str) -> CurrentUser:
         try:
+            self._check_mode(token)
             key = self._keys if isinstance(self._keys, str) else await _jwks_key(self._keys, token)
             claims: dict[str, object] = jwt.decode(
                 token,

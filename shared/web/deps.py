@@ -36,7 +36,14 @@ Admin = Annotated[CurrentUser, Depends(current_admin)]
 
 
 async def idempotency_key(
-    key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
+    key: Annotated[
+        str | None,
+        Header(
+            alias="Idempotency-Key",
+            description="Replaying a create with the same key returns the same generation.",
+            json_schema_extra={"pattern": "^[!-~]{1,255}$"},
+        ),
+    ] = None,
 ) -> str | None:
     """The optional Idempotency-Key: 1-255 visible ASCII characters."""
     if key is None:

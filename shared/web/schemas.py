@@ -15,15 +15,25 @@ PROMPT_MIN = 10
 PROMPT_MAX = 500
 
 
+# What the document promises of a prompt: at least PROMPT_MIN characters between its first and
+# last non-blank one (blanks around it are stripped), and no NUL (PostgreSQL text cannot hold it).
+PROMPT_PATTERN = rf"^\s*[^\s\x00][^\x00]{{{PROMPT_MIN - 2},}}[^\s\x00]\s*$"
+NO_NUL_PATTERN = r"^[^\x00]*$"
+
+
 class GenerationRequest(BaseModel):
     """The fields shared by text-to-video and image-to-video."""
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
-    prompt: str = Field(min_length=PROMPT_MIN, max_length=PROMPT_MAX)
+    prompt: str = Field(
+        min_length=PROMPT_MIN, max_length=PROMPT_MAX, json_schema_extra={"pattern": PROMPT_PATTERN}
+    )
     model: str = Field(min_length=1, max_length=64)
     resolution: str = Field(min_length=1, max_length=16)
-    negative_prompt: str | None = Field(default=None, max_length=PROMPT_MAX)
+    negative_prompt: str | None = Field(
+        default=None, max_length=PROMPT_MAX, json_schema_extra={"pattern": NO_NUL_PATTERN}
+    )
     seed: int | None = Field(default=None, ge=0, le=2**31 - 1)
     aspect_ratio: Literal["16:9", "9:16"] | None = None
 
@@ -43,6 +53,10 @@ class GenerationRequest(BaseModel):
 
 class TextToVideoRequest(GenerationRequest):
     """POST /api/generation/text-to-video (JSON)."""
+
+    # JSON has real integers: `true` or `1.0` is not a seed (a form field is text, so the base
+    # class converts).
+    seed: int | None = Field(default=None, ge=0, le=2**31 - 1, strict=True)
 
 
 class GenerationOut(BaseModel):
@@ -118,6 +132,15 @@ def _generation_fields(gen: Generation, video_url: str | None) -> dict[str, obje
 def error_responses(*statuses: int) -> dict[int | str, dict[str, object]]:
     """OpenAPI `responses` for the error statuses a route can answer."""
     return {status: {"model": ErrorOut} for status in statuses}
+
+
+REPLAYED: dict[int | str, dict[str, object]] = {
+    200: {
+        "model": CreatedOut,
+        "description": "A replayed Idempotency-Key: the same generation, nothing charged.",
+    }
+}
+"""OpenAPI `responses` of a create: 200 when the Idempotency-Key was seen before."""
 
 
 class HistoryOut(BaseModel):

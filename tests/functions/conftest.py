@@ -7,22 +7,26 @@ Each test gets its own database, emulator and API server (uvicorn threads on loo
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
+import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
 
+from local.configs import DevMode, mint_local_token, supabase_overrides
 from local.devserver import create_app
 from local.emulator import create_emulator_app
 from local.emulator_faults import EmulatorConfig, Faults
-from local.secrets import LocalSecrets, load_local_secrets
+from local.secrets import LocalSecrets
 from local.serve import serve
 from local.stack import local_settings
-from local.tokens import mint_token
+from local.supabase.storage import PREFIX as STORAGE_PREFIX
+from local.supabase.storage import signed_path
 from shared.core.config import Settings
 from shared.storage.local import LocalStorage
 from shared.wiring import SweepServices, open_storage, sweep_job
@@ -32,6 +36,14 @@ Json = dict[str, object]
 SETTLE_S = 15.0
 
 
+# The two configurations of the local stack (local.stack.DevMode). "direct" is every test's
+# default; a test marked `@both_configs` also runs in production's shape ("supabase": RPC
+# through the Supabase emulator's PostgREST, files in its Storage, ES256 tokens through its
+# JWKS).
+CONFIGS: tuple[DevMode, ...] = ("direct", "supabase")
+both_configs = pytest.mark.parametrize("stack_mode", CONFIGS)
+
+
 @dataclass
 class Stack:
     api: httpx.AsyncClient
@@ -39,9 +51,21 @@ class Stack:
     admin: AdminConn
     secrets: LocalSecrets
     api_url: str
+    mode: DevMode = "direct"
+    stored_links: str = ""
+    """How links to stored files begin: the API's /storage/ (the local folder) or emulated
+    Supabase Storage's signed links."""
 
-    def token(self, user_id: uuid.UUID, **kwargs: object) -> str:
-        return mint_token(self.secrets.jwt_secret, user_id, **kwargs)  # type: ignore[arg-type]
+    @property
+    def link_signature(self) -> str:
+        """The query parameter that signs a stored file's link, in this configuration."""
+        return "token=" if "/object/sign/" in self.stored_links else "signature="
+
+    def token(
+        self, user_id: uuid.UUID, *, ttl_s: int | None = None, app_role: str | None = None
+    ) -> str:
+        """A user token the API accepts in this configuration (HS256 or ES256 via JWKS)."""
+        return mint_local_token(self.secrets, user_id, self.mode, ttl_s=ttl_s, app_role=app_role)
 
     def auth(self, user_id: uuid.UUID) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.token(user_id)}"}
@@ -110,8 +134,15 @@ def free_port() -> int:
 
 
 @pytest.fixture
-def secrets(tmp_path: Path) -> LocalSecrets:
-    return load_local_secrets(tmp_path)
+def secrets(local_secrets: LocalSecrets) -> LocalSecrets:
+    return local_secrets
+
+
+@pytest.fixture
+def stack_mode() -> DevMode:
+    """The stack's configuration; `@both_configs` parametrizes it. WAN_TEST_STACK=supabase
+    runs every end-to-end test in production's configuration instead."""
+    return "supabase" if os.environ.get("WAN_TEST_STACK") == "supabase" else "direct"
 
 
 @pytest.fixture
@@ -136,30 +167,53 @@ def settings_overrides() -> dict[str, object]:
 
 @pytest.fixture
 def settings(
+    request: pytest.FixtureRequest,
     database_url: str,
     emulator_url: str,
     secrets: LocalSecrets,
     settings_overrides: dict[str, object],
+    stack_mode: DevMode,
     tmp_path: Path,
 ) -> Settings:
     """The API's settings; its URL is fixed up front so webhooks know where to go."""
     url = f"http://127.0.0.1:{free_port()}"
+    production: dict[str, object] = {}
+    if stack_mode == "supabase":  # the emulator starts only for the tests that use it
+        production = supabase_overrides(secrets, request.getfixturevalue("supabase_url"))
     return local_settings(
         database_url=database_url,
         api_url=url,
         emulator_url=emulator_url,
         secrets=secrets,
         storage_dir=tmp_path / "storage",
-        **settings_overrides,
+        **{**production, **settings_overrides},
     )
 
 
 @pytest.fixture
 def settings_storage(settings: Settings) -> LocalStorage:
-    """The local storage the API uses (same folder and key), for signing links in tests."""
+    """The local folder storage the API uses in the direct configuration (same folder and key),
+    for tests that look at stored files directly."""
     storage = open_storage(settings)
-    assert isinstance(storage, LocalStorage)
+    assert isinstance(storage, LocalStorage), "a test of stored files runs the direct stack"
     return storage
+
+
+@pytest.fixture
+def expired_link(settings: Settings, secrets: LocalSecrets) -> Callable[[str], Awaitable[str]]:
+    """A link to a stored file signed as the API's storage signs them, expired a minute ago:
+    the local folder's (served by the API) or emulated Supabase Storage's."""
+
+    async def link(path: str) -> str:
+        storage = open_storage(settings)
+        if isinstance(storage, LocalStorage):
+            return await storage.signed_url(path, -60)
+        await storage.aclose()
+        now = int(time.time())
+        signed = signed_path(secrets.jwt_secret, settings.storage_bucket, path, now - 120, now - 60)
+        return f"{settings.supabase_url}{STORAGE_PREFIX}{signed}"
+
+    return link
 
 
 @pytest.fixture
@@ -180,10 +234,27 @@ async def services(settings: Settings) -> AsyncIterator[SweepServices]:
 
 @pytest.fixture
 async def stack(
-    api_url: str, emulator_url: str, admin: AdminConn, secrets: LocalSecrets
+    api_url: str,
+    emulator_url: str,
+    admin: AdminConn,
+    secrets: LocalSecrets,
+    stack_mode: DevMode,
+    settings: Settings,
 ) -> AsyncIterator[Stack]:
+    if settings.storage_backend == "local":
+        stored_links = f"{api_url}/storage/"
+    else:
+        stored_links = f"{settings.supabase_url}{STORAGE_PREFIX}/object/sign/"
     async with (
         httpx.AsyncClient(base_url=api_url, timeout=10) as api,
         httpx.AsyncClient(base_url=emulator_url, timeout=10) as emulator,
     ):
-        yield Stack(api=api, emulator=emulator, admin=admin, secrets=secrets, api_url=api_url)
+        yield Stack(
+            api=api,
+            emulator=emulator,
+            admin=admin,
+            secrets=secrets,
+            api_url=api_url,
+            mode=stack_mode,
+            stored_links=stored_links,
+        )

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import uuid
 
-from tests.functions.conftest import Stack
+from tests.functions.conftest import Stack, both_configs
 from tests.support import balance, ledger_types
 
 
+@both_configs
 async def test_cancel_of_a_running_generation_refunds_once(stack: Stack) -> None:
     await stack.faults(duration_s=600)
     user, headers = await stack.user(credits=100)
@@ -47,6 +48,7 @@ async def test_cancel_of_someone_elses_generation_is_404(stack: Stack) -> None:
     assert response.status_code == 404
 
 
+@both_configs
 async def test_retry_creates_a_new_generation_and_charges_once(stack: Stack) -> None:
     await stack.faults(fail_rate=1.0, duration_s=0.05)
     user, headers = await stack.user(credits=100)
@@ -72,6 +74,7 @@ async def test_retry_creates_a_new_generation_and_charges_once(stack: Stack) -> 
     assert await cur.fetchone() == (uuid.UUID(failed_id), {"seed": 42, "aspect_ratio": "9:16"})
 
 
+@both_configs
 async def test_retry_of_a_completed_generation_is_409(stack: Stack) -> None:
     _, headers = await stack.user(credits=100)
     gen_id = (await stack.submit(headers)).json()["id"]
@@ -81,6 +84,7 @@ async def test_retry_of_a_completed_generation_is_409(stack: Stack) -> None:
     assert "completed" in response.json()["detail"]
 
 
+@both_configs
 async def test_history_pages_newest_first_with_a_cursor(stack: Stack) -> None:
     await stack.faults(fail_rate=1.0, duration_s=0.0)
     _, headers = await stack.user(credits=100)
@@ -105,6 +109,7 @@ async def test_history_pages_newest_first_with_a_cursor(stack: Stack) -> None:
     assert empty == {"items": [], "next_cursor": None}
 
 
+@both_configs
 async def test_credits_show_balance_flag_and_ledger(stack: Stack) -> None:
     _, headers = await stack.user(credits=25)
     await stack.submit(headers)
@@ -116,6 +121,7 @@ async def test_credits_show_balance_flag_and_ledger(stack: Stack) -> None:
     assert sum(t["amount"] for t in body["transactions"]) == 15
 
 
+@both_configs
 async def test_too_many_active_is_429_with_retry_after(stack: Stack) -> None:
     await stack.faults(duration_s=600)
     user, headers = await stack.user(credits=100)

@@ -16,7 +16,7 @@ import pytest
 from shared.core.errors import AppError
 from shared.flows.lifecycle import Lifecycle, SubmitRequest
 from shared.wiring import SweepServices
-from tests.functions.conftest import Stack
+from tests.functions.conftest import Stack, both_configs
 from tests.functions.test_reconcile import (
     Crash,
     CrashAfterCreate,
@@ -39,6 +39,7 @@ async def terminal_statuses(stack: Stack) -> dict[uuid.UUID, str]:
     return {row[0]: str(row[1]) for row in await cur.fetchall()}  # type: ignore[misc]
 
 
+@both_configs
 @pytest.mark.parametrize("seed", [11, 23, 37])
 async def test_random_walk_keeps_every_invariant(
     stack: Stack, services: SweepServices, seed: int

@@ -10,7 +10,7 @@ import uuid
 import pytest
 
 from shared.web.signatures import signed_headers
-from tests.functions.conftest import Stack
+from tests.functions.conftest import Stack, both_configs
 from tests.support import balance, ledger_types
 
 URL = "/api/webhooks/replicate"
@@ -54,6 +54,7 @@ async def deliver(
     return response.status_code
 
 
+@both_configs
 async def test_signed_completion_is_applied(stack: Stack) -> None:
     user, gen_id, headers, job = await running_generation(stack)
     body = prediction(job, "succeeded", output="https://replicate.delivery/x/out.mp4")
@@ -141,6 +142,7 @@ async def test_aborted_prediction_fails_and_refunds(stack: Stack) -> None:
     assert await balance(stack.admin, user) == 100
 
 
+@both_configs
 async def test_duplicated_and_reordered_deliveries_leave_one_outcome(stack: Stack) -> None:
     await stack.faults(webhook_duplicate_rate=1.0, webhook_reorder=True, duration_s=0.3)
     user, headers = await stack.user(credits=100)
@@ -199,6 +201,7 @@ async def test_answers_say_what_was_applied_and_ticks_log_at_debug(
     ]
 
 
+@both_configs
 async def test_concurrent_webhooks_each_apply_once(stack: Stack) -> None:
     await stack.faults(webhook_drop_rate=1.0, duration_s=0.05)
     user, headers = await stack.user(credits=100)

@@ -6,9 +6,14 @@ import json
 import uuid
 from pathlib import Path
 
+import jwt
 import pytest
 
 from local import cli
+from local.configs import DevMode
+from local.secrets import LocalSecrets
+from local.stack import dev_settings
+from local.supabase.context import JWKS_PATH
 from shared.core.config import Settings
 from shared.db.legacy import LEGACY_CHECKSUMS
 from shared.web.auth import Authenticator
@@ -26,9 +31,12 @@ async def test_user_create_grant_and_token(
     admin: AdminConn,
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
+    supabase_url: str,
     tmp_path: Path,
 ) -> None:
-    monkeypatch.setattr(cli, "LOCAL_DIR", tmp_path)
+    local_dir = tmp_path / "secrets"  # where the `local_secrets` behind supabase_url live
+    monkeypatch.setattr(cli, "LOCAL_DIR", local_dir)
+    monkeypatch.delenv("WAN_DEV_MODE", raising=False)
     code, out = await _in_thread(run, capsys, database_url, "user", "create", "ops@example.test",
                                  "--credits", "40")  # fmt: skip
     assert code == 0, out
@@ -40,9 +48,19 @@ async def test_user_create_grant_and_token(
     assert code == 0, out
     assert json.loads(out)["balance"] == 55
 
+    # By default the local stack runs production's configuration: ES256, through the JWKS of
+    # the Supabase emulator (which serves the same local project's keys).
     code, token = await _in_thread(run, capsys, database_url, "token", str(user_id))
     assert code == 0
-    secret = json.loads((tmp_path / "secrets.json").read_text())["jwt_secret"]
+    jwks = Settings(supabase_jwks_url=supabase_url + JWKS_PATH, environment="test")
+    assert jwt.get_unverified_header(token.strip())["alg"] == "ES256"
+    auth = Authenticator.from_settings(jwks)
+    assert (await auth.authenticate(f"Bearer {token.strip()}")).id == user_id
+
+    monkeypatch.setenv("WAN_DEV_MODE", "direct")  # the direct configuration: HS256
+    code, token = await _in_thread(run, capsys, database_url, "token", str(user_id))
+    assert code == 0
+    secret = json.loads((local_dir / "secrets.json").read_text())["jwt_secret"]
     auth = Authenticator.from_settings(Settings(supabase_jwt_secret=secret, environment="test"))
     assert (await auth.authenticate(f"Bearer {token.strip()}")).id == user_id
 
@@ -146,8 +164,31 @@ async def test_sweep_prints_one_summary(
     tmp_path: Path,
 ) -> None:
     monkeypatch.setattr(cli, "LOCAL_DIR", tmp_path)
+    # Production's configuration sweeps through the running stack's emulator; none runs here.
+    monkeypatch.setenv("WAN_DEV_MODE", "direct")
     code, out = await _in_thread(run, capsys, database_url, "sweep")
     assert code == 0, out
     summary = json.loads(out.strip().splitlines()[-1])
     assert summary["claimed"] == 0
     assert summary["batches"] == 1
+
+
+def test_dev_stack_runs_production_configuration_unless_direct(
+    local_secrets: LocalSecrets, tmp_path: Path
+) -> None:
+    def settings(mode: DevMode) -> Settings:
+        return dev_settings(
+            mode,
+            local_dir=tmp_path,
+            secrets=local_secrets,
+            database_url="postgresql://x",
+            port=8600,
+        )
+
+    production, direct = settings("supabase"), settings("direct")
+    assert (production.rpc_transport, production.storage_backend) == ("supabase", "supabase")
+    assert production.supabase_url == "http://127.0.0.1:8602"
+    assert production.supabase_jwks_url == "http://127.0.0.1:8602" + JWKS_PATH
+    assert production.supabase_jwt_secret is None  # ES256 through the JWKS only
+    assert (direct.rpc_transport, direct.storage_backend) == ("postgres", "local")
+    assert direct.storage_public_base_url == "http://127.0.0.1:8600"

@@ -3,7 +3,6 @@ the provider's metrics, the admin claim, and settings for the local stack from t
 
 from __future__ import annotations
 
-import json
 import time
 import uuid
 from pathlib import Path
@@ -41,50 +40,12 @@ async def test_local_remove_deletes_the_files_and_ignores_missing_ones(tmp_path:
     assert await storage.exists("u/videos/b.mp4")
 
 
-async def test_supabase_remove_sends_the_names_in_small_batches() -> None:
-    seen: list[httpx.Request] = []
-
-    async def handler(request: httpx.Request) -> httpx.Response:
-        await request.aread()
-        seen.append(request)
-        return httpx.Response(200, json=[])
-
-    http = httpx.AsyncClient(transport=httpx.MockTransport(handler))
-    storage = SupabaseStorage(SUPABASE_URL, SERVICE_KEY, "generations", http=http)
-    paths = [f"u/videos/{i}.mp4" for i in range(150)]
-    await storage.remove(paths)
-    assert [r.method for r in seen] == ["DELETE", "DELETE"]
-    assert str(seen[0].url) == f"{SUPABASE_URL}/storage/v1/object/generations"
-    sent = [p for r in seen for p in json.loads(r.content)["prefixes"]]
-    assert sent == paths
-
-
 async def test_local_list_files_finds_every_file_under_a_folder(tmp_path: Path) -> None:
     storage = LocalStorage(tmp_path, "http://127.0.0.1:8000", "k" * 32)
     for path in ("u/videos/a.mp4", "u/inputs/b.png", "other/videos/c.mp4"):
         await storage.put_bytes(path, b"x", "application/octet-stream")
     assert await storage.list_files("u") == ["u/inputs/b.png", "u/videos/a.mp4"]
     assert await storage.list_files("nobody") == []
-
-
-async def test_supabase_list_files_walks_folders_and_pages() -> None:
-    pages = {
-        ("u", 0): [{"name": "videos", "id": None}, {"name": "inputs", "id": None}],
-        ("u/videos", 0): [{"name": f"{i}.mp4", "id": str(i)} for i in range(1000)],
-        ("u/videos", 1000): [{"name": "last.mp4", "id": "x"}],
-        ("u/inputs", 0): [{"name": "a.png", "id": "y"}],
-    }
-
-    async def handler(request: httpx.Request) -> httpx.Response:
-        body = json.loads(await request.aread())
-        assert request.url.path == "/storage/v1/object/list/generations"
-        return httpx.Response(200, json=pages[(body["prefix"], body["offset"])])
-
-    http = httpx.AsyncClient(transport=httpx.MockTransport(handler))
-    storage = SupabaseStorage(SUPABASE_URL, SERVICE_KEY, "generations", http=http)
-    files = await storage.list_files("u")
-    assert len(files) == 1002
-    assert {"u/videos/last.mp4", "u/inputs/a.png", "u/videos/0.mp4"} <= set(files)
 
 
 async def test_supabase_remove_refused_is_storage_unavailable() -> None:

@@ -1,22 +1,31 @@
 """Storage: the local folder adapter, the settings-chosen backend, and the Supabase adapter's
-HTTP (supabase-py and httpx with the network faked only at the transport). Serving local files
-under signed links is tested with the dev server's routes, in tests/local/test_storage_routes.py.
+HTTP. Serving local files under signed links is tested with the dev server's routes, in
+tests/local/test_storage_routes.py. SupabaseStorage is exercised
+through supabase-py and httpx against the Supabase emulator's Storage (local.supabase.storage),
+with its fault knobs for dropped chunks, 5xx and gateway pages.
 """
 
 from __future__ import annotations
 
-import json
+import asyncio
+import hashlib
 import tracemalloc
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 
 import httpx
 import pytest
+from fastapi import FastAPI
 
+from local.secrets import api_key
+from local.serve import serve
+from local.supabase.faults import FaultState
+from local.supabase.storage import standalone_storage_app
+from local.supabase.storage_state import Bucket, StorageState
 from shared.core.config import Settings
 from shared.core.errors import AppError, ConfigurationError
 from shared.storage.local import LocalStorage
-from shared.storage.port import StorageUnavailable, check_path
+from shared.storage.port import StorageLimitExceeded, StorageUnavailable, check_path
 from shared.storage.supabase import SupabaseStorage
 from shared.wiring import open_storage
 
@@ -24,12 +33,24 @@ KEY = "local-signing-key-for-tests"
 VIDEO = "user-1/videos/gen-1.mp4"
 SUPABASE_URL = "https://project.supabase.co"
 SERVICE_KEY = "service-role-key"
-Handler = Callable[[httpx.Request], Coroutine[None, None, httpx.Response]]
+
+
+class Clock:
+    def __init__(self, now: float = 1_700_000_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
 
 
 @pytest.fixture
 def root(tmp_path: Path) -> Path:
     return tmp_path / "storage"
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
 
 
 async def chunks(total: int, size: int = 256 * 1024) -> AsyncIterator[bytes]:
@@ -141,144 +162,298 @@ async def test_open_storage_builds_the_supabase_backend() -> None:
     await storage.aclose()
 
 
-# --- SupabaseStorage -------------------------------------------------------------------------
+# --- SupabaseStorage, against the Supabase emulator's Storage -------------------------------
+
+JWT_SECRET = "storage-emulator-jwt-secret-for-tests"
+BUCKET = "generations"
+MB = 1024 * 1024
+LIMIT = 60 * MB
 
 
-def supabase(handler: Handler) -> SupabaseStorage:
-    http = httpx.AsyncClient(transport=httpx.MockTransport(handler))
-    return SupabaseStorage(SUPABASE_URL, SERVICE_KEY, "generations", http=http)
+class Emulated:
+    """A Storage emulator on loopback, what it holds, its fault knobs and its clock."""
+
+    def __init__(self, url: str, state: StorageState, faults: FaultState, clock: Clock) -> None:
+        self.url, self.state, self.faults, self.clock = url, state, faults, clock
+
+    def storage(self) -> SupabaseStorage:
+        key = api_key(JWT_SECRET, "service_role")
+        return SupabaseStorage(self.url, key, BUCKET, retry_delays_s=(0.0, 0.0, 0.0))
+
+    def stored(self, path: str) -> Path:
+        return self.state.object(BUCKET, path).file
 
 
-async def test_supabase_stream_upload_is_one_raw_chunked_post() -> None:
-    seen: list[tuple[httpx.Request, int]] = []
-
-    async def handler(request: httpx.Request) -> httpx.Response:
-        size = 0
-        async for part in request.stream:  # type: ignore[union-attr]
-            size += len(part)
-        seen.append((request, size))
-        return httpx.Response(200, json={"Key": f"generations/{VIDEO}", "Id": "1"})
-
-    storage = supabase(handler)
-    written = await storage.put_stream(VIDEO, chunks(1_000_000), "video/mp4")
-    assert written == 1_000_000
-    ((request, size),) = seen
-    assert request.method == "POST"
-    assert str(request.url) == f"{SUPABASE_URL}/storage/v1/object/generations/{VIDEO}"
-    assert request.headers["authorization"] == f"Bearer {SERVICE_KEY}"
-    assert request.headers["apikey"] == SERVICE_KEY
-    assert request.headers["content-type"] == "video/mp4"
-    assert request.headers["x-upsert"] == "true"
-    assert request.headers["transfer-encoding"] == "chunked"
-    assert "content-length" not in request.headers
-    assert size == 1_000_000
+@pytest.fixture
+def emulated(tmp_path: Path, clock: Clock) -> Iterator[Emulated]:
+    faults = FaultState()
+    app, state = standalone_storage_app(
+        tmp_path / "supabase",
+        JWT_SECRET,
+        faults=faults,
+        clock=clock,
+        buckets=(Bucket(BUCKET, file_size_limit=LIMIT),),
+    )
+    with serve(app) as url:
+        yield Emulated(url, state, faults, clock)
 
 
-async def test_supabase_put_bytes_uploads_through_the_client() -> None:
-    seen: list[httpx.Request] = []
-
-    async def handler(request: httpx.Request) -> httpx.Response:
-        await request.aread()
-        seen.append(request)
-        return httpx.Response(200, json={"Key": "generations/u/inputs/a.png", "Id": "1"})
-
-    await supabase(handler).put_bytes("u/inputs/a.png", b"\x89PNG....", "image/png")
-    (request,) = seen
-    assert str(request.url) == f"{SUPABASE_URL}/storage/v1/object/generations/u/inputs/a.png"
-    assert request.headers["x-upsert"] == "true"
-    assert b"\x89PNG...." in request.content
-    assert b"image/png" in request.content
+@pytest.fixture
+async def supabase_storage(emulated: Emulated) -> AsyncIterator[SupabaseStorage]:
+    storage = emulated.storage()
+    try:
+        yield storage
+    finally:
+        await storage.aclose()
 
 
-async def test_supabase_signed_url_is_absolute_and_asks_for_the_ttl() -> None:
-    seen: list[httpx.Request] = []
+def pattern(total: int, size: int = 256 * 1024) -> tuple[AsyncIterator[bytes], str]:
+    """A stream of `total` bytes that are not all alike, and the SHA-256 it must hash to."""
+    block = bytes(range(256)) * (size // 256)
+    digest = hashlib.sha256()
+    sent = 0
+    while sent < total:
+        digest.update(block[: min(size, total - sent)])
+        sent += size
 
-    async def handler(request: httpx.Request) -> httpx.Response:
-        await request.aread()
-        seen.append(request)
-        return httpx.Response(
-            200, json={"signedURL": f"/object/sign/generations/{VIDEO}?token=tok"}
-        )
+    async def stream() -> AsyncIterator[bytes]:
+        done = 0
+        while done < total:
+            n = min(size, total - done)
+            yield block if n == size else block[:n]
+            done += n
 
-    url = await supabase(handler).signed_url(VIDEO, 3600)
-    assert url == f"{SUPABASE_URL}/storage/v1/object/sign/generations/{VIDEO}?token=tok"
-    (request,) = seen
-    assert request.method == "POST"
-    assert str(request.url) == f"{SUPABASE_URL}/storage/v1/object/sign/generations/{VIDEO}"
-    assert int(json.loads(request.content)["expiresIn"]) == 3600
-
-
-async def test_supabase_exists_is_false_only_for_a_missing_object() -> None:
-    async def handler(request: httpx.Request) -> httpx.Response:
-        if request.url.path.endswith("here.mp4"):
-            return httpx.Response(200, json={"id": "1", "name": "here.mp4"})
-        return httpx.Response(
-            404, json={"statusCode": "404", "error": "not_found", "message": "Object not found"}
-        )
-
-    storage = supabase(handler)
-    assert await storage.exists("u/videos/here.mp4")
-    assert not await storage.exists("u/videos/gone.mp4")
+    return stream(), digest.hexdigest()
 
 
-@pytest.mark.parametrize("status", [400, 403, 413, 500, 503])
-async def test_supabase_upload_refusal_is_storage_unavailable(status: int) -> None:
-    async def handler(request: httpx.Request) -> httpx.Response:
-        await request.aread()
-        body = {"statusCode": str(status), "error": "Error", "message": "Bucket not found"}
-        return httpx.Response(status, json=body)
+async def sha256_of(path: Path) -> str:
+    def read() -> str:
+        digest = hashlib.sha256()
+        with path.open("rb") as handle:
+            while block := handle.read(MB):
+                digest.update(block)
+        return digest.hexdigest()
 
-    storage = supabase(handler)
-    with pytest.raises(StorageUnavailable, match="Bucket not found") as streamed:
-        await storage.put_stream(VIDEO, chunks(10), "video/mp4")
-    with pytest.raises(StorageUnavailable, match="Bucket not found") as stored:
-        await storage.put_bytes(VIDEO, b"x", "video/mp4")
-    with pytest.raises(StorageUnavailable, match="Bucket not found"):
-        await storage.signed_url(VIDEO, 60)
-    assert streamed.value.status == 503
-    assert isinstance(stored.value.__cause__, Exception)
+    return await asyncio.to_thread(read)
+
+
+async def test_small_stream_goes_up_as_one_standard_upload(
+    emulated: Emulated, supabase_storage: SupabaseStorage
+) -> None:
+    stream, digest = pattern(MB + 7)
+    written = await supabase_storage.put_stream(VIDEO, stream, "video/mp4")
+    assert written == MB + 7
+    assert emulated.state.patch_sizes == []
+    assert await sha256_of(emulated.stored(VIDEO)) == digest
+    assert emulated.state.object(BUCKET, VIDEO).content_type == "video/mp4"
+
+
+async def test_50_mb_video_goes_up_by_tus_in_6_mb_chunks(
+    emulated: Emulated, supabase_storage: SupabaseStorage
+) -> None:
+    stream, digest = pattern(50 * MB)
+    tracemalloc.start()
+    try:
+        written = await supabase_storage.put_stream(VIDEO, stream, "video/mp4", size=50 * MB)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert written == 50 * MB
+    assert emulated.state.patch_sizes == [6 * MB] * 8 + [2 * MB]
+    assert await sha256_of(emulated.stored(VIDEO)) == digest
+    assert emulated.state.uploads == {}
+    # One 6 MB chunk in hand (plus the one being cut), never the video.
+    assert peak < 20 * MB, f"peak {peak / MB:.1f} MB"
+
+
+async def test_50_mb_tus_upload_survives_a_dropped_chunk(
+    emulated: Emulated, supabase_storage: SupabaseStorage
+) -> None:
+    # The third chunk's connection drops.
+    emulated.faults.change({"drop_rate": 1.0, "methods": ["PATCH"], "skip": 2, "times": 1})
+    stream, digest = pattern(50 * MB)
+    written = await supabase_storage.put_stream(VIDEO, stream, "video/mp4", size=50 * MB)
+    assert written == 50 * MB
+    sizes = emulated.state.patch_sizes
+    # The server kept half of the third chunk; the client asked where it stood (HEAD) and
+    # sent only the other half, then went on in 6 MB chunks.
+    assert sizes == [6 * MB, 6 * MB, 3 * MB, 3 * MB] + [6 * MB] * 5 + [2 * MB]
+    assert await sha256_of(emulated.stored(VIDEO)) == digest
+
+
+async def test_tus_upload_of_unknown_length_is_spooled_first(
+    emulated: Emulated, supabase_storage: SupabaseStorage
+) -> None:
+    stream, digest = pattern(13 * MB + 1)
+    written = await supabase_storage.put_stream(VIDEO, stream, "video/mp4")
+    assert written == 13 * MB + 1
+    assert emulated.state.patch_sizes == [6 * MB, 6 * MB, MB + 1]
+    assert await sha256_of(emulated.stored(VIDEO)) == digest
+
+
+async def test_tus_upload_gives_up_after_bounded_retries_and_cleans_up(
+    emulated: Emulated, supabase_storage: SupabaseStorage
+) -> None:
+    emulated.faults.change({"error_rate": 1.0, "error_status": 503, "methods": ["PATCH"]})
+    stream, _ = pattern(13 * MB)
+    with pytest.raises(StorageUnavailable, match="kept failing") as caught:
+        await supabase_storage.put_stream(VIDEO, stream, "video/mp4", size=13 * MB)
+    assert caught.value.retryable
+    assert emulated.state.uploads == {}  # terminated: nothing half-written lingers
+    assert not await supabase_storage.exists(VIDEO)
+
+
+async def test_source_announcing_the_wrong_length_fails_the_upload(
+    emulated: Emulated, supabase_storage: SupabaseStorage
+) -> None:
+    stream, _ = pattern(13 * MB)
+    with pytest.raises(StorageUnavailable, match="not the"):
+        await supabase_storage.put_stream(VIDEO, stream, "video/mp4", size=14 * MB)
+    assert emulated.state.uploads == {}
+
+
+@pytest.mark.parametrize("size", [7 * MB, 20 * MB])
+async def test_upload_over_the_bucket_limit_is_final(
+    emulated: Emulated, supabase_storage: SupabaseStorage, size: int
+) -> None:
+    emulated.state.buckets[BUCKET].file_size_limit = 5 * MB
+    stream, _ = pattern(size)
+    with pytest.raises(StorageLimitExceeded, match="maximum allowed size") as caught:
+        await supabase_storage.put_stream(VIDEO, stream, "video/mp4")
+    assert not caught.value.retryable
+    assert caught.value.status == 503
+    small, _ = pattern(6 * MB)
+    with pytest.raises(StorageLimitExceeded):
+        await supabase_storage.put_stream(VIDEO, small, "video/mp4")
+    assert emulated.state.patch_sizes == []  # refused at creation, before a byte was sent
+    assert not await supabase_storage.exists(VIDEO)
+
+
+async def test_put_bytes_replaces_the_object(
+    emulated: Emulated, supabase_storage: SupabaseStorage
+) -> None:
+    await supabase_storage.put_bytes("u/inputs/a.png", b"\x89PNG old", "image/png")
+    await supabase_storage.put_bytes("u/inputs/a.png", b"\x89PNG new", "image/png")
+    stored = emulated.state.object(BUCKET, "u/inputs/a.png")
+    assert stored.file.read_bytes() == b"\x89PNG new"
+    assert stored.content_type == "image/png"
+
+
+async def test_signed_url_serves_the_file_until_it_expires(
+    emulated: Emulated, supabase_storage: SupabaseStorage
+) -> None:
+    await supabase_storage.put_bytes(VIDEO, b"\x00\x00\x00\x18ftypmp42 video", "video/mp4")
+    url = await supabase_storage.signed_url(VIDEO, 60)
+    assert url.startswith(f"{emulated.url}/storage/v1/object/sign/{BUCKET}/{VIDEO}?token=")
+    async with httpx.AsyncClient() as http:
+        served = await http.get(url)
+        ranged = await http.get(url, headers={"Range": "bytes=4-7"})
+        emulated.clock.now += 61
+        expired = await http.get(url)
+    assert served.status_code == 200
+    assert served.content == b"\x00\x00\x00\x18ftypmp42 video"
+    assert served.headers["content-type"] == "video/mp4"
+    assert (ranged.status_code, ranged.content) == (206, b"ftyp")
+    assert expired.status_code == 400
+    assert expired.json()["message"] == "jwt expired"
+
+
+async def test_signed_url_for_another_file_is_refused(
+    emulated: Emulated, supabase_storage: SupabaseStorage
+) -> None:
+    await supabase_storage.put_bytes(VIDEO, b"video", "video/mp4")
+    await supabase_storage.put_bytes("user-2/videos/gen-2.mp4", b"other", "video/mp4")
+    url = await supabase_storage.signed_url(VIDEO, 60)
+    async with httpx.AsyncClient() as http:
+        response = await http.get(url.replace("user-1/videos/gen-1", "user-2/videos/gen-2"))
+    assert response.status_code == 400
+    assert b"other" not in response.content
+
+
+async def test_exists_remove_and_list(supabase_storage: SupabaseStorage) -> None:
+    for path in ("u1/videos/a.mp4", "u1/videos/b.mp4", "u1/inputs/c.png", "u2/videos/d.mp4"):
+        await supabase_storage.put_bytes(path, b"x", "video/mp4")
+    assert await supabase_storage.list_files("u1") == [
+        "u1/inputs/c.png",
+        "u1/videos/a.mp4",
+        "u1/videos/b.mp4",
+    ]
+    await supabase_storage.remove(["u1/videos/a.mp4", "u1/inputs/c.png", "u1/none.mp4"])
+    assert not await supabase_storage.exists("u1/videos/a.mp4")
+    assert await supabase_storage.exists("u1/videos/b.mp4")
+    assert await supabase_storage.list_files("u1/") == ["u1/videos/b.mp4"]
+    assert await supabase_storage.list_files("nobody") == []
+
+
+async def test_local_storage_removes_and_lists_the_same_way(root: Path) -> None:
+    storage = LocalStorage(root, "http://localhost", KEY)
+    for path in ("u1/videos/a.mp4", "u1/inputs/c.png", "u2/videos/d.mp4"):
+        await storage.put_bytes(path, b"x", "video/mp4")
+    assert await storage.list_files("u1") == ["u1/inputs/c.png", "u1/videos/a.mp4"]
+    await storage.remove(["u1/videos/a.mp4", "u1/none.mp4"])
+    assert await storage.list_files("u1/") == ["u1/inputs/c.png"]
+    assert await storage.list_files("nobody") == []
+    with pytest.raises(ValueError, match="bad storage path"):
+        await storage.remove(["../escape"])
 
 
 @pytest.mark.parametrize(
-    "error",
-    [httpx.ConnectError("refused"), httpx.ReadTimeout("slow"), httpx.RemoteProtocolError("x")],
+    "knobs",
+    [
+        {"error_rate": 1.0, "error_status": 500},  # Storage's own JSON 5xx
+        {"gateway_error_rate": 1.0, "gateway_status": 502},  # a proxy's HTML page
+        {"gateway_error_rate": 1.0, "gateway_status": 504},
+    ],
 )
-async def test_supabase_network_failures_are_storage_unavailable(error: httpx.HTTPError) -> None:
-    async def handler(request: httpx.Request) -> httpx.Response:
-        raise error
-
-    storage = supabase(handler)
+async def test_storage_faults_are_storage_unavailable(
+    emulated: Emulated, supabase_storage: SupabaseStorage, knobs: dict[str, object]
+) -> None:
+    emulated.faults.change(knobs)
     calls: list[Callable[[], Awaitable[object]]] = [
-        lambda: storage.put_stream(VIDEO, chunks(10), "video/mp4"),
-        lambda: storage.put_bytes(VIDEO, b"x", "video/mp4"),
-        lambda: storage.signed_url(VIDEO, 60),
-        lambda: storage.exists(VIDEO),
+        lambda: supabase_storage.put_stream(VIDEO, chunks(10), "video/mp4"),
+        lambda: supabase_storage.put_bytes(VIDEO, b"x", "video/mp4"),
+        lambda: supabase_storage.signed_url(VIDEO, 60),
+        lambda: supabase_storage.exists(VIDEO),
+        lambda: supabase_storage.remove([VIDEO]),
+        lambda: supabase_storage.list_files("u"),
     ]
     for call in calls:
         with pytest.raises(StorageUnavailable) as caught:
             await call()
-        assert caught.value.__cause__ is error
+        assert caught.value.retryable
 
 
-async def test_supabase_unreadable_answer_is_storage_unavailable() -> None:
-    async def handler(request: httpx.Request) -> httpx.Response:
-        return httpx.Response(200, text="<html>proxy</html>")
+async def test_dropped_connection_is_storage_unavailable(
+    emulated: Emulated, supabase_storage: SupabaseStorage
+) -> None:
+    emulated.faults.change({"drop_rate": 1.0})
+    with pytest.raises(StorageUnavailable, match="reach storage"):
+        await supabase_storage.put_bytes(VIDEO, b"x" * 1000, "video/mp4")
+    with pytest.raises(StorageUnavailable, match="reach storage"):
+        await supabase_storage.signed_url(VIDEO, 60)
 
-    with pytest.raises(StorageUnavailable, match="could not read"):
-        await supabase(handler).signed_url(VIDEO, 60)
+
+async def test_unreachable_storage_is_storage_unavailable() -> None:
+    with serve(FastAPI()) as url:
+        pass  # the port is free again: nothing listens
+    storage = SupabaseStorage(url, api_key(JWT_SECRET, "service_role"), BUCKET)
+    try:
+        with pytest.raises(StorageUnavailable, match="reach storage"):
+            await storage.exists(VIDEO)
+    finally:
+        await storage.aclose()
 
 
-async def test_supabase_source_failure_passes_through_the_upload() -> None:
-    async def handler(request: httpx.Request) -> httpx.Response:
-        await request.aread()
-        return httpx.Response(200, json={"Key": "k"})
-
+async def test_source_failure_passes_through_the_upload(
+    supabase_storage: SupabaseStorage,
+) -> None:
     class SourceFailed(AppError):
         code = "source_failed"
 
     async def broken() -> AsyncIterator[bytes]:
-        yield b"x"
+        yield b"x" * (7 * MB)
         raise SourceFailed("source died")
 
     with pytest.raises(SourceFailed):
-        await supabase(handler).put_stream(VIDEO, broken(), "video/mp4")
+        await supabase_storage.put_stream(VIDEO, broken(), "video/mp4", size=8 * MB)
+    assert not await supabase_storage.exists(VIDEO)

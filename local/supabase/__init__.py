@@ -1,0 +1,1 @@
+"""The Supabase emulator of the local stack (see `local.supabase.app`)."""
