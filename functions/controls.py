@@ -4,6 +4,9 @@ POST /api/generation/{id}/cancel    queued or running -> canceled, refunded once
 POST /api/generation/{id}/retry     failed or canceled -> a new generation, a new charge
 GET  /api/generation/history        newest first, cursor pagination
 GET  /api/credits                   balance, low-balance flag, recent ledger entries
+GET  /api/credits/packs             the credit packs for sale
+POST /api/credits/checkout          a Stripe Checkout Session for a pack (pending purchase)
+GET  /api/credits/purchases         the caller's purchases, newest first
 """
 
 from __future__ import annotations
@@ -19,9 +22,11 @@ from fastapi import APIRouter, FastAPI, Query, Response, status
 
 from functions.status import parse_generation_id
 from functions.text_to_video import created_answer
-from shared.core.errors import InvalidInput
+from shared.core.errors import ConfigurationError, InvalidInput
+from shared.flows.purchases import Purchases
 from shared.web.app import create_app as _create_app
 from shared.web.deps import IdempotencyKey, ServicesDep, User
+from shared.web.purchase_schemas import CheckoutIn, CheckoutOut, PackOut, PurchaseOut
 from shared.web.schemas import (
     CreatedOut,
     CreditsOut,
@@ -30,6 +35,7 @@ from shared.web.schemas import (
     LedgerEntry,
     error_responses,
 )
+from shared.wiring import Services
 
 router = APIRouter()
 
@@ -107,6 +113,50 @@ async def credits(
         cheapest_cost=services.catalog.cheapest_cost(),
         transactions=[LedgerEntry.model_validate(e) for e in entries],
     )
+
+
+# --- payments (issue #13) -------------------------------------------------------------------
+
+
+def _purchases(services: Services) -> Purchases:
+    if services.purchases is None:
+        raise ConfigurationError("Payments are not configured.")
+    return services.purchases
+
+
+@router.get("/api/credits/packs", responses=error_responses(401))
+async def credit_packs(_: User, services: ServicesDep) -> list[PackOut]:
+    """The credit packs for sale (amount in the currency's minor unit)."""
+    return [PackOut.from_pack(p) for p in _purchases(services).packs.items]
+
+
+@router.post(
+    "/api/credits/checkout",
+    status_code=status.HTTP_201_CREATED,
+    responses=error_responses(401, 403, 409, 422, 502, 503),
+)
+async def credit_checkout(
+    body: CheckoutIn, user: User, services: ServicesDep, key: IdempotencyKey
+) -> CheckoutOut:
+    """Start buying a pack: a pending purchase and its Stripe Checkout Session. Send the buyer
+    to `checkout_url`; the credits arrive with Stripe's webhook. 403 when the account is on
+    hold. A replayed Idempotency-Key returns the same purchase and session."""
+    purchase = await _purchases(services).checkout(user.id, body.pack, idempotency_key=key)
+    assert purchase.session_id is not None
+    return CheckoutOut(
+        purchase_id=purchase.id,
+        session_id=purchase.session_id,
+        checkout_url=purchase.checkout_url or "",
+    )
+
+
+@router.get("/api/credits/purchases", responses=error_responses(401))
+async def credit_purchases(
+    user: User, services: ServicesDep, limit: Annotated[int, Query(ge=1, le=100)] = 50
+) -> list[PurchaseOut]:
+    """The caller's purchases, newest first."""
+    found = await _purchases(services).store.list_purchases(user.id, limit=limit)
+    return [PurchaseOut.from_purchase(p) for p in found]
 
 
 def create_app() -> FastAPI:

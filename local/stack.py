@@ -25,6 +25,10 @@ log = logging.getLogger(__name__)
 WEBHOOK_PATH = "/api/webhooks/replicate"
 DEMO_EMAIL = "demo@local.test"
 DEMO_CREDITS = 500
+STRIPE_WEBHOOK_PATH = "/api/webhooks/stripe"
+# Where the Stripe API is when no Stripe emulator runs: nothing listens on port 9 (discard),
+# so a stray call fails fast instead of reaching the real Stripe with a local key.
+NO_STRIPE_URL = "http://127.0.0.1:9"
 
 
 def _out(line: str = "") -> None:
@@ -41,7 +45,7 @@ def local_settings(
     storage_dir: Path = Path(".local") / "storage",
     **overrides: object,
 ) -> Settings:
-    """Settings that point the real code at the local database and the emulator."""
+    """Settings that point the real code at the local database and the emulators."""
     values: dict[str, object] = {
         "environment": "development",
         "rpc_transport": "postgres",
@@ -56,6 +60,11 @@ def local_settings(
         "storage_local_dir": str(storage_dir),
         "storage_public_base_url": api_url,
         "storage_signing_key": SecretStr(secrets.storage_signing_key),
+        "stripe_secret_key": SecretStr(secrets.stripe_secret_key),
+        "stripe_webhook_secret": SecretStr(secrets.stripe_webhook_secret),
+        "stripe_base_url": NO_STRIPE_URL,  # the Stripe emulator's URL when one runs
+        "checkout_success_url": api_url + "/checkout/done?session_id={CHECKOUT_SESSION_ID}",
+        "checkout_cancel_url": api_url + "/checkout/canceled",
     }
     values.update(overrides)
     return Settings.model_validate(values)

@@ -13,7 +13,11 @@ from shared.db.batching import UpdateBatcher
 from shared.db.rpc import PostgresTransport, Rpc, SupabaseTransport, Transport
 from shared.flows.keeper import BackgroundScheduler, Keeper, KeepScheduler
 from shared.flows.lifecycle import Lifecycle
+from shared.flows.purchases import PurchaseConfig, Purchases
 from shared.flows.reconcile import Reconciler, SweepConfig
+from shared.payments.gateway import StripeGateway
+from shared.payments.packs import load_packs
+from shared.payments.store import PurchaseStore
 from shared.provider.replicate import Provider, ReplicateProvider
 from shared.storage.supabase import Storage, open_storage
 from shared.web.auth import Authenticator
@@ -32,6 +36,9 @@ class Services:
     keeper: Keeper
     http: httpx.AsyncClient
     schedule_keep: KeepScheduler | None = None
+    # payments (issue #13): checkout, Stripe events, purchase reconciliation
+    purchases: Purchases | None = None
+    stripe_webhook_secret: str = ""
 
     def __post_init__(self) -> None:
         if self.schedule_keep is None:
@@ -54,6 +61,7 @@ class Services:
             follow_redirects=True,
         )
         rpc = Rpc(await open_transport(settings))
+        purchases = open_purchases(settings, rpc)
         lifecycle = Lifecycle(
             rpc=rpc,
             provider=provider,
@@ -87,6 +95,10 @@ class Services:
                 signed_url_ttl_s=settings.signed_url_ttl_s,
             ),
             http=http,
+            purchases=purchases,
+            stripe_webhook_secret=settings.stripe_webhook_secret.get_secret_value()
+            if settings.stripe_webhook_secret
+            else "",
         )
 
     def reconciler(self) -> Reconciler:
@@ -96,6 +108,7 @@ class Services:
             # A small burst: Replicate may count per second, not only per minute.
             RateLimiter(s.provider_rate_per_s, burst=min(5, max(1, int(s.provider_rate_per_s)))),
             keeper=self.keeper,
+            purchases=self.purchases,
             config=SweepConfig(
                 stale_after_s=s.sweep_stale_after_s,
                 queued_grace_s=s.sweep_queued_grace_s,
@@ -113,9 +126,30 @@ class Services:
         if self.lifecycle.batcher is not None:
             await self.lifecycle.batcher.drain()
         await self.http.aclose()
+        if self.purchases is not None:
+            await self.purchases.gateway.aclose()
         await self.storage.aclose()
         await self.provider.aclose()
         await self.rpc.aclose()
+
+
+def open_purchases(settings: Settings, rpc: Rpc) -> Purchases:
+    """The purchase flow: packs, the Stripe gateway, the payment functions (same transport)."""
+    assert settings.checkout_success_url is not None
+    assert settings.checkout_cancel_url is not None
+    rate = settings.stripe_rate_per_s
+    return Purchases(
+        PurchaseStore(rpc.transport),
+        StripeGateway.from_settings(settings),
+        load_packs(settings.credit_packs),
+        RateLimiter(rate, burst=min(5, max(1, int(rate)))),
+        config=PurchaseConfig(
+            success_url=settings.checkout_success_url,
+            cancel_url=settings.checkout_cancel_url,
+            reconcile_after_s=settings.purchase_reconcile_after_s,
+            reconcile_batch=settings.purchase_reconcile_batch,
+        ),
+    )
 
 
 async def open_transport(settings: Settings) -> Transport:

@@ -21,6 +21,7 @@ from shared.core.errors import AppError, ProviderError
 from shared.core.ratelimit import RateLimiter
 from shared.flows.keeper import Keeper
 from shared.flows.lifecycle import Lifecycle
+from shared.flows.purchases import Purchases
 
 log = logging.getLogger(__name__)
 
@@ -56,12 +57,14 @@ class Reconciler:
         *,
         config: SweepConfig,
         keeper: Keeper | None = None,
+        purchases: Purchases | None = None,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.lifecycle = lifecycle
         self.limiter = limiter
         self.config = config
         self.keeper = keeper
+        self.purchases = purchases
         self._now = now
 
     async def sweep(self) -> SweepSummary:
@@ -91,6 +94,14 @@ class Reconciler:
                 )
             except AppError as exc:
                 log.warning("sweep could not retry copies: %s", exc.detail)
+                summary.counts["errors"] += 1
+        if self.purchases is not None:
+            # Purchases still pending: a lost Stripe webhook never loses a purchase.
+            try:
+                purchase_counts = await self.purchases.reconcile()
+                summary.counts.update({f"purchases_{k}": v for k, v in purchase_counts.items()})
+            except AppError as exc:
+                log.warning("sweep could not reconcile purchases: %s", exc.detail)
                 summary.counts["errors"] += 1
         summary.seconds = time.monotonic() - started
         log.info("sweep %s", json.dumps(summary.as_dict(), sort_keys=True))

@@ -29,6 +29,15 @@ SERVICE_FUNCTIONS = [
     "deduct_credits",
     "add_credits",
     "refund_credits",
+    # payments
+    "create_purchase",
+    "attach_checkout_session",
+    "apply_stripe_event",
+    "apply_unmatched_stripe_events",
+    "settle_purchase",
+    "claim_pending_purchases",
+    "list_purchases",
+    "lift_hold",
 ]
 
 
@@ -133,5 +142,5 @@ async def test_service_functions_are_hardened(admin: AdminConn) -> None:
     for name, secdef, volatility, config in rows:
         assert secdef, f"{name} is not SECURITY DEFINER"
         assert config == ['search_path=""'], f"{name} has search_path {config}"
-        if name not in ("get_generation", "list_generations", "get_credits"):
+        if name not in ("get_generation", "list_generations", "get_credits", "list_purchases"):
             assert volatility == "v", f"{name} is not VOLATILE"

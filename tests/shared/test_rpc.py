@@ -32,7 +32,7 @@ GENERATION = {
 
 def test_every_sqlstate_raised_in_migrations_has_a_mapping() -> None:
     raised: set[str] = set()
-    for path in MIGRATIONS_DIR.glob("*.sql"):
+    for path in MIGRATIONS_DIR.rglob("*.sql"):
         raised |= set(re.findall(r"errcode\s*=\s*'([0-9A-Z]{5})'", path.read_text()))
     assert raised, "no SQLSTATE found: the pattern is broken"
     assert raised <= set(SQLSTATE_ERRORS), f"unmapped: {raised - set(SQLSTATE_ERRORS)}"

@@ -1,0 +1,1 @@
+"""Stripe: credit packs, Checkout Sessions, the webhook signature and event parsing."""
