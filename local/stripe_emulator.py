@@ -9,6 +9,7 @@
 
 Test and operator controls (not Stripe's): `GET/POST /__emulator/faults`,
 `POST /__emulator/sessions/{id}/dispute` ({"outcome": "won" | "lost" | null}),
+`POST /__emulator/sessions/{id}/dispute/close` ({"outcome": "won" | "lost"}),
 `GET /__emulator/events`, `GET /__emulator/deliveries`, `POST /__emulator/flush`,
 `GET /__emulator/settled?wait=S` (every queued event delivered or dropped).
 
@@ -291,6 +292,14 @@ def create_stripe_emulator_app(config: StripeEmulatorConfig) -> FastAPI:
         if outcome not in (None, "won", "lost"):
             raise StripeProblem(400, "outcome must be won, lost or null")
         return engine.dispute(session, outcome if isinstance(outcome, str) else None)
+
+    @app.post("/__emulator/sessions/{session_id}/dispute/close")
+    async def close_dispute(session_id: str, body: dict[str, JsonValue]) -> Json:
+        session = found(session_id)
+        outcome = body.get("outcome")
+        if session.dispute is None or outcome not in ("won", "lost"):
+            raise StripeProblem(400, "Close an open dispute with outcome won or lost.")
+        return engine.close_dispute(session, str(outcome))
 
     @app.get("/__emulator/events")
     async def events() -> list[Json]:

@@ -40,7 +40,8 @@ class StripeFaults(BaseModel):
     webhook_delay_s: Seconds = 0.0
     """Sleep before each delivery."""
     webhook_reorder: bool = False
-    """Send each event after the one that follows it (the last one waits for a flush)."""
+    """Swap events in pairs: one is held back and sent right after the next one (a last odd
+    one waits for POST /__emulator/flush)."""
     async_payment: bool = False
     """Payments complete `unpaid` first, then succeed with async_payment_succeeded."""
     async_fail_rate: Rate = 0.0
@@ -180,6 +181,13 @@ class StripeEngine:
             self.emit("charge.dispute.closed", dict(dispute))
         return dispute
 
+    def close_dispute(self, session: Session, outcome: str) -> Json:
+        """Close the session's dispute as `won` or `lost`."""
+        assert session.dispute is not None
+        session.dispute["status"] = outcome
+        self.emit("charge.dispute.closed", dict(session.dispute))
+        return session.dispute
+
     def refund(self, session: Session, amount: int | None) -> Json:
         charge = session.charge
         assert charge is not None
@@ -222,12 +230,11 @@ class StripeEngine:
             "data": {"object": obj},
         }
         self.state.events.append(event)
-        if self.faults.webhook_reorder:
-            held, self._held = self._held, [event]
-            for item in held:  # the one held back goes after this newer one
-                self._outbox.put_nowait(item)
+        if self.faults.webhook_reorder and not self._held:
+            self._held = [event]  # waits for the next event, and then goes after it
             return event
         self._outbox.put_nowait(event)
+        self.flush()
         return event
 
     def flush(self) -> int:

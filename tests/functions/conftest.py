@@ -135,15 +135,22 @@ def settings_overrides() -> dict[str, object]:
 
 
 @pytest.fixture
+def api_base_url() -> str:
+    """The API's URL, fixed up front so the emulators know where to send webhooks."""
+    return f"http://127.0.0.1:{free_port()}"
+
+
+@pytest.fixture
 def settings(
     database_url: str,
     emulator_url: str,
     secrets: LocalSecrets,
     settings_overrides: dict[str, object],
     tmp_path: Path,
+    api_base_url: str,
 ) -> Settings:
-    """The API's settings; its URL is fixed up front so webhooks know where to go."""
-    url = f"http://127.0.0.1:{free_port()}"
+    """The API's settings."""
+    url = api_base_url
     return local_settings(
         database_url=database_url,
         api_url=url,
