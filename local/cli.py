@@ -6,6 +6,8 @@
     wanctl token USER                            local stack: mint an access token for a user
     wanctl credits grant USER AMOUNT [--reason]  add credits through add_credits
     wanctl sweep                                 one reconciliation pass, printed
+    wanctl purchases USER                        a user's purchases (payments support)
+    wanctl hold lift USER --reason TEXT          lift a user's hold, saying why
 
 Without --database-url (or DATABASE_URL), commands use the local stack's embedded database.
 """
@@ -20,8 +22,12 @@ import sys
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from shared.core.errors import AppError
+
+if TYPE_CHECKING:
+    from shared.payments.store import PurchaseStore
 
 LOCAL_DIR = Path(".local")
 
@@ -106,7 +112,10 @@ async def cmd_dev(args: argparse.Namespace) -> int:
     from local.stack import run_dev
 
     faults = args.emulator_faults or os.environ.get("EMULATOR_FAULTS")
-    await run_dev(port=args.port, local_dir=LOCAL_DIR, faults_json=faults)
+    stripe_faults = args.stripe_faults or os.environ.get("STRIPE_EMULATOR_FAULTS")
+    await run_dev(
+        port=args.port, local_dir=LOCAL_DIR, faults_json=faults, stripe_faults_json=stripe_faults
+    )
     return 0
 
 
@@ -115,6 +124,44 @@ async def cmd_sweep(args: argparse.Namespace) -> int:
 
     summary = await sweep_local(local_dir=LOCAL_DIR, database_url=args.database_url)
     out(json.dumps(summary))
+    return 0
+
+
+async def _payments(url: str) -> PurchaseStore:
+    from shared.db.rpc import PostgresTransport
+    from shared.payments.store import PurchaseStore
+
+    return PurchaseStore(await PostgresTransport.open(url, role="service_role"))
+
+
+async def cmd_purchases(args: argparse.Namespace) -> int:
+    from local.users import find_user
+
+    url = database_url(args.database_url)
+    user_id, _ = await find_user(url, args.user)
+    store = await _payments(url)
+    try:
+        found = await store.list_purchases(user_id, limit=args.limit)
+    finally:
+        await store.transport.aclose()
+    for purchase in found:
+        out(purchase.model_dump_json())
+    if not found:
+        out(f"no purchases for {user_id}")
+    return 0
+
+
+async def cmd_hold_lift(args: argparse.Namespace) -> int:
+    from local.users import find_user
+
+    url = database_url(args.database_url)
+    user_id, _ = await find_user(url, args.user)
+    store = await _payments(url)
+    try:
+        was_held, previous = await store.lift_hold(user_id, args.reason)
+    finally:
+        await store.transport.aclose()
+    out(json.dumps({"user_id": str(user_id), "was_held": was_held, "hold_reason": previous}))
     return 0
 
 
@@ -130,6 +177,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="JSON",
         help="emulator fault knobs at start, e.g. '{\"webhook_drop_rate\": 0.5}' "
         "(or EMULATOR_FAULTS); change them later with POST /__emulator/faults",
+    )
+    dev.add_argument(
+        "--stripe-faults",
+        metavar="JSON",
+        help="Stripe emulator knobs at start, e.g. '{\"webhook_drop_rate\": 1}' "
+        "(or STRIPE_EMULATOR_FAULTS); change them later with POST /__emulator/faults",
     )
     dev.set_defaults(handler=cmd_dev)
 
@@ -162,6 +215,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     sweep = sub.add_parser("sweep", help="run one reconciliation pass now and print it")
     sweep.set_defaults(handler=cmd_sweep)
+
+    bought = sub.add_parser("purchases", help="a user's purchases, newest first (JSON lines)")
+    bought.add_argument("user", help="user id or email")
+    bought.add_argument("--limit", type=int, default=50)
+    bought.set_defaults(handler=cmd_purchases)
+
+    hold = sub.add_parser("hold", help="account holds").add_subparsers(dest="action", required=True)
+    lift = hold.add_parser("lift", help="lift a user's hold (payments: dispute, credits owed)")
+    lift.add_argument("user", help="user id or email")
+    lift.add_argument("--reason", required=True, help="why the hold is lifted (kept on the user)")
+    lift.set_defaults(handler=cmd_hold_lift)
     return parser
 
 

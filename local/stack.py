@@ -1,4 +1,5 @@
-"""The local stack behind `wanctl dev`: database, Replicate emulator and API on one machine.
+"""The local stack behind `wanctl dev`: database, Replicate and Stripe emulators and API on one
+machine.
 
 `local_settings()` is the one place that wires the service to local parts; the end-to-end
 tests use it too, so what they exercise is what `make dev` runs.
@@ -82,8 +83,8 @@ async def ensure_demo_user(database_url: str) -> str:
     return str(user_id)
 
 
-def _dev_urls(local_dir: Path) -> tuple[str, str]:
-    """The API and emulator URLs of the last `wanctl dev` (from .local/dev.env)."""
+def _dev_urls(local_dir: Path) -> tuple[str, str, str]:
+    """The API, Replicate and Stripe emulator URLs of the last `wanctl dev` (.local/dev.env)."""
     values: dict[str, str] = {}
     env_file = local_dir / "dev.env"
     if env_file.exists():
@@ -93,6 +94,7 @@ def _dev_urls(local_dir: Path) -> tuple[str, str]:
     return (
         values.get("API_URL", "http://127.0.0.1:8000"),
         values.get("REPLICATE_BASE_URL", "http://127.0.0.1:8001"),
+        values.get("STRIPE_BASE_URL", "http://127.0.0.1:8002"),
     )
 
 
@@ -104,9 +106,13 @@ async def sweep_local(
 
     secrets = load_local_secrets(local_dir)
     url = database_url or start_embedded(local_dir / "pgdata").get_uri()
-    api_url, emulator_url = _dev_urls(local_dir)
+    api_url, emulator_url, stripe_url = _dev_urls(local_dir)
     settings = local_settings(
-        database_url=url, api_url=api_url, emulator_url=emulator_url, secrets=secrets
+        database_url=url,
+        api_url=api_url,
+        emulator_url=emulator_url,
+        secrets=secrets,
+        stripe_base_url=stripe_url,
     )
     return (await run_once(settings)).as_dict()
 
@@ -125,7 +131,12 @@ async def sweep_forever(settings: Settings, interval_s: float = 60.0) -> None:
 
 
 async def run_dev(
-    *, port: int, local_dir: Path, faults_json: str | None = None, emulator_duration_s: float = 6.0
+    *,
+    port: int,
+    local_dir: Path,
+    faults_json: str | None = None,
+    emulator_duration_s: float = 6.0,
+    stripe_faults_json: str | None = None,
 ) -> None:
     """Start everything, print how to use it, and serve until interrupted."""
     import uvicorn
@@ -133,6 +144,8 @@ async def run_dev(
     from functions.combined import create_app
     from local.emulator import create_emulator_app
     from local.emulator_faults import EmulatorConfig, Faults
+    from local.stripe_emulator import create_stripe_emulator_app
+    from local.stripe_engine import StripeEmulatorConfig, StripeFaults
     from shared.web.auth import mint_token
 
     secrets = load_local_secrets(local_dir)
@@ -143,8 +156,13 @@ async def run_dev(
 
     api_url = f"http://127.0.0.1:{port}"
     emulator_url = f"http://127.0.0.1:{port + 1}"
+    stripe_url = f"http://127.0.0.1:{port + 2}"
     settings = local_settings(
-        database_url=database_url, api_url=api_url, emulator_url=emulator_url, secrets=secrets
+        database_url=database_url,
+        api_url=api_url,
+        emulator_url=emulator_url,
+        secrets=secrets,
+        stripe_base_url=stripe_url,
     )
     emulator = create_emulator_app(
         EmulatorConfig(
@@ -155,10 +173,21 @@ async def run_dev(
             ),
         )
     )
+    stripe_emulator = create_stripe_emulator_app(
+        StripeEmulatorConfig(
+            api_key=secrets.stripe_secret_key,
+            webhook_secret=secrets.stripe_webhook_secret,
+            webhook_url=api_url + STRIPE_WEBHOOK_PATH,
+            faults=StripeFaults.model_validate(json.loads(stripe_faults_json or "{}")),
+        )
+    )
     api = create_app(settings=settings)
     servers = [
         uvicorn.Server(
             uvicorn.Config(emulator, host="127.0.0.1", port=port + 1, log_level="warning")
+        ),
+        uvicorn.Server(
+            uvicorn.Config(stripe_emulator, host="127.0.0.1", port=port + 2, log_level="warning")
         ),
         uvicorn.Server(uvicorn.Config(api, host="127.0.0.1", port=port, log_level="info")),
     ]
@@ -170,6 +199,9 @@ async def run_dev(
         "DEMO_TOKEN": token,
         "REPLICATE_BASE_URL": emulator_url,
         "WEBHOOK_SECRET": secrets.webhook_secret,
+        "STRIPE_BASE_URL": stripe_url,
+        "STRIPE_SECRET_KEY": secrets.stripe_secret_key,
+        "STRIPE_WEBHOOK_SECRET": secrets.stripe_webhook_secret,
     }
     env_file = local_dir / "dev.env"
     env_file.write_text("".join(f"{k}={shlex.quote(v)}\n" for k, v in env.items()))
@@ -185,7 +217,7 @@ async def run_dev(
         for s in servers:
             s.should_exit = True
         await asyncio.gather(*tasks, return_exceptions=True)
-        raise SystemExit(f"could not start the local stack (ports {port} and {port + 1} free?)")
+        raise SystemExit(f"could not start the local stack (ports {port}-{port + 2} free?)")
 
     _out(f"migrations applied: {', '.join(applied) or 'none pending'}")
     for key, value in env.items():
@@ -201,6 +233,8 @@ async def run_dev(
         '"model": "t2v-14B", "resolution": "480p"}\''
     )
     _out('  curl -s $API_URL/api/generation/status/<id> -H "Authorization: Bearer $DEMO_TOKEN"')
+    _out('Buy credits: POST $API_URL/api/credits/checkout {"pack": "small"}, open checkout_url')
+    _out("  in a browser and press Pay; GET $API_URL/api/credits shows the new balance.")
     _out(f"API docs: {api_url}/docs   (Ctrl-C stops everything)")
     try:
         await asyncio.gather(*tasks)

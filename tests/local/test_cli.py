@@ -83,3 +83,53 @@ async def test_sweep_prints_one_summary(
     summary = json.loads(out.strip().splitlines()[-1])
     assert summary["claimed"] == 0
     assert summary["batches"] == 1
+
+
+async def test_purchases_and_hold_lift_for_payments_support(
+    database_url: str, admin: AdminConn, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from shared.db.rpc import PostgresTransport
+    from shared.payments.events import StripeFact
+    from shared.payments.packs import DEFAULT_PACKS
+    from shared.payments.store import PurchaseStore
+    from tests.support import create_user
+
+    user = await create_user(admin, credits=0, email="buyer@example.test")
+    store = PurchaseStore(await PostgresTransport.open(database_url, role="service_role"))
+    try:
+        bought, _ = await store.create_purchase(user, DEFAULT_PACKS[0], idempotency_key=None)
+        await store.apply_event(
+            StripeFact(
+                "evt_a",
+                "checkout.session.completed",
+                purchase_id=bought.id,
+                payment_intent="pi_a",
+                payment_status="paid",
+                amount=500,
+                currency="usd",
+            )
+        )
+        await store.apply_event(StripeFact("evt_b", "charge.dispute.created", payment_intent="pi_a",
+                                           dispute_id="dp_a", dispute_amount=500,
+                                           dispute_status="open"))  # fmt: skip
+    finally:
+        await store.transport.aclose()
+
+    code, out = await _in_thread(run, capsys, database_url, "purchases", "buyer@example.test")
+    assert code == 0, out
+    listed = json.loads(out.strip())
+    assert (listed["status"], listed["dispute_status"]) == ("paid", "open")
+
+    why = "customer called; dispute filed by mistake"
+    code, out = await _in_thread(run, capsys, database_url, "hold", "lift", str(user),
+                                 "--reason", why)  # fmt: skip
+    assert code == 0, out
+    assert json.loads(out) == {
+        "user_id": str(user),
+        "was_held": True,
+        "hold_reason": "a card payment is disputed",
+    }
+    cur = await admin.execute(
+        "select held_at, hold_lift_reason from public.users where id = %s", (user,)
+    )
+    assert await cur.fetchone() == (None, why)
