@@ -6,8 +6,17 @@ so `modal deploy modal_app.py` needs no network access to the services and no se
 
     modal secret create wan-backend SUPABASE_URL=... SUPABASE_SERVICE_ROLE_KEY=... \\
         SUPABASE_JWT_SECRET=... REPLICATE_API_TOKEN=... REPLICATE_WEBHOOK_SECRET=whsec_... \\
-        PUBLIC_WEBHOOK_URL=https://<workspace>--wan-webhook.modal.run/api/webhooks/replicate
+        PUBLIC_WEBHOOK_URL=https://<workspace>--wan-webhook.modal.run/api/webhooks/replicate \\
+        STRIPE_SECRET_KEY=sk_live_... STRIPE_WEBHOOK_SECRET=whsec_... \\
+        CHECKOUT_SUCCESS_URL=https://<app>/credits?checkout=success \\
+        CHECKOUT_CANCEL_URL=https://<app>/credits?checkout=cancel
     modal deploy modal_app.py
+
+Stripe's webhook endpoint is https://<workspace>--wan-stripe-webhook.modal.run/api/webhooks/stripe
+(events: checkout.session.completed, checkout.session.async_payment_succeeded,
+checkout.session.async_payment_failed, checkout.session.expired, charge.refunded,
+charge.dispute.created, charge.dispute.closed); its signing secret is STRIPE_WEBHOOK_SECRET.
+Optional: CREDIT_PACKS (JSON), PURCHASE_RECONCILE_AFTER_S, STRIPE_RATE_PER_S.
 """
 
 from __future__ import annotations
@@ -40,6 +49,7 @@ image = (
         "python-multipart==0.0.34",
         "Pillow==13.0.0",
         "sniffio==1.3.1",
+        "stripe==14.4.2",
     )
     .env({"ENVIRONMENT": "production", "RPC_TRANSPORT": "supabase"})
     .add_local_python_source("functions", "shared")
@@ -54,6 +64,10 @@ secret = modal.Secret.from_name(
         "REPLICATE_API_TOKEN",
         "REPLICATE_WEBHOOK_SECRET",
         "PUBLIC_WEBHOOK_URL",
+        "STRIPE_SECRET_KEY",
+        "STRIPE_WEBHOOK_SECRET",
+        "CHECKOUT_SUCCESS_URL",
+        "CHECKOUT_CANCEL_URL",
     ],
 )
 
@@ -102,7 +116,8 @@ def status() -> FastAPI:
 @modal.concurrent(max_inputs=MAX_INPUTS, target_inputs=TARGET_INPUTS)
 @modal.asgi_app(label="wan-controls")
 def controls() -> FastAPI:
-    """Cancel, retry, history and credits: light, rarely called routes share one pool."""
+    """Cancel, retry, history, credits and buying them (packs, checkout, purchases): light,
+    rarely called routes share one pool."""
     from functions.controls import create_app
 
     return create_app()
@@ -117,6 +132,17 @@ def webhook() -> FastAPI:
     from functions.webhook import create_app
 
     return create_app(configure=_spawn_copies)
+
+
+# Stripe's events (payments, refunds, disputes) have their own function: a slow or failing
+# generation webhook never delays a payment, and each scales on its own.
+@app.function(timeout=TIMEOUT, scaledown_window=SCALEDOWN)
+@modal.concurrent(max_inputs=MAX_INPUTS, target_inputs=TARGET_INPUTS)
+@modal.asgi_app(label="wan-stripe-webhook")
+def stripe_webhook() -> FastAPI:
+    from functions.stripe_webhook import create_app
+
+    return create_app()
 
 
 def _spawn_copies(services: Services) -> None:
