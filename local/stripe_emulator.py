@@ -173,7 +173,9 @@ def create_stripe_emulator_app(config: StripeEmulatorConfig) -> FastAPI:
                     "cancel_url": params.get("cancel_url"),
                     "payment_intent": None,
                     "created": int(time.time()),
-                    "expires_at": int(time.time()) + 24 * 3600,
+                    "expires_at": _int(params["expires_at"], "expires_at")
+                    if "expires_at" in params
+                    else int(time.time()) + 24 * 3600,
                     "livemode": False,
                 },
                 intent_metadata=intent_metadata if isinstance(intent_metadata, dict) else {},

@@ -147,6 +147,7 @@ def open_purchases(settings: Settings, rpc: Rpc) -> Purchases:
             success_url=settings.checkout_success_url,
             cancel_url=settings.checkout_cancel_url,
             reconcile_after_s=settings.purchase_reconcile_after_s,
+            checkout_expires_s=settings.checkout_expires_s,
             reconcile_batch=settings.purchase_reconcile_batch,
         ),
     )

@@ -102,6 +102,9 @@ class Settings(BaseSettings):
     # Where Stripe sends the buyer back (the frontend's pages); {CHECKOUT_SESSION_ID} allowed.
     checkout_success_url: str | None = None
     checkout_cancel_url: str | None = None
+    # An unpaid Checkout Session expires after this (Stripe allows 30 min to 24 h), so an
+    # abandoned checkout ends `expired` soon instead of staying pending for a day.
+    checkout_expires_s: int = Field(default=3600, ge=1800, le=24 * 3600)
     # Reconciliation asks Stripe about purchases pending this long (and again this often).
     purchase_reconcile_after_s: int = Field(default=5 * 60, ge=0)
     purchase_reconcile_batch: int = Field(default=100, ge=1, le=1000)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import uuid
 from collections import Counter
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ class PurchaseConfig:
     success_url: str
     cancel_url: str
     reconcile_after_s: int = 5 * 60
+    checkout_expires_s: int = 3600
     reconcile_batch: int = 100
     concurrency: int = 8
 
@@ -86,6 +88,7 @@ class Purchases:
             pack=pack,
             success_url=self.config.success_url,
             cancel_url=self.config.cancel_url,
+            expires_at=int(time.time()) + self.config.checkout_expires_s,
         )
         return await self.store.attach_checkout_session(purchase.id, session.id, session.url)
 

@@ -44,6 +44,7 @@ class PaymentGateway(Protocol):
         pack: CreditPack,
         success_url: str,
         cancel_url: str,
+        expires_at: int | None = None,
     ) -> CheckoutSession: ...
 
     async def get_checkout(self, session_id: str) -> CheckoutSession: ...
@@ -95,6 +96,7 @@ class StripeGateway:
         pack: CreditPack,
         success_url: str,
         cancel_url: str,
+        expires_at: int | None = None,
     ) -> CheckoutSession:
         metadata = {"purchase_id": str(purchase_id), "user_id": str(user_id), "pack": pack.id}
         if pack.price_id:
@@ -108,7 +110,7 @@ class StripeGateway:
                     "product_data": {"name": f"{pack.credits} credits ({pack.id} pack)"},
                 },
             }
-        params = {
+        params: dict[str, object] = {
             "mode": "payment",
             "line_items": [line_item],
             "client_reference_id": str(purchase_id),
@@ -118,6 +120,8 @@ class StripeGateway:
             "success_url": success_url,
             "cancel_url": cancel_url,
         }
+        if expires_at is not None:
+            params["expires_at"] = expires_at
         # One session per purchase: a retried checkout gets the same session back.
         options: stripe.RequestOptions = {"idempotency_key": f"checkout-{purchase_id}"}
         created = await self._call(

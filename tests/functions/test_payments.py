@@ -122,6 +122,7 @@ async def test_checkout_pay_and_the_balance_rises(
     assert session.metadata == {"purchase_id": started["purchase_id"], "user_id": str(user),
                                 "pack": "small"}  # fmt: skip
     assert (session.amount_total, session.currency, session.mode) == (500, "usd", "payment")
+    assert 3500 <= session.expires_at - time.time() <= 3600
     assert (await purchases(stack, headers))[0]["status"] == "pending"
 
     await press_pay(stripe_emulator, str(started["checkout_url"]))

@@ -33,6 +33,7 @@ class FlakyGateway:
         pack: CreditPack,
         success_url: str,
         cancel_url: str,
+        expires_at: int | None = None,
     ) -> CheckoutSession:
         self.creates += 1
         if self.down:
