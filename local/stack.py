@@ -163,6 +163,9 @@ async def run_dev(
         emulator_url=emulator_url,
         secrets=secrets,
         stripe_base_url=stripe_url,
+        # No frontend locally: the buyer lands on the emulator's own pages.
+        checkout_success_url=stripe_url + "/c/done?session_id={CHECKOUT_SESSION_ID}",
+        checkout_cancel_url=stripe_url + "/c/canceled",
     )
     emulator = create_emulator_app(
         EmulatorConfig(

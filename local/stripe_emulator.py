@@ -6,6 +6,7 @@
     POST /v1/refunds                         refund a payment (payment_intent, amount?)
     GET  /c/pay/{id}                         the hosted checkout page: a Pay button...
     POST /c/pay/{id}                         ...whose form posts here and completes the payment
+    GET  /c/done, /c/canceled                the local stack's success and cancel pages
 
 Test and operator controls (not Stripe's): `GET/POST /__emulator/faults`,
 `POST /__emulator/sessions/{id}/dispute` ({"outcome": "won" | "lost" | null}),
@@ -270,6 +271,18 @@ def create_stripe_emulator_app(config: StripeEmulatorConfig) -> FastAPI:
         engine.pay(session)
         target = str(session.data.get("success_url") or "/")
         return RedirectResponse(target.replace("{CHECKOUT_SESSION_ID}", session_id), 303)
+
+    @app.get("/c/done", response_class=HTMLResponse)
+    async def done(session_id: str = "") -> HTMLResponse:
+        """Where the local stack sends the buyer back (the frontend's page in production)."""
+        return HTMLResponse(
+            f"<p>Payment for {html.escape(session_id[:80])} complete; the credits arrive with "
+            "the webhook. You can close this page.</p>"
+        )
+
+    @app.get("/c/canceled", response_class=HTMLResponse)
+    async def canceled() -> HTMLResponse:
+        return HTMLResponse("<p>Checkout canceled; nothing was charged.</p>")
 
     # --- controls -----------------------------------------------------------------------
 
