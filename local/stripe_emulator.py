@@ -3,6 +3,7 @@
     POST /v1/checkout/sessions               create (form-encoded, as the library sends it)
     GET  /v1/checkout/sessions[/{id}]        list / retrieve
     POST /v1/checkout/sessions/{id}/expire   expire an open session
+    GET  /v1/payment_intents/{id}            retrieve (its status after an async payment)
     POST /v1/refunds                         refund a payment (payment_intent, amount?)
     GET  /c/pay/{id}                         the hosted checkout page: a Pay button...
     POST /c/pay/{id}                         ...whose form posts here and completes the payment
@@ -225,6 +226,24 @@ def create_stripe_emulator_app(config: StripeEmulatorConfig) -> FastAPI:
             )
         engine.expire(session)
         return session.data
+
+    @app.get("/v1/payment_intents/{intent}")
+    async def get_payment_intent(
+        intent: str, authorization: Annotated[str | None, Header()] = None
+    ) -> Json:
+        authorized(authorization)
+        session_id = engine.state.by_intent.get(intent)
+        if session_id is None:
+            raise StripeProblem(404, f"No such payment_intent: '{intent}'")
+        session = engine.state.sessions[session_id]
+        return {
+            "id": intent,
+            "object": "payment_intent",
+            "amount": session.data["amount_total"],
+            "currency": session.data["currency"],
+            "status": session.intent_status,
+            "metadata": session.intent_metadata,
+        }
 
     @app.post("/v1/refunds")
     async def create_refund(

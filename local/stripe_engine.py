@@ -85,6 +85,7 @@ class Session:
     charge: Json | None = None
     dispute: Json | None = None
     intent_metadata: Json = field(default_factory=dict)  # payment_intent_data.metadata
+    intent_status: str = "requires_payment_method"
 
 
 @dataclass
@@ -148,14 +149,19 @@ class StripeEngine:
         failing = self._dice.roll(faults.async_fail_rate)
         if failing or faults.async_payment:
             data["payment_status"] = "unpaid"
+            session.intent_status = "processing"
             self.emit("checkout.session.completed", dict(data))
             if failing:
+                # As Stripe: the session stays complete and unpaid; the PaymentIntent says why.
+                session.intent_status = "requires_payment_method"
                 self.emit("checkout.session.async_payment_failed", dict(data))
                 return
             data["payment_status"] = "paid"
+            session.intent_status = "succeeded"
             self.emit("checkout.session.async_payment_succeeded", dict(data))
         else:
             data["payment_status"] = "paid"
+            session.intent_status = "succeeded"
             self.emit("checkout.session.completed", dict(data))
         if self._dice.roll(faults.dispute_rate):
             self.dispute(session, faults.dispute_outcome)

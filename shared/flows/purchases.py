@@ -22,6 +22,8 @@ from shared.payments.packs import Packs
 from shared.payments.store import EventOutcome, Purchase, PurchaseStore
 
 log = logging.getLogger(__name__)
+# PaymentIntent statuses after an asynchronous payment failed (or was given up).
+_PAYMENT_FAILED = frozenset({"requires_payment_method", "canceled"})
 
 
 @dataclass(frozen=True)
@@ -135,6 +137,12 @@ class Purchases:
         result = settle_result(session)
         if result is None:
             return "still_open"
+        if result == "unpaid" and session.payment_intent is not None:
+            # A bank debit on its way, or one that failed: only the PaymentIntent says which
+            # (the session stays complete and unpaid either way).
+            await self.limiter.acquire()
+            if await self.gateway.payment_status(session.payment_intent) in _PAYMENT_FAILED:
+                result = "failed"
         outcome, _ = await self.store.settle_purchase(
             purchase.id,
             result,

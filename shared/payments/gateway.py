@@ -10,8 +10,9 @@ PaymentProviderError (502, with `provider_status`).
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from shared.core.errors import PaymentProviderError, PaymentProviderUnavailable
 from shared.payments.packs import CreditPack
@@ -20,6 +21,9 @@ if TYPE_CHECKING:
     import stripe
 
     from shared.core.config import Settings
+
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -48,6 +52,10 @@ class PaymentGateway(Protocol):
     ) -> CheckoutSession: ...
 
     async def get_checkout(self, session_id: str) -> CheckoutSession: ...
+
+    async def payment_status(self, payment_intent: str) -> str | None:
+        """The PaymentIntent's status (succeeded, processing, requires_payment_method, ...)."""
+        ...
 
     async def aclose(self) -> None: ...
 
@@ -130,15 +138,19 @@ class StripeGateway:
         return _session(created)
 
     async def get_checkout(self, session_id: str) -> CheckoutSession:
-        return _session(
-            await self._call(self._client.v1.checkout.sessions.retrieve_async(session_id))
-        )
+        retrieved = self._client.v1.checkout.sessions.retrieve_async(session_id)
+        return _session(await self._call(retrieved))
 
-    async def _call(self, pending: object) -> stripe.checkout.Session:
+    async def payment_status(self, payment_intent: str) -> str | None:
+        intent = await self._call(self._client.v1.payment_intents.retrieve_async(payment_intent))
+        status = intent.get("status")
+        return status if isinstance(status, str) else None
+
+    async def _call(self, pending: Awaitable[T]) -> T:
         import stripe
 
         try:
-            result = await pending  # type: ignore[misc]
+            return await pending
         except (stripe.APIConnectionError, stripe.RateLimitError) as exc:
             raise PaymentProviderUnavailable() from exc
         except stripe.StripeError as exc:
@@ -146,8 +158,6 @@ class StripeGateway:
             if status is not None and status >= 500:
                 raise PaymentProviderUnavailable() from exc
             raise PaymentProviderError(provider_status=status) from exc
-        assert isinstance(result, stripe.checkout.Session)
-        return result
 
     async def aclose(self) -> None:
         await self._http.close_async()  # type: ignore[no-untyped-call]

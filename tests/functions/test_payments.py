@@ -338,3 +338,19 @@ async def test_stripe_down_or_refusing_is_translated_once(
         await wrong_key.create_checkout(**args)  # type: ignore[arg-type]
     assert refused.value.extra["provider_status"] == 401
     await wrong_key.aclose()
+
+
+async def test_failed_asynchronous_payment_with_its_webhooks_dropped_is_ended_by_reconciliation(
+    stack: Stack, stripe_emulator: httpx.AsyncClient, services: Services
+) -> None:
+    user, headers = await stack.user(credits=0)
+    await faults(stripe_emulator, async_fail_rate=1.0, webhook_drop_rate=1.0)
+    started = await checkout(stack, headers)
+    await press_pay(stripe_emulator, str(started["checkout_url"]))
+    await settled(stripe_emulator)
+    assert (await purchases(stack, headers))[0]["status"] == "pending"
+
+    summary = await services.reconciler().sweep()
+    assert summary.counts["purchases_failed"] == 1
+    assert (await purchases(stack, headers))[0]["status"] == "failed"
+    assert await balance(stack.admin, user) == 0

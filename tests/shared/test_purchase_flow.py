@@ -24,6 +24,7 @@ class FlakyGateway:
         self.down = True
         self.sessions: dict[str, CheckoutSession] = {}
         self.creates = 0
+        self.intents: dict[str, str] = {}
 
     async def create_checkout(
         self,
@@ -44,6 +45,9 @@ class FlakyGateway:
 
     async def get_checkout(self, session_id: str) -> CheckoutSession:
         return self.sessions[session_id]
+
+    async def payment_status(self, payment_intent: str) -> str | None:
+        return self.intents.get(payment_intent)
 
     async def aclose(self) -> None:
         return None
