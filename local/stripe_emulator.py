@@ -9,11 +9,7 @@
     POST /c/pay/{id}                         ...whose form posts here and completes the payment
     GET  /c/done, /c/canceled                the local stack's success and cancel pages
 
-Test and operator controls (not Stripe's): `GET/POST /__emulator/faults`,
-`POST /__emulator/sessions/{id}/dispute` ({"outcome": "won" | "lost" | null}),
-`POST /__emulator/sessions/{id}/dispute/close` ({"outcome": "won" | "lost"}),
-`GET /__emulator/events`, `GET /__emulator/deliveries`, `POST /__emulator/flush`,
-`GET /__emulator/settled?wait=S` (every queued event delivered or dropped).
+Test and operator controls (faults, disputes, what was sent) are in local/stripe_controls.py.
 
 Errors have Stripe's shape, `{"error": {"type", "message"}}`; a replayed `Idempotency-Key`
 returns the first answer.
@@ -26,31 +22,21 @@ import html
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from dataclasses import asdict
 from typing import Annotated
 from urllib.parse import parse_qsl
 
 from fastapi import FastAPI, Header, Query, Request
-from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
-from pydantic import JsonValue, ValidationError
+from pydantic import JsonValue
 
+from local.stripe_controls import StripeProblem, controls_router
 from local.stripe_engine import (
     Json,
     Session,
     StripeEmulatorConfig,
     StripeEngine,
-    StripeFaults,
     new_id,
 )
-
-
-class StripeProblem(Exception):
-    def __init__(self, status: int, message: str, kind: str = "invalid_request_error") -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.kind = kind
 
 
 def decode_form(body: bytes) -> Json:
@@ -303,52 +289,5 @@ def create_stripe_emulator_app(config: StripeEmulatorConfig) -> FastAPI:
     async def canceled() -> HTMLResponse:
         return HTMLResponse("<p>Checkout canceled; nothing was charged.</p>")
 
-    # --- controls -----------------------------------------------------------------------
-
-    @app.get("/__emulator/faults")
-    async def get_faults() -> StripeFaults:
-        return engine.faults
-
-    @app.post("/__emulator/faults")
-    async def set_faults(changes: dict[str, JsonValue]) -> StripeFaults:
-        try:
-            engine.faults = StripeFaults.model_validate({**engine.faults.model_dump(), **changes})
-        except ValidationError as exc:
-            raise RequestValidationError(exc.errors(include_url=False)) from exc
-        return engine.faults
-
-    @app.post("/__emulator/sessions/{session_id}/dispute")
-    async def open_dispute(session_id: str, body: dict[str, JsonValue]) -> Json:
-        session = found(session_id)
-        if session.charge is None:
-            raise StripeProblem(400, "Only a paid session can be disputed.")
-        outcome = body.get("outcome")
-        if outcome not in (None, "won", "lost"):
-            raise StripeProblem(400, "outcome must be won, lost or null")
-        return engine.dispute(session, outcome if isinstance(outcome, str) else None)
-
-    @app.post("/__emulator/sessions/{session_id}/dispute/close")
-    async def close_dispute(session_id: str, body: dict[str, JsonValue]) -> Json:
-        session = found(session_id)
-        outcome = body.get("outcome")
-        if session.dispute is None or outcome not in ("won", "lost"):
-            raise StripeProblem(400, "Close an open dispute with outcome won or lost.")
-        return engine.close_dispute(session, str(outcome))
-
-    @app.get("/__emulator/events")
-    async def events() -> list[Json]:
-        return engine.state.events
-
-    @app.get("/__emulator/deliveries")
-    async def deliveries() -> list[Json]:
-        return [dict(asdict(d)) for d in engine.state.deliveries]
-
-    @app.post("/__emulator/flush")
-    async def flush() -> Json:
-        return {"sent": engine.flush()}
-
-    @app.get("/__emulator/settled")
-    async def settled(wait: Annotated[float, Query(ge=0, le=60)] = 10.0) -> Json:
-        return {"settled": await engine.settled(wait)}
-
+    app.include_router(controls_router(engine, found))
     return app
