@@ -123,6 +123,26 @@ def controls() -> FastAPI:
     return create_app()
 
 
+@app.function(timeout=TIMEOUT, scaledown_window=SCALEDOWN)
+@modal.concurrent(max_inputs=MAX_INPUTS, target_inputs=TARGET_INPUTS)
+@modal.asgi_app(label="wan-account")
+def account() -> FastAPI:
+    """Deleting a generation or the account: rare, and may wait on storage and Auth."""
+    from functions.account import create_app
+
+    return create_app()
+
+
+@app.function(timeout=TIMEOUT, scaledown_window=SCALEDOWN)
+@modal.concurrent(max_inputs=MAX_INPUTS, target_inputs=TARGET_INPUTS)
+@modal.asgi_app(label="wan-admin")
+def admin() -> FastAPI:
+    """The operator's numbers (app_metadata.role = admin)."""
+    from functions.admin import create_app
+
+    return create_app()
+
+
 # Replicate's webhooks must be answered quickly; keep one container warm so a cold start never
 # pushes a delivery past Replicate's timeout.
 @app.function(timeout=TIMEOUT, scaledown_window=SCALEDOWN, min_containers=1)

@@ -270,7 +270,8 @@ async def create_users(conn: DictConn, count: int, *, credits: int) -> list[uuid
     """Sign users up through auth.users (the trigger grants the bonus and writes the ledger),
     then set each balance exactly with one add_credits adjustment, as the tests do."""
     cur = await conn.execute(
-        "insert into auth.users (email) select 'bench-' || gen_random_uuid() || '@example.test'"
+        "insert into auth.users (email, email_confirmed_at)"
+        " select 'bench-' || gen_random_uuid() || '@example.test', now()"
         " from generate_series(1, %s) returning id",
         (count,),
     )
@@ -300,9 +301,10 @@ async def processing_generations(
             from unnest(%(owners)s::uuid[], %(jobs)s::text[])
                  with ordinality as j(owner, job_id, ord)
             cross join lateral public.create_generation(
-              p_user_id => j.owner, p_kind => 't2v', p_model => %(model)s,
-              p_resolution => %(resolution)s, p_prompt => %(prompt)s, p_cost => %(cost)s,
-              p_max_active => 1000000) as c
+              jsonb_build_object('user_id', j.owner, 'kind', 't2v', 'model', %(model)s::text,
+                'resolution', %(resolution)s::text, 'prompt', %(prompt)s::text,
+                'cost', %(cost)s::integer),
+              1000000, null, null) as c
         )
         select made.id, m.changed
           from made cross join lateral public.mark_submitted(made.id, made.job_id) as m

@@ -53,7 +53,11 @@ async def _one_run(url: str) -> dict[str, float]:
     store = PurchaseStore(await PostgresTransport.open(url, max_size=32, role="service_role"))
     try:
         bought = [
-            (await store.create_purchase(u, DEFAULT_PACKS[0], idempotency_key=None))[0]
+            (
+                await store.create_purchase(
+                    u, DEFAULT_PACKS[0], idempotency_key=None, rate_per_minute=None
+                )
+            )[0]
             for u in users
         ]
         grants, refunds = [], []
@@ -67,7 +71,11 @@ async def _one_run(url: str) -> dict[str, float]:
             started = time.perf_counter()
             await store.apply_event(fact)
             refunds.append((time.perf_counter() - started) * 1000)
-        target = (await store.create_purchase(users[0], DEFAULT_PACKS[1], idempotency_key=None))[0]
+        target = (
+            await store.create_purchase(
+                users[0], DEFAULT_PACKS[1], idempotency_key=None, rate_per_minute=None
+            )
+        )[0]
         event = _completed(target)
         burst = [event] * 20 + [_completed(target), _completed(target)]
         started = time.perf_counter()

@@ -56,6 +56,7 @@ from bench.common import (
 )
 from bench.loadgen import render, run_load
 from shared.core.catalog import load_catalog
+from shared.core.domain import NewGeneration
 from shared.provider.replicate import ReplicateProvider
 
 SUBMITS = 600  # per repeat and side
@@ -68,12 +69,8 @@ SUBMIT_PATH = "/api/generation/text-to-video"
 
 # The text PostgresTransport sends, so both sides use the same prepared statements.
 CREATE_SQL = (
-    "select * from public.create_generation(p_user_id => %(p_user_id)s, p_kind => %(p_kind)s, "
-    "p_model => %(p_model)s, p_resolution => %(p_resolution)s, p_prompt => %(p_prompt)s, "
-    "p_cost => %(p_cost)s, p_negative_prompt => %(p_negative_prompt)s, "
-    "p_params => %(p_params)s, p_input_image_path => %(p_input_image_path)s, "
-    "p_input_digest => %(p_input_digest)s, p_idempotency_key => %(p_idempotency_key)s, "
-    "p_max_active => %(p_max_active)s, p_retry_of => %(p_retry_of)s)"
+    "select * from public.create_generation(p_new => %(p_new)s, p_max_active => %(p_max_active)s, "
+    "p_rate_per_minute => null, p_daily_budget_usd => null)"
 )
 MARK_SQL = (
     "select * from public.mark_submitted(p_generation_id => %(p_generation_id)s, "
@@ -82,21 +79,15 @@ MARK_SQL = (
 
 
 def _create_args(user_id: uuid.UUID, max_active: int) -> dict[str, Any]:
-    return {
-        "p_user_id": user_id,
-        "p_kind": "t2v",
-        "p_model": T2V_MODEL,
-        "p_resolution": T2V_RESOLUTION,
-        "p_prompt": PROMPT,
-        "p_cost": T2V_COST,
-        "p_negative_prompt": None,
-        "p_params": Jsonb({}),
-        "p_input_image_path": None,
-        "p_input_digest": None,
-        "p_idempotency_key": None,
-        "p_max_active": max_active,
-        "p_retry_of": None,
-    }
+    new = NewGeneration(
+        user_id=user_id,
+        kind="t2v",
+        model=T2V_MODEL,
+        resolution=T2V_RESOLUTION,
+        prompt=PROMPT,
+        cost=T2V_COST,
+    )
+    return {"p_new": Jsonb(new.model_dump(mode="json")), "p_max_active": max_active}
 
 
 def _submit_requests(stack: Stack, users: Sequence[uuid.UUID], count: int) -> list[bytes]:

@@ -59,7 +59,8 @@ TOTAL_STEPS = 20
 APPLY_SQL = (
     "select * from public.apply_prediction(p_generation_id => %(p_generation_id)s, "
     "p_status => %(p_status)s, p_job_id => %(p_job_id)s, p_progress => %(p_progress)s, "
-    "p_video_url => %(p_video_url)s, p_error => %(p_error)s)"
+    "p_video_url => %(p_video_url)s, p_error => %(p_error)s, p_source => %(p_source)s, "
+    "p_predict_time => %(p_predict_time)s)"
 )
 
 Update = tuple[uuid.UUID, str, int]  # generation, job id, progress
@@ -146,6 +147,8 @@ async def _bare_apply(url: str, updates: Sequence[Update]) -> float:
                         "p_progress": progress,
                         "p_video_url": None,
                         "p_error": None,
+                        "p_source": "webhook",
+                        "p_predict_time": None,
                     },
                 )
                 await cur.fetchall()

@@ -8,7 +8,16 @@ from __future__ import annotations
 
 from fastapi import APIRouter, FastAPI
 
-from functions import controls, image_to_video, status, stripe_webhook, text_to_video, webhook
+from functions import (
+    account,
+    admin,
+    controls,
+    image_to_video,
+    status,
+    stripe_webhook,
+    text_to_video,
+    webhook,
+)
 from shared.core.config import Settings, get_settings
 from shared.storage.local import LocalStorage, local_storage_router
 from shared.storage.supabase import open_storage
@@ -21,6 +30,8 @@ ROUTERS: tuple[APIRouter, ...] = (
     status.router,
     webhook.router,
     controls.router,
+    account.router,
+    admin.router,
     stripe_webhook.router,
 )
 

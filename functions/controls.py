@@ -133,14 +133,15 @@ async def credit_packs(_: User, services: ServicesDep) -> list[PackOut]:
 @router.post(
     "/api/credits/checkout",
     status_code=status.HTTP_201_CREATED,
-    responses=error_responses(401, 403, 409, 422, 502, 503),
+    responses=error_responses(401, 403, 409, 422, 429, 502, 503),
 )
 async def credit_checkout(
     body: CheckoutIn, user: User, services: ServicesDep, key: IdempotencyKey
 ) -> CheckoutOut:
     """Start buying a pack: a pending purchase and its Stripe Checkout Session. Send the buyer
     to `checkout_url`; the credits arrive with Stripe's webhook. 403 when the account is on
-    hold. A replayed Idempotency-Key returns the same purchase and session."""
+    hold, 429 past CREATE_RATE_PER_MINUTE (checkouts share the creates' limit). A replayed
+    Idempotency-Key returns the same purchase and session."""
     purchase = await _purchases(services).checkout(user.id, body.pack, idempotency_key=key)
     assert purchase.session_id is not None
     return CheckoutOut(

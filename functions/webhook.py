@@ -59,7 +59,7 @@ async def replicate_webhook(request: Request) -> Response:
         raise InvalidInput("The webhook payload is not a prediction object.") from exc
 
     try:
-        applied = await services.lifecycle.apply_update(generation_id, prediction)
+        applied = await services.lifecycle.apply_update(generation_id, prediction, source="webhook")
     except NotFound:
         log.warning(
             "webhook for unknown generation (prediction %s)",

@@ -37,12 +37,18 @@ create table if not exists auth.users (
   email varchar(255) unique,
   encrypted_password varchar(255),
   email_confirmed_at timestamptz,
+  phone text unique,
+  phone_confirmed_at timestamptz,
   raw_app_meta_data jsonb default '{"provider": "email", "providers": ["email"]}'::jsonb,
   raw_user_meta_data jsonb default '{}'::jsonb,
   is_anonymous boolean not null default false,
   created_at timestamptz default now(),
   updated_at timestamptz default now()
 );
+
+-- Databases bootstrapped before these columns existed get them too (Supabase has them all).
+alter table auth.users add column if not exists phone text unique;
+alter table auth.users add column if not exists phone_confirmed_at timestamptz;
 
 -- Supabase's definitions: claims come from the request.jwt.claims GUC that PostgREST sets.
 create or replace function auth.uid() returns uuid

@@ -2,12 +2,14 @@
 
     wanctl dev [--port 8000]                     the whole local stack, in the foreground
     wanctl migrate [--database-url URL]          apply pending migrations
-    wanctl user create EMAIL [--credits N]       local stack: sign a user up, print id and token
+    wanctl user create EMAIL [--credits N] [--unconfirmed]
+                                                 local stack: sign a user up, print id and token
     wanctl token USER                            local stack: mint an access token for a user
     wanctl credits grant USER AMOUNT [--reason]  add credits through add_credits
     wanctl sweep                                 one reconciliation pass, printed
     wanctl purchases USER                        a user's purchases (payments support)
     wanctl hold lift USER --reason TEXT          lift a user's hold, saying why
+    wanctl stats [--since 24h] [--json]          the operator's numbers with their targets
 
 Without --database-url (or DATABASE_URL), commands use the local stack's embedded database.
 """
@@ -27,6 +29,7 @@ from typing import TYPE_CHECKING
 from shared.core.errors import AppError
 
 if TYPE_CHECKING:
+    from shared.core.config import Settings
     from shared.payments.store import PurchaseStore
 
 LOCAL_DIR = Path(".local")
@@ -50,7 +53,7 @@ def database_url(explicit: str | None) -> str:
 
 async def cmd_migrate(args: argparse.Namespace) -> int:
     from local.database import bootstrap
-    from shared.db.migrate import apply_migrations
+    from shared.db.migrate import apply_migrations, configure_database
 
     url = database_url(args.database_url)
     local = not (args.database_url or os.environ.get("DATABASE_URL"))
@@ -58,7 +61,17 @@ async def cmd_migrate(args: argparse.Namespace) -> int:
         out("applied the Supabase-compatible bootstrap (roles, auth schema)")
     applied = await apply_migrations(url)
     out(f"applied: {', '.join(applied)}" if applied else "up to date")
+    # Settings the database keeps for code that takes no arguments (the signup trigger).
+    bonus = _settings().signup_bonus_credits
+    await configure_database(url, signup_bonus_credits=bonus)
+    out(f"configured: SIGNUP_BONUS_CREDITS={bonus}")
     return 0
+
+
+def _settings() -> Settings:
+    from shared.core.config import Settings
+
+    return Settings()
 
 
 async def cmd_user_create(args: argparse.Namespace) -> int:
@@ -67,7 +80,9 @@ async def cmd_user_create(args: argparse.Namespace) -> int:
 
     url = database_url(args.database_url)
     await prepare(url)
-    user_id = await create_user(url, args.email, credits=args.credits)
+    user_id = await create_user(
+        url, args.email, credits=args.credits, confirmed=not args.unconfirmed
+    )
     out(f"user_id: {user_id}")
     out(f"token: {_token_for(user_id, args.email)}")
     return 0
@@ -124,6 +139,25 @@ async def cmd_sweep(args: argparse.Namespace) -> int:
 
     summary = await sweep_local(local_dir=LOCAL_DIR, database_url=args.database_url)
     out(json.dumps(summary))
+    return 0
+
+
+async def cmd_stats(args: argparse.Namespace) -> int:
+    from functions.admin import operator_stats, parse_window
+    from local.stats_format import format_stats
+    from shared.db.rpc import PostgresTransport, Rpc
+
+    window = parse_window(args.since)
+    rpc = Rpc(await PostgresTransport.open(database_url(args.database_url), role="service_role"))
+    try:
+        stats = await operator_stats(rpc, _settings(), window)
+    finally:
+        await rpc.aclose()
+    if args.json:
+        out(json.dumps(stats, indent=2, sort_keys=True))
+    else:
+        for line in format_stats(stats):
+            out(line)
     return 0
 
 
@@ -199,6 +233,11 @@ def build_parser() -> argparse.ArgumentParser:
     create = user.add_parser("create", help="sign a user up (through auth.users)")
     create.add_argument("email")
     create.add_argument("--credits", type=int, default=None, help="set the starting balance")
+    create.add_argument(
+        "--unconfirmed",
+        action="store_true",
+        help="leave the email unconfirmed (no signup bonus until it is confirmed)",
+    )
     create.set_defaults(handler=cmd_user_create)
 
     token = sub.add_parser("token", help="mint an access token for a user (id or email)")
@@ -226,6 +265,11 @@ def build_parser() -> argparse.ArgumentParser:
     lift.add_argument("user", help="user id or email")
     lift.add_argument("--reason", required=True, help="why the hold is lifted (kept on the user)")
     lift.set_defaults(handler=cmd_hold_lift)
+
+    stats = sub.add_parser("stats", help="the operator's numbers with their targets")
+    stats.add_argument("--since", default="24h", help="how far back: 30m, 24h, 7d (default 24h)")
+    stats.add_argument("--json", action="store_true", help="the figures as JSON")
+    stats.set_defaults(handler=cmd_stats)
     return parser
 
 

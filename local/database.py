@@ -41,6 +41,22 @@ def start_embedded(data_dir: Path = DEFAULT_DATA_DIR) -> EmbeddedServer:
     return server
 
 
+# Only when missing: on a real Supabase project auth.users is not ours to alter.
+AUTH_COLUMNS_SQL = """
+do $$
+begin
+  if not exists (
+    select 1 from information_schema.columns
+     where table_schema = 'auth' and table_name = 'users' and column_name = 'phone_confirmed_at'
+  ) then
+    alter table auth.users add column if not exists phone text unique;
+    alter table auth.users add column phone_confirmed_at timestamptz;
+  end if;
+end
+$$
+"""
+
+
 async def bootstrap(conninfo: str) -> bool:
     """Create Supabase's roles, auth schema and default privileges unless they exist."""
     import psycopg
@@ -51,6 +67,8 @@ async def bootstrap(conninfo: str) -> bool:
         )
         row = await cur.fetchone()
         if row is not None and row[0]:
+            # A database bootstrapped before auth.users had these columns (as Supabase's has).
+            await conn.execute(AUTH_COLUMNS_SQL)
             return False
         await conn.execute(BOOTSTRAP_SQL.read_bytes())
     return True

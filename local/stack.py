@@ -46,9 +46,18 @@ def local_settings(
     storage_dir: Path = Path(".local") / "storage",
     **overrides: object,
 ) -> Settings:
-    """Settings that point the real code at the local database and the emulators."""
-    values: dict[str, object] = {
+    """Settings that point the real code at the local database and the emulators.
+
+    Every other setting comes from the environment as in production (CREATE_RATE_PER_MINUTE,
+    PROVIDER_DAILY_BUDGET_USD, RETENTION_DAYS, ...), so limits can be tried locally; the
+    environment also overrides the stack's defaults (environment, CORS origins). What the stack
+    wires itself (database, emulator, storage, secrets) and explicit `overrides` win.
+    """
+    defaults: dict[str, object] = {
         "environment": "development",
+        "cors_origins": ["http://localhost:3000", "http://127.0.0.1:3000"],
+    }
+    values: dict[str, object] = {
         "rpc_transport": "postgres",
         "database_url": SecretStr(database_url),
         "supabase_jwt_secret": SecretStr(secrets.jwt_secret),
@@ -56,7 +65,6 @@ def local_settings(
         "replicate_base_url": emulator_url,
         "replicate_webhook_secret": SecretStr(secrets.webhook_secret),
         "public_webhook_url": api_url + WEBHOOK_PATH,
-        "cors_origins": ["http://localhost:3000", "http://127.0.0.1:3000"],
         "storage_backend": "local",
         "storage_local_dir": str(storage_dir),
         "storage_public_base_url": api_url,
@@ -67,8 +75,12 @@ def local_settings(
         "checkout_success_url": api_url + "/checkout/done?session_id={CHECKOUT_SESSION_ID}",
         "checkout_cancel_url": api_url + "/checkout/canceled",
     }
-    values.update(overrides)
-    return Settings.model_validate(values)
+    from_env = Settings().model_dump(exclude_unset=True)
+    merged = {k: v for k, v in defaults.items() if k not in from_env}
+    merged.update(from_env)
+    merged.update(values)
+    merged.update(overrides)
+    return Settings.model_validate(merged)
 
 
 async def ensure_demo_user(database_url: str) -> str:
@@ -149,11 +161,10 @@ async def run_dev(
     from shared.web.auth import mint_token
 
     secrets = load_local_secrets(local_dir)
+    from shared.db.migrate import configure_database
+
     database_url = start_embedded(local_dir / "pgdata").get_uri()
     applied = await prepare(database_url)
-    demo_id = await ensure_demo_user(database_url)
-    token = mint_token(secrets.jwt_secret, demo_id, email=DEMO_EMAIL, ttl_s=secrets.token_ttl_s)
-
     api_url = f"http://127.0.0.1:{port}"
     emulator_url = f"http://127.0.0.1:{port + 1}"
     stripe_url = f"http://127.0.0.1:{port + 2}"
@@ -167,6 +178,9 @@ async def run_dev(
         checkout_success_url=stripe_url + "/c/done?session_id={CHECKOUT_SESSION_ID}",
         checkout_cancel_url=stripe_url + "/c/canceled",
     )
+    await configure_database(database_url, signup_bonus_credits=settings.signup_bonus_credits)
+    demo_id = await ensure_demo_user(database_url)
+    token = mint_token(secrets.jwt_secret, demo_id, email=DEMO_EMAIL, ttl_s=secrets.token_ttl_s)
     emulator = create_emulator_app(
         EmulatorConfig(
             api_token=secrets.replicate_api_token,

@@ -7,9 +7,12 @@ import uuid
 from shared.core.errors import NotFound
 
 
-async def create_user(conninfo: str, email: str, *, credits: int | None = None) -> uuid.UUID:
-    """Insert into auth.users (the trigger grants the signup bonus); optionally set the balance
-    with one add_credits adjustment, so the ledger explains every credit."""
+async def create_user(
+    conninfo: str, email: str, *, credits: int | None = None, confirmed: bool = True
+) -> uuid.UUID:
+    """Insert into auth.users, confirmed unless told otherwise (the trigger grants the signup
+    bonus to confirmed users only); optionally set the balance with one add_credits adjustment,
+    so the ledger explains every credit."""
     import psycopg
 
     async with (
@@ -17,8 +20,9 @@ async def create_user(conninfo: str, email: str, *, credits: int | None = None) 
         conn.transaction(),
     ):
         cur = await conn.execute(
-            "insert into auth.users (email, email_confirmed_at) values (%s, now()) returning id",
-            (email,),
+            "insert into auth.users (email, email_confirmed_at)"
+            " values (%s, case when %s then now() end) returning id",
+            (email, confirmed),
         )
         row = await cur.fetchone()
         assert row is not None

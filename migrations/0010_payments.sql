@@ -1,9 +1,10 @@
 -- =============================================================================================
 -- 0010 Payments: credit packs bought through Stripe Checkout, refunds and disputes.
 --
--- Tables only; the functions that write them live in migrations/definitions/ (create_purchase,
--- apply_stripe_event, settle_checkout, claim_pending_purchases, list_purchases, lift_hold and
--- their private helpers). Stripe delivers at least once, in any order, or never, so:
+-- Tables, columns, indexes only; the functions that write them live in migrations/definitions/
+-- (create_purchase, apply_stripe_event, settle_checkout, claim_pending_purchases, list_purchases,
+-- lift_hold and their private helpers), row-level security and grants in
+-- definitions/policies/purchases.sql and stripe_events.sql. Stripe delivers at least once, in any order, or never, so:
 --   - every event is recorded by its id (stripe_events) in the same transaction as its effect;
 --   - a purchase is granted at most once and each claw-back at most once per refunded amount or
 --     dispute (unique partial indexes on the ledger);
@@ -31,8 +32,9 @@ comment on column public.users.hold_lift_reason is 'Why the last hold was lifted
 -- ---------------------------------------------------------------------------------------------
 create table public.purchases (
   id uuid primary key default gen_random_uuid(),
-  -- Kept when the account goes: the books need the row, not the person.
-  user_id uuid references public.users (id) on delete set null,
+  -- Kept when the account goes (its users row stays as a tombstone without the email): the
+  -- books need the row, not the person. No cascade: deleting a buyer's row fails instead.
+  user_id uuid references public.users (id),
   pack_id text not null,
   credits integer not null constraint purchases_credits_positive check (credits > 0),
   amount integer not null constraint purchases_amount_positive check (amount > 0),
@@ -69,7 +71,8 @@ create table public.purchases (
 comment on table public.purchases is
   'One credit pack bought through Stripe Checkout; written only by the payment functions.';
 comment on column public.purchases.id is 'Our id; also the session''s client_reference_id and metadata.purchase_id.';
-comment on column public.purchases.user_id is 'The buyer (null once the account is deleted).';
+comment on column public.purchases.user_id is
+  'The buyer; after account deletion a tombstone (public.users.deleted_at set, email cleared).';
 comment on column public.purchases.pack_id is 'The pack bought (CREDIT_PACKS), e.g. small.';
 comment on column public.purchases.credits is 'Credits the pack grants, fixed at checkout.';
 comment on column public.purchases.amount is 'The price, in the currency''s minor unit, fixed at checkout.';
@@ -114,7 +117,7 @@ create index purchases_pending_idx on public.purchases ((coalesce(last_checked_a
 create table public.stripe_events (
   id text primary key,
   type text not null,
-  purchase_id uuid references public.purchases (id) on delete set null,
+  purchase_id uuid references public.purchases (id),
   payment_intent text,
   outcome text not null,
   facts jsonb not null default '{}'::jsonb,
@@ -143,14 +146,20 @@ create index stripe_events_unmatched_idx on public.stripe_events (payment_intent
 -- credit_transactions: tied to purchases
 -- ---------------------------------------------------------------------------------------------
 alter table public.credit_transactions
-  add column purchase_id uuid references public.purchases (id) on delete set null,
+  add column purchase_id uuid references public.purchases (id),
   add column reference text;
+-- The ledger outlives accounts (the books): the baseline's `on delete cascade` from users could
+-- wipe it with one delete. Users are now kept as tombstones (0011), so no delete is expected;
+-- one that happens anyway fails instead of erasing financial rows.
+alter table public.credit_transactions
+  drop constraint credit_transactions_user_id_fkey,
+  add constraint credit_transactions_user_id_fkey foreign key (user_id) references public.users (id);
 
 comment on column public.credit_transactions.purchase_id is
   'The purchase granted, reversed or restored, for purchase entries.';
 comment on column public.credit_transactions.reference is
-  'What a purchase entry answers (refund:<cumulative amount>, dispute:<id>:<status>); unique '
-  'per purchase, so each refunded amount or dispute moves credits at most once.';
+  'The refund/dispute state a purchase entry reaches (r<amount refunded>/d<dispute status>); '
+  'unique per purchase and type, so each state moves credits at most once.';
 
 alter table public.credit_transactions
   drop constraint credit_transactions_type_valid,
@@ -173,16 +182,3 @@ create unique index credit_transactions_one_purchase_grant
 create unique index credit_transactions_one_purchase_adjustment
   on public.credit_transactions (purchase_id, type, reference)
   where type in ('purchase_reversal', 'purchase_restore');
-
--- ---------------------------------------------------------------------------------------------
--- Row-level security: owners read their purchases; nobody but the functions writes.
--- stripe_events is the service's own bookkeeping: no API role reads it.
--- ---------------------------------------------------------------------------------------------
-alter table public.purchases enable row level security;
-alter table public.stripe_events enable row level security;
-
-revoke all on public.purchases, public.stripe_events from anon, authenticated, service_role;
-grant select on public.purchases to authenticated;
-
-create policy purchases_select_own on public.purchases
-  for select to authenticated using (user_id = (select auth.uid()));

@@ -15,12 +15,14 @@ from shared.flows.keeper import BackgroundScheduler, Keeper, KeepScheduler
 from shared.flows.lifecycle import Lifecycle
 from shared.flows.purchases import PurchaseConfig, Purchases
 from shared.flows.reconcile import Reconciler, SweepConfig
+from shared.flows.removal import AuthAdmin, Remover, RetentionConfig
 from shared.payments.gateway import StripeGateway
 from shared.payments.packs import load_packs
 from shared.payments.store import PurchaseStore
 from shared.provider.replicate import Provider, ReplicateProvider
 from shared.storage.supabase import Storage, open_storage
 from shared.web.auth import Authenticator
+from shared.web.auth_admin import open_auth_admin
 
 
 @dataclass
@@ -35,6 +37,8 @@ class Services:
     storage: Storage
     keeper: Keeper
     http: httpx.AsyncClient
+    remover: Remover
+    auth_admin: AuthAdmin
     schedule_keep: KeepScheduler | None = None
     # payments (issue #13): checkout, Stripe events, purchase reconciliation
     purchases: Purchases | None = None
@@ -76,7 +80,10 @@ class Services:
                 max_batch=settings.update_batch_max,
                 max_calls=settings.update_batch_calls,
             ),
+            rate_per_minute=settings.create_rate_per_minute,
+            daily_budget_usd=settings.provider_daily_budget_usd,
         )
+        auth_admin = open_auth_admin(settings)
         return cls(
             settings=settings,
             rpc=rpc,
@@ -95,6 +102,8 @@ class Services:
                 signed_url_ttl_s=settings.signed_url_ttl_s,
             ),
             http=http,
+            remover=Remover(rpc=rpc, storage=storage, provider=provider, auth_admin=auth_admin),
+            auth_admin=auth_admin,
             purchases=purchases,
             stripe_webhook_secret=settings.stripe_webhook_secret.get_secret_value()
             if settings.stripe_webhook_secret
@@ -117,6 +126,12 @@ class Services:
                 concurrency=s.sweep_concurrency,
                 max_run_s=s.max_run_s,
             ),
+            remover=self.remover,
+            retention=RetentionConfig(
+                retention_days=s.retention_days,
+                batch_size=s.retention_batch_size,
+                max_batches=s.retention_max_batches,
+            ),
         )
 
     async def aclose(self) -> None:
@@ -126,6 +141,7 @@ class Services:
         if self.lifecycle.batcher is not None:
             await self.lifecycle.batcher.drain()
         await self.http.aclose()
+        await self.auth_admin.aclose()
         if self.purchases is not None:
             await self.purchases.gateway.aclose()
         await self.storage.aclose()
@@ -149,6 +165,7 @@ def open_purchases(settings: Settings, rpc: Rpc) -> Purchases:
             reconcile_after_s=settings.purchase_reconcile_after_s,
             checkout_expires_s=settings.checkout_expires_s,
             reconcile_batch=settings.purchase_reconcile_batch,
+            rate_per_minute=settings.create_rate_per_minute,
         ),
     )
 

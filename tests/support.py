@@ -6,15 +6,21 @@ import uuid
 
 import psycopg
 
+from shared.core.domain import NewGeneration
+
 AdminConn = psycopg.AsyncConnection[tuple[object, ...]]
 
 
 async def create_user(
     admin: AdminConn, *, credits: int | None = None, email: str | None = None
 ) -> uuid.UUID:
-    """Sign a user up through auth.users (so the trigger runs), then set the balance exactly."""
+    """Sign a confirmed user up through auth.users (so the trigger runs and grants the signup
+    bonus), then set the balance exactly."""
     email = email or f"user-{uuid.uuid4().hex[:8]}@example.test"
-    cur = await admin.execute("insert into auth.users (email) values (%s) returning id", (email,))
+    cur = await admin.execute(
+        "insert into auth.users (email, email_confirmed_at) values (%s, now()) returning id",
+        (email,),
+    )
     row = await cur.fetchone()
     assert row is not None
     user_id = row[0]
@@ -95,3 +101,17 @@ async def assert_ledger_invariants(admin: AdminConn) -> None:
     )
     bad_purchases = await cur.fetchall()
     assert bad_purchases == [], f"purchases granted/reversed wrongly: {bad_purchases}"
+
+
+def new_generation(user_id: uuid.UUID, **fields: object) -> NewGeneration:
+    """A valid text-to-video request for user_id (480p, 10 credits), with `fields` changed."""
+    values: dict[str, object] = {
+        "user_id": user_id,
+        "kind": "t2v",
+        "model": "t2v-14B",
+        "resolution": "480p",
+        "prompt": "a slow pan over mountains",
+        "cost": 10,
+        **fields,
+    }
+    return NewGeneration.model_validate(values)

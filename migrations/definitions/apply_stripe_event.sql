@@ -26,13 +26,8 @@ create or replace function public.apply_stripe_event(
   p_dispute_amount integer default null,
   p_dispute_status text default null
 ) returns table (outcome text, purchase jsonb, duplicate boolean)
-language plpgsql
-volatile
-security definer
-set search_path = ''
-as $$
-declare
-  v_outcome text;
+language plpgsql volatile security definer set search_path = '' as $$
+declare v_outcome text;
   v_purchase_id uuid;
   v_existing public.stripe_events;
   v_facts jsonb;
@@ -93,7 +88,7 @@ begin
       v_outcome := case when p_payment_intent is null then 'ignored' else 'unmatched' end;
     else
       -- Lock the purchase first: the same order as settle_checkout (purchase, then user).
-      perform 1 from public.purchases p where p.id = v_purchase_id for update;
+      perform private.lock_purchase(v_purchase_id);
       perform private.record_reversal(
         v_purchase_id, p_amount_refunded, p_dispute_id, p_dispute_amount, p_dispute_status);
       v_outcome := 'reversal_recorded';

@@ -3,26 +3,15 @@
 -- which cannot happen while sessions are created with the purchase id as Stripe's
 -- idempotency key.
 create or replace function public.attach_checkout_session(
-  p_purchase_id uuid,
-  p_session_id text,
-  p_checkout_url text
+  p_purchase_id uuid, p_session_id text, p_checkout_url text
 ) returns table (purchase jsonb)
-language plpgsql
-volatile
-security definer
-set search_path = ''
-as $$
-declare
-  v_row public.purchases;
+language plpgsql volatile security definer set search_path = '' as $$
+declare v_row public.purchases;
 begin
   if p_session_id is null or length(p_session_id) not between 1 and 255 then
     raise exception using errcode = 'WN422', message = 'session id must be 1-255 characters';
   end if;
-  select * into v_row from public.purchases p where p.id = p_purchase_id for update;
-  if not found then
-    raise exception using errcode = 'WN404', message = 'purchase not found',
-      detail = json_build_object('entity', 'purchase')::text;
-  end if;
+  v_row := private.lock_purchase(p_purchase_id);
   if v_row.session_id is not null and v_row.session_id <> p_session_id then
     raise exception using errcode = 'WN409', message = 'purchase already has another session';
   end if;

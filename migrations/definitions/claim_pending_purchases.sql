@@ -1,21 +1,15 @@
 -- public.claim_pending_purchases: the reconciliation pass's work list. Purchases still pending
 -- p_older_than_s after they started (or after they were last checked) are stamped and
--- returned, oldest first; FOR UPDATE SKIP LOCKED, so two passes never ask Stripe about the same
+-- returned, oldest first; FOR NO KEY UPDATE SKIP LOCKED, so two passes never ask Stripe about the same
 -- purchase, and the stamp spaces out the questions about one that stays pending.
 create or replace function public.claim_pending_purchases(
   p_limit integer,
   p_older_than_s integer
 ) returns table (purchase jsonb)
-language plpgsql
-volatile
-security definer
-set search_path = ''
-as $$
+language plpgsql volatile security definer set search_path = '' as $$
 begin
-  if p_limit is null or p_limit < 1 or p_older_than_s is null or p_older_than_s < 0 then
-    raise exception using errcode = 'WN422',
-      message = 'limit must be positive and older_than_s not negative';
-  end if;
+  perform private.require_between('limit', p_limit, 1, 1000);
+  perform private.require_between('older_than_s', p_older_than_s, 0, null);
   return query
     with due as (
       select p.id from public.purchases p
@@ -23,7 +17,7 @@ begin
          and coalesce(p.last_checked_at, p.created_at) < now() - make_interval(secs => p_older_than_s)
        order by coalesce(p.last_checked_at, p.created_at), p.id
        limit p_limit
-       for update skip locked
+       for no key update skip locked
     )
     update public.purchases p
        set last_checked_at = now(), check_attempts = p.check_attempts + 1

@@ -2,22 +2,14 @@
 -- still owed stay recorded on their purchases. Returns whether the user was held.
 create or replace function public.lift_hold(p_user_id uuid, p_reason text)
 returns table (was_held boolean, previous_reason text)
-language plpgsql
-volatile
-security definer
-set search_path = ''
-as $$
-declare
-  v_user public.users;
+language plpgsql volatile security definer set search_path = '' as $$
+declare v_user public.users;
 begin
   if p_reason is null or length(btrim(p_reason)) not between 1 and 500 then
     raise exception using errcode = 'WN422', message = 'a reason (1-500 characters) is required';
   end if;
-  select * into v_user from public.users u where u.id = p_user_id for update;
-  if not found then
-    raise exception using errcode = 'WN404', message = 'user not found',
-      detail = json_build_object('entity', 'user')::text;
-  end if;
+  perform private.lock_user(p_user_id);
+  select * into v_user from public.users u where u.id = p_user_id;
   if v_user.held_at is null then
     return query select false, null::text;
     return;

@@ -7,20 +7,11 @@ create or replace function public.settle_purchase(
   p_amount integer default null,
   p_currency text default null
 ) returns table (outcome text, purchase jsonb)
-language plpgsql
-volatile
-security definer
-set search_path = ''
-as $$
-declare
-  v_outcome text;
+language plpgsql volatile security definer set search_path = '' as $$
+declare v_outcome text;
 begin
   v_outcome := private.settle_checkout(
     p_purchase_id, p_result, p_payment_intent, p_amount, p_currency);
-  if v_outcome = 'unknown_purchase' then
-    raise exception using errcode = 'WN404', message = 'purchase not found',
-      detail = json_build_object('entity', 'purchase')::text;
-  end if;
   return query select v_outcome, (select to_jsonb(p) from public.purchases p where p.id = p_purchase_id);
 end
 $$;

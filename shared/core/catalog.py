@@ -31,28 +31,40 @@ class Offering(BaseModel):
     # Inputs sent as they are (steps, fast mode, ...); the request's fields are added to them.
     fixed_input: dict[str, JsonValue] = Field(default_factory=dict)
     image_field: str | None = "image"
+    # Estimated provider price in USD per second of predict time (Replicate bills the GPU by
+    # the second): what a generation cost is estimated from, for the budget guard and stats.
+    price_per_s: float = Field(default=0.0, ge=0, le=1)
 
+
+# Replicate's public per-second hardware prices (USD); CATALOG_OVERRIDES corrects them.
+H100_PER_S = 0.001525
+L40S_PER_S = 0.000975
 
 DEFAULT_OFFERINGS: tuple[Offering, ...] = (
     Offering(
         model="t2v-14B", kind="t2v", resolution="480p", cost=10,
         replicate_model="wavespeedai/wan-2.1-t2v-480p",
+        price_per_s=H100_PER_S,
     ),
     Offering(
         model="t2v-14B", kind="t2v", resolution="720p", cost=20,
         replicate_model="wavespeedai/wan-2.1-t2v-720p",
+        price_per_s=H100_PER_S,
     ),
     Offering(
         model="t2v-1.3B", kind="t2v", resolution="480p", cost=10,
         replicate_model="wan-video/wan-2.1-1.3b", fixed_input={"resolution": "480p"},
+        price_per_s=L40S_PER_S,
     ),
     Offering(
         model="i2v-14B", kind="i2v", resolution="480p", cost=10,
         replicate_model="wavespeedai/wan-2.1-i2v-480p",
+        price_per_s=H100_PER_S,
     ),
     Offering(
         model="i2v-14B", kind="i2v", resolution="720p", cost=20,
         replicate_model="wavespeedai/wan-2.1-i2v-720p",
+        price_per_s=H100_PER_S,
     ),
 )  # fmt: skip
 

@@ -91,6 +91,24 @@ class Settings(BaseSettings):
     max_output_bytes: int = Field(default=1024**3, ge=1024)
     output_copy_timeout_s: float = Field(default=600.0, gt=0)
 
+    # --- guardrails (issue 14) --------------------------------------------------------------
+    # Credits a user gets once, when the email or phone is confirmed (never when anonymous).
+    # The signup trigger reads it from the database: `wanctl migrate` (and the local stack at
+    # start) writes it there through public.configure_guardrails.
+    signup_bonus_credits: int = Field(default=100, ge=0, le=1_000_000)
+    # Creates (text-to-video, image-to-video, retry; checkout) per user per rolling minute.
+    create_rate_per_minute: int = Field(default=10, ge=1, le=10_000)
+    # The estimated provider spend of the last 24 h that stops new creates (unset: no guard).
+    provider_daily_budget_usd: float | None = Field(default=None, gt=0)
+    # Stored videos and input images older than this are deleted (0 keeps them forever).
+    retention_days: int = Field(default=30, ge=0, le=36_500)
+    retention_batch_size: int = Field(default=200, ge=1, le=10_000)
+    retention_max_batches: int = Field(default=10, ge=1)
+    # The original app's targets for the operator's numbers.
+    target_success_rate: float = Field(default=0.95, ge=0, le=1)
+    target_completion_s: float = Field(default=300.0, gt=0)
+    target_webhook_rate: float = Field(default=0.99, ge=0, le=1)
+
     # --- payments (Stripe; issue #13) ---------------------------------------------------------
     # JSON list of packs: [{"id", "credits", "amount" (minor units), "currency", "price_id"?}].
     # None: the default packs (shared/payments/packs.py).

@@ -1,4 +1,5 @@
-"""The domain's data: a generation as the database returns it, and its statuses."""
+"""The domain's data: a new generation as requested, a generation as the database returns it,
+and its statuses."""
 
 from __future__ import annotations
 
@@ -14,6 +15,30 @@ GenerationStatus = Literal["queued", "processing", "completed", "failed", "cance
 GenerationKind = Literal["t2v", "i2v"]
 TERMINAL_STATUSES: frozenset[str] = frozenset({"completed", "failed", "canceled"})
 JsonObject = dict[str, JsonValue]
+
+
+class NewGeneration(BaseModel):
+    """The one definition of a new generation's fields, from the HTTP request to the SQL call:
+    create_generation takes it as one jsonb argument (the same names), so a field is added here
+    and in that function's record, nowhere in between."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    user_id: uuid.UUID
+    kind: GenerationKind
+    model: str
+    resolution: str
+    prompt: str
+    cost: int
+    negative_prompt: str | None = None
+    params: JsonObject = Field(default_factory=dict)
+    input_image_path: str | None = None
+    # Fingerprint of the input image, so a replayed key with another image is a conflict.
+    input_digest: str | None = None
+    idempotency_key: str | None = None
+    retry_of: uuid.UUID | None = None
+    # The catalog's estimated provider price (USD per second), kept to cost the final report.
+    price_per_s: float | None = None
 
 
 class Generation(BaseModel):
@@ -48,6 +73,17 @@ class Generation(BaseModel):
     cancel_requested_at: datetime | None = None
     copy_attempts: int = 0
     copy_error: str | None = None
+    # Guardrails (issue 14): provider spend, how the outcome arrived, media lifetime.
+    predict_time_s: float | None = None
+    provider_cost_usd: float | None = None
+    finished_by: str | None = None
+    media_expired_at: datetime | None = None
+    deleted_at: datetime | None = None
+
+    @property
+    def stored_paths(self) -> list[str]:
+        """Our storage files of this generation (video, input image)."""
+        return [p for p in (self.video_path, self.input_image_path) if p]
 
     @property
     def is_terminal(self) -> bool:

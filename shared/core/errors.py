@@ -27,7 +27,8 @@ are translated once, at the boundary that meets them, and chained with `raise ..
     ├── DatabaseUnavailable          503 database_unavailable
     ├── AuthUnavailable              503 auth_unavailable      (signing keys unreachable)
     ├── PaymentProviderError         502 payment_provider_error
-    └── PaymentProviderUnavailable   503 payment_provider_unavailable
+    ├── PaymentProviderUnavailable   503 payment_provider_unavailable
+    └── BudgetExhausted              503 budget_exhausted      (provider daily budget reached)
 """
 
 from __future__ import annotations
@@ -173,6 +174,20 @@ class AuthUnavailable(AppError):
     code = "auth_unavailable"
     status = 503
     default_detail = "Could not verify the token right now; try again shortly."
+
+
+# --- guardrails (issue 14) --------------------------------------------------------------------
+
+
+class BudgetExhausted(AppError):
+    """The operator's daily provider budget is used up: no new generations until spend ages out."""
+
+    code = "budget_exhausted"
+    status = 503
+    default_detail = (
+        "New generations are paused for now: the service reached its daily limit. "
+        "Nothing was charged; try again later."
+    )
 
 
 # --- payments ---------------------------------------------------------------------------------

@@ -11,7 +11,9 @@ change.
   retried after the others (undefined function / table), until nothing more can be applied.
 
 The same files apply unchanged to a Supabase project and to the local PostgreSQL. An advisory
-lock keeps two runners (two deploys, two test workers) from applying at once.
+lock keeps two runners (two deploys, two test workers) from applying at once. A database migrated
+with the files from before the SQL baseline is recognised by its recorded checksums and upgraded
+in place (shared.db.legacy); `shared.db.drift` checks that the catalog matches the definitions.
 """
 
 from __future__ import annotations
@@ -23,6 +25,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from shared.core.errors import ConfigurationError
+from shared.db.legacy import (
+    LEGACY_CHECKSUMS,
+    RESET_HINT,
+    SQUASHED_INTO,
+    legacy_state,
+    upgrade_legacy,
+)
 
 if TYPE_CHECKING:
     import psycopg
@@ -108,33 +117,68 @@ async def apply_migrations(conninfo: str, directory: Path = MIGRATIONS_DIR) -> l
 
     migrations = load_migrations(directory)
     definitions = load_definitions(directory)
-    applied_now: list[str] = []
     async with await psycopg.AsyncConnection.connect(conninfo, autocommit=True) as conn:
         await conn.execute("select pg_advisory_lock(%s)", (_LOCK_KEY,))
         try:
             await conn.execute(_META)
             cur = await conn.execute("select version, checksum from app_migrations.applied")
             done = {str(v): str(c) for v, c in await cur.fetchall()}
-            for migration in migrations:
-                if migration.version in done:
-                    if done[migration.version] != migration.checksum:
-                        raise ConfigurationError(
-                            f"migration {migration.version}_{migration.name} was edited after it "
-                            "was applied; add a new migration instead"
-                        )
-                    continue
+            if legacy_state(done):
+                # Old records, old functions, pending files and every definition change in one
+                # transaction: a failure leaves the database as it was.
+                baseline = next(m for m in migrations if m.version == SQUASHED_INTO)
                 async with conn.transaction():
-                    await conn.execute(migration.sql.encode())
-                    await conn.execute(
-                        "insert into app_migrations.applied (version, name, checksum) "
-                        "values (%s, %s, %s)",
-                        (migration.version, migration.name, migration.checksum),
-                    )
-                applied_now.append(migration.version)
-            applied_now += await _apply_definitions(conn, definitions)
+                    await upgrade_legacy(conn, baseline.name, baseline.checksum)
+                    done = {k: v for k, v in done.items() if k not in LEGACY_CHECKSUMS}
+                    done[baseline.version] = baseline.checksum
+                    applied_now = await _apply_all(conn, migrations, definitions, done)
+            else:
+                applied_now = await _apply_all(conn, migrations, definitions, done)
         finally:
             await conn.execute("select pg_advisory_unlock(%s)", (_LOCK_KEY,))
     return applied_now
+
+
+async def _apply_all(
+    conn: psycopg.AsyncConnection[tuple[object, ...]],
+    migrations: list[Migration],
+    definitions: list[Definition],
+    done: dict[str, str],
+) -> list[str]:
+    applied_now: list[str] = []
+    for migration in migrations:
+        if migration.version in done:
+            if done[migration.version] != migration.checksum:
+                raise ConfigurationError(
+                    f"migration {migration.version}_{migration.name} was edited after it "
+                    "was applied; add a new migration instead. " + RESET_HINT
+                )
+            continue
+        await _apply_versioned(conn, migration)
+        applied_now.append(migration.version)
+    return applied_now + await _apply_definitions(conn, definitions)
+
+
+async def _apply_versioned(
+    conn: psycopg.AsyncConnection[tuple[object, ...]], migration: Migration
+) -> None:
+    """One versioned file and its record, in one transaction. A failure the file raises on
+    purpose (a foreign table in the way) reaches the operator with its hint."""
+    import psycopg
+
+    try:
+        async with conn.transaction():
+            await conn.execute(migration.sql.encode())
+            await conn.execute(
+                "insert into app_migrations.applied (version, name, checksum) values (%s, %s, %s)",
+                (migration.version, migration.name, migration.checksum),
+            )
+    except psycopg.Error as exc:
+        hint = exc.diag.message_hint
+        raise ConfigurationError(
+            f"migration {migration.version}_{migration.name} failed: {exc.diag.message_primary}"
+            + (f". {hint}" if hint else "")
+        ) from exc
 
 
 async def _apply_definitions(
@@ -173,3 +217,15 @@ async def _apply_definitions(
             ) from error
         pending = [d for d, _ in deferred]
     return applied
+
+
+async def configure_database(conninfo: str, *, signup_bonus_credits: int) -> None:
+    """Write the settings that database code without arguments reads (the signup trigger's
+    bonus) through public.configure_guardrails; `wanctl migrate` and the local stack call it."""
+    import psycopg
+
+    async with await psycopg.AsyncConnection.connect(conninfo, autocommit=True) as conn:
+        await conn.execute(
+            "select * from public.configure_guardrails(p_signup_bonus_credits => %s)",
+            (signup_bonus_credits,),
+        )

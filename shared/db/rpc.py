@@ -11,8 +11,9 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
 
-from shared.core.domain import Generation, JsonObject
+from shared.core.domain import Generation, JsonObject, NewGeneration
 from shared.core.errors import AppError, JsonValue
+from shared.db.guardrail_calls import GuardrailCalls
 from shared.db.transports import (
     SQLSTATE_ERRORS,
     PostgresTransport,
@@ -60,6 +61,10 @@ class Update:
     progress: int | None = None
     video_url: str | None = None
     error: str | None = None
+    # Which path brought it (webhook, poll, sweep, cancel): the stats' webhook delivery rate.
+    source: str | None = None
+    # The provider's metrics.predict_time on a final report: its estimated cost.
+    predict_time: float | None = None
 
     def as_json(self) -> JsonObject:
         """One item of apply_predictions' array (the same names, without the `p_`)."""
@@ -79,8 +84,9 @@ def _int(row: RpcRow, key: str) -> int:
     return value if isinstance(value, int) else 0
 
 
-class Rpc:
-    """One method per SQL function; each is one atomic database call."""
+class Rpc(GuardrailCalls):
+    """One method per SQL function; each is one atomic database call (the guardrails' in
+    `shared.db.guardrail_calls`)."""
 
     def __init__(self, transport: Transport) -> None:
         self.transport = transport
@@ -93,36 +99,23 @@ class Rpc:
 
     async def create_generation(
         self,
+        new: NewGeneration,
         *,
-        user_id: uuid.UUID,
-        kind: str,
-        model: str,
-        resolution: str,
-        prompt: str,
-        cost: int,
-        negative_prompt: str | None = None,
-        params: JsonObject | None = None,
-        input_image_path: str | None = None,
-        input_digest: str | None = None,
-        idempotency_key: str | None = None,
-        max_active: int = 3,
-        retry_of: uuid.UUID | None = None,
+        max_active: int,
+        rate_per_minute: int | None = None,
+        daily_budget_usd: float | None = None,
     ) -> Created:
+        """Reserve the cost and record `new` (queued); a replayed idempotency key returns the
+        stored generation with created = False. The limits are the caller's settings: at most
+        `max_active` running, `rate_per_minute` creates per user per rolling minute (None: no
+        limit), none at all while the last 24 h of provider spend reached `daily_budget_usd`
+        (None: no guard)."""
         row = await self._one(
             "create_generation",
-            p_user_id=user_id,
-            p_kind=kind,
-            p_model=model,
-            p_resolution=resolution,
-            p_prompt=prompt,
-            p_cost=cost,
-            p_negative_prompt=negative_prompt,
-            p_params=params or {},
-            p_input_image_path=input_image_path,
-            p_input_digest=input_digest,
-            p_idempotency_key=idempotency_key,
+            p_new=new.model_dump(mode="json"),
             p_max_active=max_active,
-            p_retry_of=retry_of,
+            p_rate_per_minute=rate_per_minute,
+            p_daily_budget_usd=daily_budget_usd,
         )
         return Created(_generation(row), bool(row["created"]), _int(row, "balance"))
 
@@ -139,9 +132,11 @@ class Rpc:
         progress: int | None = None,
         video_url: str | None = None,
         error: str | None = None,
+        source: str | None = None,
+        predict_time: float | None = None,
     ) -> Applied:
         return await self.apply_update(
-            Update(generation_id, status, job_id, progress, video_url, error)
+            Update(generation_id, status, job_id, progress, video_url, error, source, predict_time)
         )
 
     async def apply_update(self, update: Update) -> Applied:

@@ -26,7 +26,18 @@ if TYPE_CHECKING:
     from psycopg_pool import AsyncConnectionPool
     from supabase import AsyncClient
 
-RpcArg = str | int | bool | uuid.UUID | datetime | JsonObject | list[JsonObject] | None
+RpcArg = (
+    str
+    | int
+    | float
+    | bool
+    | uuid.UUID
+    | datetime
+    | JsonObject
+    | list[JsonObject]
+    | list[uuid.UUID]
+    | None
+)
 RpcRow = dict[str, JsonValue]
 
 # SQLSTATE -> (domain error, detail shown to callers). Every code raised in migrations/ must be
@@ -39,6 +50,9 @@ SQLSTATE_ERRORS: dict[str, tuple[type[errors.AppError], str]] = {
     "WN412": (errors.InvalidTransition, errors.InvalidTransition.default_detail),
     "WN422": (errors.InvalidInput, "Invalid request."),
     "WN429": (errors.TooManyActive, errors.TooManyActive.default_detail),
+    # Guardrails (issue 14): the per-user rate limit and the provider's daily budget.
+    "WN430": (errors.RateLimited, errors.RateLimited.default_detail),
+    "WN503": (errors.BudgetExhausted, errors.BudgetExhausted.default_detail),
     # Not ours, but meaningful: statement_timeout fired (a transient overload, not a bug)...
     "57014": (errors.DatabaseUnavailable, errors.DatabaseUnavailable.default_detail),
     # ...and the caller lacks EXECUTE (a deployment mistake, not the user's).
@@ -91,6 +105,14 @@ def translate(sqlstate: str | None, message: str | None, detail: str | None) -> 
             "buy credits; your videos and history stay readable. Contact support to resolve it."
         )
     headers = {"Retry-After": str(TOO_MANY_ACTIVE_RETRY_S)} if cls is errors.TooManyActive else None
+    retry_after = extra.get("retry_after_s")
+    if cls in (errors.RateLimited, errors.BudgetExhausted) and isinstance(retry_after, int):
+        headers = {"Retry-After": str(retry_after)}
+        if cls is errors.RateLimited and isinstance(extra.get("limit"), int):
+            readable = (
+                f"You can start at most {extra['limit']} generations or checkouts a minute; "
+                f"try again in {retry_after} s. Nothing was charged."
+            )
     error = cls(readable, headers=headers)
     error.extra.update(extra)
     return error
@@ -178,7 +200,7 @@ class PostgresTransport:
         from psycopg_pool import PoolTimeout
 
         query = _call_sql(fn, tuple(args))
-        params = [Jsonb(v) if isinstance(v, dict | list) else v for v in args.values()]
+        params = [Jsonb(v) if _is_json(v) else v for v in args.values()]
         try:
             async with self._pool.connection() as conn:
                 cur = await conn.execute(query, params)
@@ -236,12 +258,19 @@ class SupabaseTransport:
         await self._client.postgrest.aclose()
 
 
+def _is_json(value: RpcArg) -> bool:
+    """Objects and lists of objects go as jsonb; a list of ids is a uuid[] argument."""
+    if isinstance(value, list):
+        return not all(isinstance(v, uuid.UUID) for v in value)
+    return isinstance(value, dict)
+
+
 def _jsonable(value: RpcArg) -> JsonValue:
     if isinstance(value, uuid.UUID):
         return str(value)
     if isinstance(value, datetime):
         return value.isoformat()
     if isinstance(value, list):
-        items: list[JsonValue] = [*value]
+        items: list[JsonValue] = [str(v) if isinstance(v, uuid.UUID) else v for v in value]
         return items
     return value

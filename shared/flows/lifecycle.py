@@ -12,8 +12,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from shared.core.catalog import Catalog
-from shared.core.domain import Generation
-from shared.core.errors import AppError, ProviderError, ProviderUnavailable
+from shared.core.domain import Generation, NewGeneration
+from shared.core.errors import AppError, BudgetExhausted, ProviderError, ProviderUnavailable
 from shared.db.batching import UpdateBatcher
 from shared.db.rpc import Applied, Rpc, Update
 from shared.provider.replicate import Prediction, Provider
@@ -54,13 +54,19 @@ class Lifecycle:
     provider: Provider
     catalog: Catalog
     webhook_base_url: str
+    # From settings (max_active_generations, status_poll_after_s, status_max_polls): no second
+    # default here or in SQL.
     max_active: int
-    poll_after_s: int = 30
-    max_polls: int = 40
+    poll_after_s: int
+    max_polls: int
     # How a retry shows the provider a stored input image again (a signed storage URL).
     image_ref_for: Callable[[str], Awaitable[str]] | None = None
     # Gathers concurrent provider updates into few database calls (None: one call each).
     batcher: UpdateBatcher | None = None
+    # Guardrails (issue 14): creates per user per rolling minute, and the provider's daily
+    # budget in USD (None: no limit / no guard).
+    rate_per_minute: int | None = None
+    daily_budget_usd: float | None = None
 
     def webhook_url(self, generation_id: uuid.UUID) -> str:
         sep = "&" if "?" in self.webhook_base_url else "?"
@@ -79,7 +85,7 @@ class Lifecycle:
             params["seed"] = req.seed
         if req.aspect_ratio:
             params["aspect_ratio"] = req.aspect_ratio
-        created = await self.rpc.create_generation(
+        new = NewGeneration(
             user_id=req.user_id,
             kind=req.kind,
             model=req.model,
@@ -91,9 +97,22 @@ class Lifecycle:
             input_image_path=req.input_image_path,
             input_digest=req.input_digest,
             idempotency_key=req.idempotency_key,
-            max_active=self.max_active,
             retry_of=req.retry_of,
+            price_per_s=offering.price_per_s,
         )
+        try:
+            created = await self.rpc.create_generation(
+                new,
+                max_active=self.max_active,
+                rate_per_minute=self.rate_per_minute,
+                daily_budget_usd=self.daily_budget_usd,
+            )
+        except BudgetExhausted:
+            # The operator must see this: every create is refused until spend ages out.
+            log.warning(
+                "create refused: provider daily budget reached (%s USD)", self.daily_budget_usd
+            )
+            raise
         gen = created.generation
         if not created.created:
             return Submitted(gen, created.balance, replayed=True)
@@ -137,9 +156,11 @@ class Lifecycle:
             await self._cancel_orphan(prediction.id, gen.id)
         return Submitted(applied.generation, created.balance, replayed=False)
 
-    async def apply_update(self, generation_id: uuid.UUID, prediction: Prediction) -> Applied:
-        """Apply what the provider says (webhook or poll). Duplicates and stale updates are
-        harmless: the state machine ignores them."""
+    async def apply_update(
+        self, generation_id: uuid.UUID, prediction: Prediction, *, source: str
+    ) -> Applied:
+        """Apply what the provider says; `source` names the path (webhook, poll, sweep, cancel).
+        Duplicates and stale updates are harmless: the state machine ignores them."""
         update = Update(
             generation_id,
             prediction.our_status,
@@ -147,6 +168,8 @@ class Lifecycle:
             progress=prediction.progress,
             video_url=prediction.video_url,
             error=prediction.error_message,
+            source=source,
+            predict_time=prediction.predict_time,
         )
         if self.batcher is not None:
             return await self.batcher.apply(update)
@@ -165,7 +188,7 @@ class Lifecycle:
         except AppError as exc:
             log.warning("status poll failed: %s", exc.detail, extra={"generation_id": str(gen.id)})
             return gen
-        return (await self.apply_update(gen.id, prediction)).generation
+        return (await self.apply_update(gen.id, prediction, source="poll")).generation
 
     async def cancel(self, user_id: uuid.UUID, generation_id: uuid.UUID) -> Generation:
         """Stop a queued or running generation; it ends canceled and refunded once, whether the
@@ -183,7 +206,7 @@ class Lifecycle:
                 extra={"generation_id": str(gen.id)},
             )
             return gen
-        return (await self.apply_update(gen.id, prediction)).generation
+        return (await self.apply_update(gen.id, prediction, source="cancel")).generation
 
     async def retry(
         self,

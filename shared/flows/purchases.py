@@ -34,6 +34,8 @@ class PurchaseConfig:
     checkout_expires_s: int = 3600
     reconcile_batch: int = 100
     concurrency: int = 8
+    # CREATE_RATE_PER_MINUTE: a checkout takes one of the user's create slots (None: no limit).
+    rate_per_minute: int | None = None
 
 
 def settle_result(session: CheckoutSession) -> str | None:
@@ -72,7 +74,10 @@ class Purchases:
         after a failure half-way gets the one session)."""
         pack = self.packs.lookup(pack_id)
         purchase, _ = await self.store.create_purchase(
-            user_id, pack, idempotency_key=idempotency_key
+            user_id,
+            pack,
+            idempotency_key=idempotency_key,
+            rate_per_minute=self.config.rate_per_minute,
         )
         if purchase.session_id is not None:
             return purchase
@@ -124,7 +129,9 @@ class Purchases:
                     counts["errors"] += 1
 
         await asyncio.gather(*(one(p) for p in claimed))
-        counts["late_events"] += await self.store.apply_unmatched_events()
+        counts["late_events"] += await self.store.apply_unmatched_events(
+            limit=self.config.reconcile_batch
+        )
         return counts
 
     async def _settle(self, purchase: Purchase) -> str:

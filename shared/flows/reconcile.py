@@ -22,6 +22,7 @@ from shared.core.ratelimit import RateLimiter
 from shared.flows.keeper import Keeper
 from shared.flows.lifecycle import Lifecycle
 from shared.flows.purchases import Purchases
+from shared.flows.removal import Remover, RetentionConfig
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +60,8 @@ class Reconciler:
         keeper: Keeper | None = None,
         purchases: Purchases | None = None,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        remover: Remover | None = None,
+        retention: RetentionConfig | None = None,
     ) -> None:
         self.lifecycle = lifecycle
         self.limiter = limiter
@@ -66,6 +69,8 @@ class Reconciler:
         self.keeper = keeper
         self.purchases = purchases
         self._now = now
+        self.remover = remover
+        self.retention = retention or RetentionConfig()
 
     async def sweep(self) -> SweepSummary:
         """Claim stale live generations batch by batch and settle each; one log line at the end."""
@@ -102,6 +107,12 @@ class Reconciler:
                 summary.counts.update({f"purchases_{k}": v for k, v in purchase_counts.items()})
             except AppError as exc:
                 log.warning("sweep could not reconcile purchases: %s", exc.detail)
+                summary.counts["errors"] += 1
+        if self.remover is not None:
+            try:
+                summary.counts.update(await self.remover.purge(self.retention))
+            except AppError as exc:
+                log.warning("sweep could not purge media: %s", exc.detail)
                 summary.counts["errors"] += 1
         summary.seconds = time.monotonic() - started
         log.info("sweep %s", json.dumps(summary.as_dict(), sort_keys=True))
@@ -142,7 +153,11 @@ class Reconciler:
             if exc.extra.get("provider_status") != 404:
                 raise
             applied = await self.lifecycle.rpc.apply_prediction(
-                gen.id, "failed", job_id=job_id, error="The provider has no record of it."
+                gen.id,
+                "failed",
+                job_id=job_id,
+                error="The provider has no record of it.",
+                source="sweep",
             )
             return "lost_failed" if applied.changed else "unchanged"
 
@@ -154,12 +169,17 @@ class Reconciler:
                 if overdue:
                     minutes = self.config.max_run_s // 60
                     applied = await self.lifecycle.rpc.apply_prediction(
-                        gen.id, "failed", job_id=job_id, error=f"Timed out after {minutes} min."
+                        gen.id,
+                        "failed",
+                        job_id=job_id,
+                        error=f"Timed out after {minutes} min.",
+                        source="sweep",
+                        predict_time=canceled.predict_time,
                     )
                     return "timed_out" if applied.changed else "unchanged"
                 prediction = canceled
 
-        applied = await self.lifecycle.apply_update(gen.id, prediction)
+        applied = await self.lifecycle.apply_update(gen.id, prediction, source="sweep")
         if not applied.changed:
             return "unchanged"
         return applied.generation.status

@@ -67,7 +67,12 @@ class PurchaseStore:
         return rows[0]
 
     async def create_purchase(
-        self, user_id: uuid.UUID, pack: CreditPack, *, idempotency_key: str | None
+        self,
+        user_id: uuid.UUID,
+        pack: CreditPack,
+        *,
+        idempotency_key: str | None,
+        rate_per_minute: int | None,
     ) -> tuple[Purchase, bool]:
         row = await self._one(
             "create_purchase",
@@ -77,6 +82,7 @@ class PurchaseStore:
             p_amount=pack.amount,
             p_currency=pack.currency,
             p_idempotency_key=idempotency_key,
+            p_rate_per_minute=rate_per_minute,
         )
         return _purchase(row["purchase"]), bool(row["created"])
 
@@ -126,12 +132,12 @@ class PurchaseStore:
         )
         return [_purchase(r["purchase"]) for r in rows]
 
-    async def apply_unmatched_events(self, *, limit: int = 100) -> int:
+    async def apply_unmatched_events(self, *, limit: int) -> int:
         row = await self._one("apply_unmatched_stripe_events", p_limit=limit)
         applied = row.get("applied")
         return applied if isinstance(applied, int) else 0
 
-    async def list_purchases(self, user_id: uuid.UUID, *, limit: int = 50) -> list[Purchase]:
+    async def list_purchases(self, user_id: uuid.UUID, *, limit: int) -> list[Purchase]:
         rows = await self.transport.call("list_purchases", {"p_user_id": user_id, "p_limit": limit})
         return [_purchase(r["purchase"]) for r in rows]
 

@@ -58,6 +58,15 @@ class Prediction(BaseModel):
     output: JsonValue = None
     error: JsonValue = None
     logs: str | None = None
+    metrics: dict[str, JsonValue] | None = None
+
+    @property
+    def predict_time(self) -> float | None:
+        """Seconds the provider spent predicting (`metrics.predict_time`, on a final report)."""
+        value = (self.metrics or {}).get("predict_time")
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return None
+        return float(value) if 0 <= value < 7 * 86400 else None
 
     @property
     def our_status(self) -> OurStatus:

@@ -15,7 +15,7 @@ import os
 import re
 import tempfile
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import IO, Annotated
 from urllib.parse import quote, urlencode
@@ -96,6 +96,21 @@ class LocalStorage:
     async def exists(self, path: str) -> bool:
         return await asyncio.to_thread(self.file_path(path).is_file)
 
+    async def remove(self, paths: Sequence[str]) -> None:
+        targets = [self.file_path(p) for p in paths]
+        try:
+            await asyncio.to_thread(_unlink_all, targets)
+        except OSError as exc:
+            raise StorageUnavailable("Could not delete the files.") from exc
+
+    async def list_files(self, folder: str) -> list[str]:
+        base = self.file_path(folder.rstrip("/"))
+        files = await asyncio.to_thread(lambda: [p for p in base.rglob("*") if p.is_file()])
+        # Skip the temporary files of uploads in flight (they never get a final name).
+        return sorted(
+            p.relative_to(self.root).as_posix() for p in files if not p.name.startswith(".")
+        )
+
     async def aclose(self) -> None:
         return None
 
@@ -105,6 +120,11 @@ class LocalStorage:
 
 async def _single(data: bytes) -> AsyncIterator[bytes]:
     yield data
+
+
+def _unlink_all(targets: list[Path]) -> None:
+    for target in targets:
+        target.unlink(missing_ok=True)
 
 
 def _open_temp(target: Path) -> tuple[IO[bytes], Path]:

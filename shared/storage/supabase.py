@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
@@ -39,6 +39,9 @@ _CONTENT_TYPES = {
     ".jpeg": "image/jpeg",
     ".webp": "image/webp",
 }
+_REMOVE_BATCH = 100  # names per Storage delete request
+_LIST_PAGE = 1000
+_LIST_DEPTH = 4  # our layout is {user}/{videos|inputs}/{file}
 _FLUSH_BYTES = 1024 * 1024  # coalesce small network chunks into writes of about this size
 _EXPIRES = re.compile(r"[0-9]{1,12}")
 
@@ -63,6 +66,14 @@ class Storage(Protocol):
     async def signed_url(self, path: str, expires_in_s: int) -> str: ...
 
     async def exists(self, path: str) -> bool: ...
+
+    async def remove(self, paths: Sequence[str]) -> None:
+        """Delete these files; a file already gone is not an error."""
+        ...
+
+    async def list_files(self, folder: str) -> list[str]:
+        """Every file under `folder` (its subfolders too), as full paths."""
+        ...
 
     async def aclose(self) -> None: ...
 
@@ -167,6 +178,40 @@ class SupabaseStorage:
         check_path(path)
         async with self._translated("look up the file"), asyncio.timeout(self._timeout_s):
             return await self._bucket.exists(path)
+
+    async def remove(self, paths: Sequence[str]) -> None:
+        for path in paths:
+            check_path(path)
+        # Storage deletes a list of names per request; keep each request small.
+        for start in range(0, len(paths), _REMOVE_BATCH):
+            batch = list(paths[start : start + _REMOVE_BATCH])
+            async with self._translated("delete files"), asyncio.timeout(self._timeout_s):
+                await self._bucket.remove(batch)
+
+    async def list_files(self, folder: str) -> list[str]:
+        # Storage lists one folder level per call (subfolders come back without an id).
+        found: list[str] = []
+        pending = [(check_path(folder.rstrip("/")), 0)]
+        while pending:
+            current, depth = pending.pop()
+            offset = 0
+            while True:
+                async with self._translated("list files"), asyncio.timeout(self._timeout_s):
+                    entries = await self._bucket.list(
+                        current, {"limit": _LIST_PAGE, "offset": offset}
+                    )
+                for entry in entries:
+                    name = entry.get("name")
+                    if not isinstance(name, str) or not name:
+                        continue
+                    if entry.get("id") is not None:
+                        found.append(f"{current}/{name}")
+                    elif depth < _LIST_DEPTH:
+                        pending.append((f"{current}/{name}", depth + 1))
+                if len(entries) < _LIST_PAGE:
+                    break
+                offset += _LIST_PAGE
+        return found
 
     async def aclose(self) -> None:
         if self._owns_http:

@@ -55,6 +55,13 @@ class CurrentUser:
     id: uuid.UUID
     email: str | None
     role: str
+    # app_metadata.role: set only by the operator (service role), never by the user; "admin"
+    # opens the operator's endpoints. (user_metadata is the user's to edit, so never that.)
+    app_role: str | None = None
+
+    @property
+    def is_admin(self) -> bool:
+        return self.app_role == "admin"
 
 
 class _JwksCache:
@@ -224,9 +231,14 @@ def _user_from(claims: Mapping[str, object]) -> CurrentUser:
     except ValueError as exc:
         raise AuthenticationError("Token subject is not a user id.") from exc
     email = claims.get("email")
+    app_metadata = claims.get("app_metadata")
+    app_role = app_metadata.get("role") if isinstance(app_metadata, dict) else None
     # Supabase sends "" for users who signed up without an email.
     return CurrentUser(
-        id=user_id, email=email if isinstance(email, str) and email else None, role=USER_ROLE
+        id=user_id,
+        email=email if isinstance(email, str) and email else None,
+        role=USER_ROLE,
+        app_role=app_role if isinstance(app_role, str) else None,
     )
 
 
@@ -238,6 +250,7 @@ def mint_token(
     ttl_s: int = 3600,
     issuer: str | None = None,
     now: float | None = None,
+    app_role: str | None = None,
 ) -> str:
     """An HS256 token shaped like a Supabase user access token (local stack and tests only)."""
     issued_at = int(time.time() if now is None else now)
@@ -250,7 +263,11 @@ def mint_token(
         "exp": issued_at + ttl_s,
         "aal": "aal1",
         "is_anonymous": False,
-        "app_metadata": {"provider": "email", "providers": ["email"]},
+        "app_metadata": {
+            "provider": "email",
+            "providers": ["email"],
+            **({"role": app_role} if app_role else {}),
+        },
         "user_metadata": {},
         "session_id": str(uuid.uuid4()),
     }

@@ -10,7 +10,7 @@ from fastapi import Depends, Header, Request
 from starlette.datastructures import FormData
 from starlette.formparsers import MultiPartException
 
-from shared.core.errors import InvalidInput, UnsupportedMediaType
+from shared.core.errors import InvalidInput, PermissionDenied, UnsupportedMediaType
 from shared.web.auth import CurrentUser
 from shared.wiring import Services
 
@@ -32,6 +32,16 @@ async def current_user(request: Request, services: ServicesDep) -> CurrentUser:
 
 
 User = Annotated[CurrentUser, Depends(current_user)]
+
+
+async def current_admin(user: User) -> CurrentUser:
+    """An operator: the token's app_metadata.role is "admin" (403 for everyone else)."""
+    if not user.is_admin:
+        raise PermissionDenied("Only an operator (app_metadata.role = admin) may see this.")
+    return user
+
+
+Admin = Annotated[CurrentUser, Depends(current_admin)]
 
 
 async def idempotency_key(

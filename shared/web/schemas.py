@@ -53,6 +53,11 @@ class GenerationOut(BaseModel):
         "else the provider's temporary URL."
     )
     error_message: str | None
+    media_expired: bool = Field(
+        default=False,
+        description="True when the stored video and input image were deleted after the "
+        "retention window (video_url is then null).",
+    )
     created_at: datetime
     updated_at: datetime
     started_at: datetime | None
@@ -93,6 +98,7 @@ def _generation_fields(gen: Generation, video_url: str | None) -> dict[str, obje
         "cost": gen.cost,
         "video_url": video_url if video_url is not None else gen.video_url,
         "error_message": gen.error_message,
+        "media_expired": gen.media_expired_at is not None,
         "created_at": gen.created_at,
         "updated_at": gen.updated_at,
         "started_at": gen.started_at,

@@ -9,7 +9,7 @@ from dataclasses import replace
 import pytest
 
 from shared.core.catalog import Offering
-from shared.core.domain import Generation
+from shared.core.domain import Generation, NewGeneration
 from shared.core.errors import JsonValue
 from shared.db.rpc import Created, Rpc
 from shared.flows.lifecycle import Lifecycle, SubmitRequest
@@ -29,8 +29,20 @@ class Crash(BaseException):
 
 
 class CrashAfterReservation(Rpc):
-    async def create_generation(self, **kwargs: object) -> Created:
-        await super().create_generation(**kwargs)  # type: ignore[arg-type]
+    async def create_generation(
+        self,
+        new: NewGeneration,
+        *,
+        max_active: int,
+        rate_per_minute: int | None = None,
+        daily_budget_usd: float | None = None,
+    ) -> Created:
+        await super().create_generation(
+            new,
+            max_active=max_active,
+            rate_per_minute=rate_per_minute,
+            daily_budget_usd=daily_budget_usd,
+        )
         raise Crash
 
 
@@ -273,6 +285,7 @@ async def test_vanished_output_is_recorded_and_not_retried(
         uuid.UUID(gen_id),
         Prediction(id=await stack.job_id(gen_id), status="succeeded",
                    output=f"{stack.emulator.base_url}/files/gone.mp4"),
+        source="poll",
     )  # fmt: skip
     assert not await services.keeper.keep(gen.generation)
     cur = await stack.admin.execute(
@@ -295,5 +308,6 @@ async def test_malformed_output_url_is_a_clean_copy_failure(
         uuid.UUID(gen_id),
         Prediction(id=await stack.job_id(gen_id), status="succeeded",
                    output="http://127.0.0.1:99999999/x.mp4"),
+        source="poll",
     )  # fmt: skip
     assert not await services.keeper.keep(applied.generation)

@@ -10,8 +10,9 @@ import pytest
 
 from local import cli
 from shared.core.config import Settings
+from shared.db.legacy import LEGACY_CHECKSUMS
 from shared.web.auth import Authenticator
-from tests.support import AdminConn, balance
+from tests.support import AdminConn, balance, create_user
 
 
 def run(capsys: pytest.CaptureFixture[str], database_url: str, *args: str) -> tuple[int, str]:
@@ -58,7 +59,74 @@ async def test_migrate_is_up_to_date_on_a_migrated_database(
     database_url: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     code, out = await _in_thread(run, capsys, database_url, "migrate")
-    assert (code, out.strip()) == (0, "up to date")
+    assert code == 0
+    assert out.splitlines() == ["up to date", "configured: SIGNUP_BONUS_CREDITS=100"]
+
+
+async def test_migrate_writes_the_signup_bonus_setting(
+    database_url: str,
+    admin: AdminConn,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("SIGNUP_BONUS_CREDITS", "40")
+    code, out = await _in_thread(run, capsys, database_url, "migrate")
+    assert code == 0, out
+    cur = await admin.execute("select signup_bonus_credits from private.guardrail_config")
+    assert await cur.fetchone() == (40,)
+
+
+async def test_user_create_unconfirmed_has_no_bonus_until_confirmed(
+    database_url: str,
+    admin: AdminConn,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    monkeypatch.setattr(cli, "LOCAL_DIR", tmp_path)
+    code, out = await _in_thread(run, capsys, database_url, "user", "create", "new@example.test",
+                                 "--unconfirmed")  # fmt: skip
+    assert code == 0, out
+    user_id = uuid.UUID(out.split("user_id: ")[1].split()[0])
+    assert await balance(admin, user_id) == 0
+    await admin.execute(
+        "update auth.users set email_confirmed_at = now() where id = %s", (user_id,)
+    )
+    assert await balance(admin, user_id) == 100
+
+
+async def test_stats_print_each_figure_with_its_target(
+    database_url: str, admin: AdminConn, capsys: pytest.CaptureFixture[str]
+) -> None:
+    await create_user(admin)
+    code, out = await _in_thread(run, capsys, database_url, "stats", "--since", "7d")
+    assert code == 0, out
+    assert "generation success rate" in out
+    assert "target > 95.0%" in out
+    assert "credit accuracy" in out
+    code, out = await _in_thread(run, capsys, database_url, "stats", "--json")
+    assert code == 0, out
+    stats = json.loads(out)
+    assert stats["credit_accuracy"]["met"] is True
+    assert stats["success_rate"]["met"] is None  # nothing finished yet
+    code, out = await _in_thread(run, capsys, database_url, "stats", "--since", "forever")
+    assert code == 2
+    assert "since must look like" in out
+
+
+async def test_migrate_on_a_partly_migrated_old_database_says_how_to_reset(
+    database_url: str, admin: AdminConn, capsys: pytest.CaptureFixture[str]
+) -> None:
+    await admin.execute("delete from app_migrations.applied")
+    await admin.execute(
+        "insert into app_migrations.applied (version, name, checksum)"
+        " values ('0001', 'tables', %s)",
+        (LEGACY_CHECKSUMS["0001"],),
+    )
+    code, out = await _in_thread(run, capsys, database_url, "migrate")
+    assert code == 2
+    assert "partly migrated" in out
+    assert "rm -rf .local/pgdata" in out
 
 
 async def _in_thread(*args: object) -> tuple[int, str]:
@@ -97,7 +165,9 @@ async def test_purchases_and_hold_lift_for_payments_support(
     user = await create_user(admin, credits=0, email="buyer@example.test")
     store = PurchaseStore(await PostgresTransport.open(database_url, role="service_role"))
     try:
-        bought, _ = await store.create_purchase(user, DEFAULT_PACKS[0], idempotency_key=None)
+        bought, _ = await store.create_purchase(
+            user, DEFAULT_PACKS[0], idempotency_key=None, rate_per_minute=None
+        )
         await store.apply_event(
             StripeFact(
                 "evt_a",

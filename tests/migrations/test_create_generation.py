@@ -9,21 +9,14 @@ import pytest
 
 from shared.core import errors
 from shared.db.rpc import Created, Rpc
-from tests.support import AdminConn, balance, create_user, ledger_types
+from tests.support import AdminConn, balance, create_user, ledger_types, new_generation
 
 
-async def create(rpc: Rpc, user_id: uuid.UUID, **overrides: object) -> Created:
-    args: dict[str, object] = {
-        "user_id": user_id,
-        "kind": "t2v",
-        "model": "t2v-14B",
-        "resolution": "480p",
-        "prompt": "a cat surfing a wave at sunset",
-        "cost": 10,
-        "max_active": 1000,
-    }
-    args.update(overrides)
-    return await rpc.create_generation(**args)  # type: ignore[arg-type]
+async def create(
+    rpc: Rpc, user_id: uuid.UUID, *, max_active: int = 1000, **overrides: object
+) -> Created:
+    new = new_generation(user_id, **{"prompt": "a cat surfing a wave at sunset", **overrides})
+    return await rpc.create_generation(new, max_active=max_active)
 
 
 async def test_create_charges_the_cost_and_queues(rpc: Rpc, admin: AdminConn) -> None:
@@ -141,8 +134,19 @@ async def test_invalid_arguments_are_rejected_without_a_write(
     rpc: Rpc, admin: AdminConn, override: dict[str, object], message: str
 ) -> None:
     user = await create_user(admin, credits=100)
+    # Straight to SQL: the function must refuse what NewGeneration would already stop.
+    payload = new_generation(user).model_dump(mode="json") | override
+    max_active = payload.pop("max_active", 3)
     with pytest.raises(errors.InvalidInput) as caught:
-        await create(rpc, user, **override)
+        await rpc.transport.call(
+            "create_generation",
+            {
+                "p_new": payload,
+                "p_max_active": max_active,
+                "p_rate_per_minute": None,
+                "p_daily_budget_usd": None,
+            },
+        )
     assert caught.value.detail == message
     assert await balance(admin, user) == 100
 

@@ -8,7 +8,7 @@ import pytest
 
 from shared.core import errors
 from shared.db.rpc import Rpc
-from tests.support import AdminConn, balance, create_user
+from tests.support import AdminConn, balance, create_user, new_generation
 
 
 async def test_signup_grants_100_credits_with_a_ledger_entry(admin: AdminConn) -> None:
@@ -51,14 +51,7 @@ async def test_add_credits_to_unknown_user_is_not_found(rpc: Rpc) -> None:
 
 async def test_deduct_credits_is_once_per_generation(rpc: Rpc, admin: AdminConn) -> None:
     user = await create_user(admin, credits=100)
-    created = await rpc.create_generation(
-        user_id=user,
-        kind="t2v",
-        model="t2v-14B",
-        resolution="480p",
-        prompt="waves on a beach at dawn",
-        cost=10,
-    )
+    created = await rpc.create_generation(new_generation(user), max_active=3)
     rows = await rpc.transport.call(
         "deduct_credits",
         {"p_user_id": user, "p_amount": 10, "p_generation_id": created.generation.id},

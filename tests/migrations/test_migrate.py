@@ -7,8 +7,10 @@ from pathlib import Path
 import pytest
 
 from shared.core.errors import ConfigurationError
+from shared.db.drift import schema_drift
+from shared.db.legacy import LEGACY_CHECKSUMS
 from shared.db.migrate import MIGRATIONS_DIR, apply_migrations, load_migrations
-from tests.support import AdminConn
+from tests.support import AdminConn, balance, create_user
 
 
 async def schema_fingerprint(admin: AdminConn) -> list[tuple[object, ...]]:
@@ -128,3 +130,64 @@ async def test_definition_that_can_never_apply_is_named(
     )
     with pytest.raises(ConfigurationError, match=r"orphan\.sql"):
         await apply_migrations(database_url, tmp_path)
+
+
+async def _pretend_migrated_with_old_files(admin: AdminConn, versions: list[str]) -> None:
+    # The baseline's versions become the old ones; later versions stay applied (their tables
+    # are here already, as they would be once applied after the upgrade).
+    await admin.execute(
+        "delete from app_migrations.applied where version <= %s", (max(LEGACY_CHECKSUMS),)
+    )
+    for version in versions:
+        await admin.execute(
+            "insert into app_migrations.applied (version, name, checksum) values (%s, 'old', %s)",
+            (version, LEGACY_CHECKSUMS[version]),
+        )
+
+
+async def test_database_migrated_with_the_old_files_is_upgraded_in_place(
+    database_url: str, admin: AdminConn
+) -> None:
+    user = await create_user(admin, credits=40)
+    await _pretend_migrated_with_old_files(admin, sorted(LEGACY_CHECKSUMS))
+    # A helper the old files had and the definitions dropped, and a hand-made overload.
+    await admin.execute(
+        "create function private.status_rank(text) returns int language sql as $$ select 0 $$"
+    )
+    await admin.execute(
+        "create or replace function public.get_generation(p_user_id uuid, p_generation_id uuid) "
+        "returns table (generation jsonb) language sql as $$ select null::jsonb $$"
+    )
+    applied = await apply_migrations(database_url)
+    assert "0002" in applied
+    assert "create_generation.sql" in applied
+    assert await schema_drift(admin) == []
+    cur = await admin.execute("select version, checksum from app_migrations.applied order by 1")
+    assert await cur.fetchall() == [(m.version, m.checksum) for m in load_migrations()]
+    assert await balance(admin, user) == 40  # the data step gave nobody a second bonus
+    assert await apply_migrations(database_url) == []
+
+
+async def test_partly_migrated_old_database_is_told_how_to_reset(
+    database_url: str, admin: AdminConn
+) -> None:
+    await _pretend_migrated_with_old_files(admin, ["0001", "0002", "0003"])
+    with pytest.raises(ConfigurationError, match=r"partly migrated.*rm -rf \.local/pgdata"):
+        await apply_migrations(database_url)
+
+
+async def test_failed_upgrade_of_an_old_database_changes_nothing(
+    database_url: str, admin: AdminConn, tmp_path: Path
+) -> None:
+    defs = _copy_versioned(tmp_path)
+    for path in (MIGRATIONS_DIR / "definitions").rglob("*.sql"):
+        target = defs / path.relative_to(MIGRATIONS_DIR / "definitions")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(path.read_text())
+    (defs / "broken.sql").write_text("select 1 / 0;")
+    await _pretend_migrated_with_old_files(admin, sorted(LEGACY_CHECKSUMS))
+    with pytest.raises(ConfigurationError, match=r"broken\.sql"):
+        await apply_migrations(database_url, tmp_path)
+    cur = await admin.execute("select count(*) from app_migrations.applied where name = 'old'")
+    assert await cur.fetchone() == (8,)
+    assert await schema_drift(admin) == []

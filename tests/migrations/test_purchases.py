@@ -16,11 +16,10 @@ import pytest
 from shared.core.errors import AccountOnHold, IdempotencyConflict
 from shared.db.rpc import Rpc
 from shared.payments.events import StripeFact
-from shared.payments.packs import DEFAULT_PACKS, CreditPack
+from shared.payments.packs import DEFAULT_PACKS
 from shared.payments.store import Purchase, PurchaseStore
-from tests.support import AdminConn, balance, create_user
-
-SMALL: CreditPack = DEFAULT_PACKS[0]  # 100 credits for 5.00 USD
+from tests.purchase_support import SMALL, bought, completed, dispute, evt, refunded
+from tests.support import AdminConn, balance, create_user, new_generation
 
 
 @pytest.fixture
@@ -28,52 +27,8 @@ def store(rpc: Rpc) -> PurchaseStore:
     return PurchaseStore(rpc.transport)
 
 
-def evt() -> str:
-    return f"evt_{uuid.uuid4().hex}"
-
-
-def completed(p: Purchase, *, amount: int | None = None, event_id: str | None = None) -> StripeFact:
-    return StripeFact(
-        event_id or evt(),
-        "checkout.session.completed",
-        purchase_id=p.id,
-        payment_intent=f"pi_{p.id.hex}",
-        payment_status="paid",
-        amount=p.amount if amount is None else amount,
-        currency=p.currency,
-    )
-
-
-def refunded(p: Purchase, amount_refunded: int, *, by_metadata: bool = True) -> StripeFact:
-    return StripeFact(
-        evt(),
-        "charge.refunded",
-        purchase_id=p.id if by_metadata else None,
-        payment_intent=f"pi_{p.id.hex}",
-        amount_refunded=amount_refunded,
-    )
-
-
-def dispute(p: Purchase, status: str) -> StripeFact:
-    kind = "charge.dispute.created" if status == "open" else "charge.dispute.closed"
-    return StripeFact(
-        evt(),
-        kind,
-        payment_intent=f"pi_{p.id.hex}",
-        dispute_id=f"dp_{p.id.hex[:12]}",
-        dispute_amount=p.amount,
-        dispute_status=status,
-    )
-
-
-async def bought(store: PurchaseStore, user: uuid.UUID, pack: CreditPack = SMALL) -> Purchase:
-    purchase, created = await store.create_purchase(user, pack, idempotency_key=None)
-    assert created
-    return purchase
-
-
 async def current(store: PurchaseStore, user: uuid.UUID) -> Purchase:
-    return (await store.list_purchases(user))[0]
+    return (await store.list_purchases(user, limit=50))[0]
 
 
 async def held(admin: AdminConn, user: uuid.UUID) -> bool:
@@ -163,23 +118,21 @@ async def test_refund_beyond_the_balance_is_owed_and_holds_the_account(
     user = await create_user(admin, credits=0)
     p = await bought(store, user)
     await store.apply_event(completed(p))
-    await rpc.create_generation(user_id=user, kind="t2v", model="t2v-14B", resolution="480p",
-                                prompt="a lighthouse in a storm", cost=70)  # fmt: skip
+    await rpc.create_generation(new_generation(user, cost=70), max_active=3)
     await store.apply_event(refunded(p, 500))
     assert await balance(admin, user) == 0
     owing = await current(store, user)
     assert (owing.credits_reversed, owing.credits_owed) == (100, 70)
     assert await held(admin, user)
     with pytest.raises(AccountOnHold, match="a refund left credits owed"):
-        await store.create_purchase(user, SMALL, idempotency_key=None)
+        await store.create_purchase(user, SMALL, idempotency_key=None, rate_per_minute=None)
     with pytest.raises(AccountOnHold):
-        await rpc.create_generation(user_id=user, kind="t2v", model="t2v-14B", resolution="480p",
-                                    prompt="a lighthouse in a storm", cost=10)  # fmt: skip
+        await rpc.create_generation(new_generation(user), max_active=3)
     assert await store.lift_hold(user, "paid back by bank transfer") == (
         True,
         "a refund left credits owed",
     )
-    await store.create_purchase(user, SMALL, idempotency_key=None)
+    await store.create_purchase(user, SMALL, idempotency_key=None, rate_per_minute=None)
 
 
 async def test_dispute_takes_back_and_holds_then_won_gives_back_and_lifts(
@@ -249,11 +202,17 @@ async def test_replayed_checkout_key_returns_the_same_purchase(
     store: PurchaseStore, admin: AdminConn
 ) -> None:
     user = await create_user(admin)
-    first, created = await store.create_purchase(user, SMALL, idempotency_key="k1")
-    again, created_again = await store.create_purchase(user, SMALL, idempotency_key="k1")
+    first, created = await store.create_purchase(
+        user, SMALL, idempotency_key="k1", rate_per_minute=None
+    )
+    again, created_again = await store.create_purchase(
+        user, SMALL, idempotency_key="k1", rate_per_minute=None
+    )
     assert (created, created_again, again.id) == (True, False, first.id)
     with pytest.raises(IdempotencyConflict):
-        await store.create_purchase(user, DEFAULT_PACKS[1], idempotency_key="k1")
+        await store.create_purchase(
+            user, DEFAULT_PACKS[1], idempotency_key="k1", rate_per_minute=None
+        )
 
 
 async def test_reconciliation_claims_only_old_pending_purchases_once(

@@ -9,7 +9,7 @@ import psycopg
 import pytest
 
 from shared.db.rpc import Rpc
-from tests.support import AdminConn, create_user
+from tests.support import AdminConn, create_user, new_generation
 
 SERVICE_FUNCTIONS = [
     "create_generation",
@@ -29,6 +29,13 @@ SERVICE_FUNCTIONS = [
     "deduct_credits",
     "add_credits",
     "refund_credits",
+    # guardrails (issue 14)
+    "delete_generation",
+    "delete_account",
+    "claim_expired_media",
+    "release_media",
+    "configure_guardrails",
+    "operator_stats",
     # payments
     "create_purchase",
     "attach_checkout_session",
@@ -51,14 +58,8 @@ async def seed_two_users(rpc: Rpc, admin: AdminConn) -> tuple[uuid.UUID, uuid.UU
     alice = await create_user(admin)
     bob = await create_user(admin)
     for user in (alice, bob):
-        await rpc.create_generation(
-            user_id=user,
-            kind="t2v",
-            model="t2v-14B",
-            resolution="480p",
-            prompt="a robot painting a portrait",
-            cost=10,
-        )
+        new = new_generation(user, prompt="a robot painting a portrait")
+        await rpc.create_generation(new, max_active=3)
     return alice, bob
 
 
@@ -142,5 +143,70 @@ async def test_service_functions_are_hardened(admin: AdminConn) -> None:
     for name, secdef, volatility, config in rows:
         assert secdef, f"{name} is not SECURITY DEFINER"
         assert config == ['search_path=""'], f"{name} has search_path {config}"
-        if name not in ("get_generation", "list_generations", "get_credits", "list_purchases"):
+        if name not in (
+            "get_generation",
+            "list_generations",
+            "get_credits",
+            "operator_stats",
+            "list_purchases",
+        ):
             assert volatility == "v", f"{name} is not VOLATILE"
+
+
+WRITES = [
+    "insert into public.users (id, email) values (gen_random_uuid(), 'x@example.test')",
+    "update public.users set credits = 1000000",
+    "delete from public.users",
+    "truncate public.users cascade",
+    "insert into public.credit_transactions (user_id, amount, type) "
+    "select id, 500, 'bonus' from public.users",
+    "update public.credit_transactions set amount = 1000",
+    "delete from public.credit_transactions",
+    "truncate public.credit_transactions",
+    "update public.generations set status = 'completed', video_path = 'x'",
+    "delete from public.generations",
+    "truncate public.generations cascade",
+]
+
+
+@pytest.mark.parametrize("statement", WRITES)
+async def test_service_role_cannot_write_tables_directly(
+    rpc: Rpc, admin: AdminConn, statement: str
+) -> None:
+    await seed_two_users(rpc, admin)
+    async with admin.transaction(force_rollback=True):
+        await act_as(admin, "service_role")
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            await admin.execute(statement)
+
+
+async def test_service_role_still_reads_tables(rpc: Rpc, admin: AdminConn) -> None:
+    await seed_two_users(rpc, admin)
+    async with admin.transaction(force_rollback=True):
+        await act_as(admin, "service_role")
+        cur = await admin.execute("select count(*), sum(credits) from public.users")
+        assert await cur.fetchone() == (2, 180)
+
+
+@pytest.mark.parametrize(
+    "column",
+    ["request_hash", "job_id", "video_url", "last_polled_at", "poll_attempts", "copy_error"],
+)
+async def test_user_cannot_read_internal_columns(rpc: Rpc, admin: AdminConn, column: str) -> None:
+    alice, _ = await seed_two_users(rpc, admin)
+    async with admin.transaction(force_rollback=True):
+        await act_as(admin, "authenticated", alice)
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            await admin.execute(f"select {column} from public.generations")
+
+
+async def test_user_reads_the_public_columns_of_own_generations(rpc: Rpc, admin: AdminConn) -> None:
+    alice, _ = await seed_two_users(rpc, admin)
+    async with admin.transaction(force_rollback=True):
+        await act_as(admin, "authenticated", alice)
+        cur = await admin.execute(
+            "select user_id, status, cost, prompt, progress, video_path from public.generations"
+        )
+        assert await cur.fetchall() == [
+            (alice, "queued", 10, "a robot painting a portrait", 0, None)
+        ]

@@ -14,21 +14,14 @@ from shared.core import errors
 from shared.core.domain import Generation
 from shared.db.rpc import Applied, Rpc, Update
 from tests.support import AdminConn, balance, create_user, ledger_types
+from tests.support import new_generation as request_for
 
 STATUSES = ["queued", "processing", "completed", "failed", "canceled"]
 RANK = {"queued": 0, "processing": 1, "completed": 2, "failed": 2, "canceled": 2}
 
 
 async def new_generation(rpc: Rpc, user: uuid.UUID) -> Generation:
-    created = await rpc.create_generation(
-        user_id=user,
-        kind="t2v",
-        model="t2v-14B",
-        resolution="480p",
-        prompt="a slow pan over mountains",
-        cost=10,
-        max_active=100,
-    )
+    created = await rpc.create_generation(request_for(user), max_active=100)
     return created.generation
 
 

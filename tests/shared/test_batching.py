@@ -13,7 +13,7 @@ from shared.core.domain import Generation
 from shared.db.batching import UpdateBatcher
 from shared.db.rpc import Applied, Rpc, Update
 from shared.db.transports import RpcArg, RpcRow, Transport
-from tests.support import AdminConn, balance, create_user, ledger_types
+from tests.support import AdminConn, balance, create_user, ledger_types, new_generation
 
 
 class Recording:
@@ -47,13 +47,7 @@ async def running(rpc: Rpc, admin: AdminConn, count: int, credits: int = 1000) -
     gens = []
     for i in range(count):
         created = await rpc.create_generation(
-            user_id=user,
-            kind="t2v",
-            model="t2v-14B",
-            resolution="480p",
-            prompt=f"scene {i}",
-            cost=10,
-            max_active=1000,
+            new_generation(user, prompt=f"scene {i}"), max_active=1000
         )
         gens.append((await rpc.mark_submitted(created.generation.id, f"job-{i}")).generation)
     return gens

@@ -13,6 +13,7 @@ from supabase import AsyncClient, AsyncClientOptions
 from shared.core import errors
 from shared.db.migrate import MIGRATIONS_DIR
 from shared.db.rpc import SQLSTATE_ERRORS, Applied, Rpc, SupabaseTransport, Update, translate
+from tests.support import new_generation
 
 GENERATION = {
     "id": str(uuid.uuid4()),
@@ -32,7 +33,7 @@ GENERATION = {
 
 def test_every_sqlstate_raised_in_migrations_has_a_mapping() -> None:
     raised: set[str] = set()
-    for path in MIGRATIONS_DIR.rglob("*.sql"):
+    for path in MIGRATIONS_DIR.rglob("*.sql"):  # versioned files and definitions/
         raised |= set(re.findall(r"errcode\s*=\s*'([0-9A-Z]{5})'", path.read_text()))
     assert raised, "no SQLSTATE found: the pattern is broken"
     assert raised <= set(SQLSTATE_ERRORS), f"unmapped: {raised - set(SQLSTATE_ERRORS)}"
@@ -111,9 +112,11 @@ async def test_supabase_transport_sends_a_batch_as_one_json_array() -> None:
     assert json.loads(request.content) == {
         "p_updates": [
             {"generation_id": str(ours), "status": "processing", "job_id": "job-1",
-             "progress": 30, "video_url": None, "error": None},
+             "progress": 30, "video_url": None, "error": None, "source": None,
+             "predict_time": None},
             {"generation_id": str(unknown), "status": "canceled", "job_id": None,
-             "progress": None, "video_url": None, "error": None},
+             "progress": None, "video_url": None, "error": None, "source": None,
+             "predict_time": None},
         ]
     }  # fmt: skip
 
@@ -132,14 +135,7 @@ async def test_supabase_transport_translates_postgrest_error_body() -> None:
 
     rpc = make_client(httpx.MockTransport(handler))
     with pytest.raises(errors.InsufficientCredits) as caught:
-        await rpc.create_generation(
-            user_id=uuid.uuid4(),
-            kind="t2v",
-            model="t2v-14B",
-            resolution="480p",
-            prompt="a dog on a skateboard",
-            cost=10,
-        )
+        await rpc.create_generation(new_generation(uuid.uuid4()), max_active=3)
     assert caught.value.extra == {"balance": 3, "required": 10}
 
 

@@ -3,13 +3,8 @@
 -- the purchase's row lock. Returns how many events were applied.
 create or replace function private.apply_unmatched_events(p_purchase_id uuid)
 returns integer
-language plpgsql
-volatile
-security definer
-set search_path = ''
-as $$
-declare
-  v_payment_intent text;
+language plpgsql volatile security definer set search_path = '' as $$
+declare v_payment_intent text;
   v_event record;
   v_count integer := 0;
 begin
@@ -21,7 +16,7 @@ begin
     select e.id, e.facts from public.stripe_events e
      where e.payment_intent = v_payment_intent and e.outcome = 'unmatched'
      order by e.received_at, e.id
-     for update
+     for no key update
   loop
     perform private.record_reversal(
       p_purchase_id,

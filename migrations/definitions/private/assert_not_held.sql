@@ -3,13 +3,8 @@
 -- row lock, so a hold placed concurrently is seen). Reads and webhooks are never refused.
 create or replace function private.assert_not_held(p_user_id uuid)
 returns void
-language plpgsql
-stable
-security definer
-set search_path = ''
-as $$
-declare
-  v_held_at timestamptz;
+language plpgsql stable security definer set search_path = '' as $$
+declare v_held_at timestamptz;
   v_reason text;
 begin
   select u.held_at, u.hold_reason into v_held_at, v_reason

@@ -2,11 +2,7 @@
 -- lost, credits a refund could not take back). An existing hold keeps its reason.
 create or replace function private.hold_for_payment(p_user_id uuid, p_reason text)
 returns void
-language plpgsql
-volatile
-security definer
-set search_path = ''
-as $$
+language plpgsql volatile security definer set search_path = '' as $$
 begin
   update public.users
      set held_at = now(), hold_reason = p_reason, updated_at = now()

@@ -2,11 +2,7 @@
 -- more (no credits owed, no dispute open or lost). Holds placed for other reasons stay.
 create or replace function private.lift_payment_hold(p_user_id uuid, p_why text)
 returns boolean
-language plpgsql
-volatile
-security definer
-set search_path = ''
-as $$
+language plpgsql volatile security definer set search_path = '' as $$
 begin
   if exists (
     select 1 from public.purchases p

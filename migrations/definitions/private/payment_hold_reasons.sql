@@ -2,10 +2,7 @@
 -- (a hold an operator or another rule placed is never lifted by a payment event).
 create or replace function private.payment_hold_reasons()
 returns text[]
-language sql
-immutable
-set search_path = ''
-as $$
+language sql immutable security definer set search_path = '' as $$
   select array[
     'a card payment is disputed',
     'a refund left credits owed'

@@ -10,13 +10,8 @@ create or replace function private.record_reversal(
   p_dispute_amount integer,
   p_dispute_status text
 ) returns integer
-language plpgsql
-volatile
-security definer
-set search_path = ''
-as $$
-declare
-  v_before public.purchases;
+language plpgsql volatile security definer set search_path = '' as $$
+declare v_before public.purchases;
   v_after public.purchases;
   v_moved integer;
 begin

@@ -6,7 +6,8 @@
 -- when the amount or currency differs from the pack, granting nothing); failed and expired
 -- only end a pending purchase. The grant is one ledger entry per purchase (unique index).
 -- Then refunds or disputes that arrived before the payment was known are applied.
--- Returns the outcome: granted, review, failed, expired, unchanged or unknown_purchase.
+-- Returns the outcome: granted, review, failed, expired or unchanged (WN404: no such purchase).
+-- Lock order: the purchase (private.lock_purchase), then its user.
 create or replace function private.settle_checkout(
   p_purchase_id uuid,
   p_result text,
@@ -14,22 +15,14 @@ create or replace function private.settle_checkout(
   p_amount integer,
   p_currency text
 ) returns text
-language plpgsql
-volatile
-security definer
-set search_path = ''
-as $$
-declare
-  v public.purchases;
+language plpgsql volatile security definer set search_path = '' as $$
+declare v public.purchases;
   v_outcome text := 'unchanged';
 begin
   if p_result is null or p_result not in ('paid', 'unpaid', 'failed', 'expired') then
     raise exception using errcode = 'WN422', message = 'result must be paid, unpaid, failed or expired';
   end if;
-  select * into v from public.purchases p where p.id = p_purchase_id for update;
-  if not found then
-    return 'unknown_purchase';
-  end if;
+  v := private.lock_purchase(p_purchase_id);
   if p_payment_intent is not null and v.payment_intent is null then
     update public.purchases set payment_intent = p_payment_intent, updated_at = now()
      where id = v.id;
@@ -52,9 +45,9 @@ begin
              paid_at = now(), closed_at = null, updated_at = now()
        where id = v.id;
       if v.user_id is not null then
-        perform private.post_purchase_ledger(
-          v.user_id, v.credits, 'purchase', v.id, null,
-          format('Bought the %s pack (%s credits)', v.pack_id, v.credits));
+        perform private.post_ledger(
+          v.user_id, v.credits, 'purchase', null,
+          format('Bought the %s pack (%s credits)', v.pack_id, v.credits), v.id, null);
       end if;
       v_outcome := 'granted';
     end if;

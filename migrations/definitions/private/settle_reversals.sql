@@ -11,13 +11,8 @@
 -- Returns the signed change of the balance.
 create or replace function private.settle_reversals(p_purchase_id uuid)
 returns integer
-language plpgsql
-volatile
-security definer
-set search_path = ''
-as $$
-declare
-  v public.purchases;
+language plpgsql volatile security definer set search_path = '' as $$
+declare v public.purchases;
   v_reversed_amount integer;
   v_target integer;
   v_delta integer;
@@ -48,13 +43,13 @@ begin
   if v_delta > 0 then
     v_take := 0;
     if v.user_id is not null then
-      select u.credits into v_balance from public.users u where u.id = v.user_id for update;
-      v_take := least(v_delta, greatest(coalesce(v_balance, 0), 0));
+      v_balance := private.lock_user(v.user_id);
+      v_take := least(v_delta, greatest(v_balance, 0));
       if v_take > 0 then
-        perform private.post_purchase_ledger(
-          v.user_id, -v_take, 'purchase_reversal', v.id, v_reference,
+        perform private.post_ledger(
+          v.user_id, -v_take, 'purchase_reversal', null,
           format('Credits taken back: %s of %s %s refunded or disputed',
-                 v_reversed_amount, v.amount, upper(v.currency)));
+                 v_reversed_amount, v.amount, upper(v.currency)), v.id, v_reference);
         v_moved := -v_take;
       end if;
     end if;
@@ -69,9 +64,9 @@ begin
     v_forgive := least(-v_delta, v.credits_owed);
     v_give := -v_delta - v_forgive;
     if v_give > 0 and v.user_id is not null then
-      perform private.post_purchase_ledger(
-        v.user_id, v_give, 'purchase_restore', v.id, v_reference,
-        'Credits given back: the dispute was decided in your favour');
+      perform private.post_ledger(
+        v.user_id, v_give, 'purchase_restore', null,
+        'Credits given back: the dispute was decided in your favour', v.id, v_reference);
       v_moved := v_give;
     end if;
     update public.purchases

@@ -1,27 +1,17 @@
--- =============================================================================================
--- 0004 fail_submission: the provider create failed (refused, down, or no answer in time).
+-- fail_submission: the provider create failed (refused, down, or no answer in time).
 --
 -- Fails and refunds the generation ONLY if nothing was heard from the provider yet (still
 -- queued, no job id). A create that timed out may still have started a prediction whose
 -- webhook (it carries our generation id) already moved the row on; that row is left alone and
 -- lives on. The sweeper uses the same function for queued rows that never got a job id.
--- =============================================================================================
-
-create function public.fail_submission(p_generation_id uuid, p_error text)
+-- finished_by records the outcome's path: 'submit' (no provider report).
+create or replace function public.fail_submission(p_generation_id uuid, p_error text)
 returns table (generation jsonb, changed boolean, refunded integer)
-language plpgsql
-volatile
-security definer
-set search_path = ''
-as $$
-declare
-  v_row public.generations;
+language plpgsql volatile security definer set search_path = '' as $$
+declare v_row public.generations;
   v_refunded integer;
 begin
-  select * into v_row from public.generations g where g.id = p_generation_id for update;
-  if not found then
-    perform private.raise_generation_not_found();
-  end if;
+  v_row := private.lock_generation(p_generation_id, null);
   if v_row.status <> 'queued' or v_row.job_id is not null then
     return query select to_jsonb(v_row), false, 0;
     return;
@@ -29,7 +19,7 @@ begin
   update public.generations g
      set status = 'failed',
          error_message = coalesce(nullif(p_error, ''), 'The video provider did not accept it'),
-         completed_at = now(), updated_at = now()
+         completed_at = now(), updated_at = now(), finished_by = 'submit'
    where g.id = p_generation_id
   returning * into v_row;
   v_refunded := private.refund(p_generation_id, 'Refund: provider did not accept it');
@@ -39,6 +29,5 @@ $$;
 
 comment on function public.fail_submission is
   'Fail and refund a generation the provider never accepted; a no-op once the provider was heard.';
-
-revoke execute on function public.fail_submission(uuid, text) from public, anon, authenticated;
+revoke all on function public.fail_submission(uuid, text) from public, anon, authenticated;
 grant execute on function public.fail_submission(uuid, text) to service_role;

@@ -1,24 +1,24 @@
--- =============================================================================================
--- 0008 apply_predictions: many provider updates in one call (webhook ingestion under load).
+-- apply_predictions: many provider updates in one call (webhook ingestion under load).
 --
--- Replicate posts a `logs` update about twice a second for every running prediction, so at a
--- few hundred running generations the API spends most of its time on one small call per
--- update. The API gathers the updates that arrive while its previous call is running and sends
--- them together (shared/batching.py). Each item goes through public.apply_prediction itself --
--- the same state machine, the same refund-once rule -- inside a subtransaction of its own, so
--- one item's error (unknown generation, invalid update) rolls back that item only and is
--- returned in its row; the others still apply. Items keep their order: two updates of one
--- generation in one batch apply as they arrived.
+-- Replicate posts a `logs` update about twice a second for every running prediction, so the
+-- API gathers the updates that arrive while its previous call runs and sends them together
+-- (shared/db/batching.py). Each item goes through public.apply_prediction itself -- the same
+-- state machine, the same refund-once rule -- inside a subtransaction of its own, so one item's
+-- error (unknown generation, invalid update) rolls back that item only and is returned in its
+-- row; the others still apply. Items keep their order: two updates of one generation in one
+-- batch apply as they arrived.
 --
 -- Lock order, so that batches cannot deadlock with each other or with the single-row functions
 -- (which take a generation, then, to refund, its user): items are applied in generation-id
 -- order (arrival order within one generation), so a batch takes generations in id order; and a
 -- batch that may refund (a failed or canceled item) first locks all its generations, then
 -- those users, each in id order, so it never waits for a generation while it holds a user.
--- Most batches are progress updates, which touch no user and skip that step.
--- =============================================================================================
-
-create function public.apply_predictions(p_updates jsonb)
+-- Every lock is FOR NO KEY UPDATE (see private.lock_generation): a retry's foreign-key check
+-- on the generation it retries does not wait for it. Most batches are progress updates, which
+-- touch no user and skip the pre-locking.
+--
+-- Each item may also carry `source` and `predict_time`, passed on to apply_prediction.
+create or replace function public.apply_predictions(p_updates jsonb)
 returns table (
   idx integer,
   generation jsonb,
@@ -27,13 +27,8 @@ returns table (
   error_code text,
   error_message text
 )
-language plpgsql
-volatile
-security definer
-set search_path = ''
-as $$
-declare
-  v_item jsonb;
+language plpgsql volatile security definer set search_path = '' as $$
+declare v_item jsonb;
   v_idx bigint;
   v_applied record;
   v_ids uuid[];
@@ -52,10 +47,11 @@ begin
    where e ->> 'generation_id'
          ~* '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$';
   if v_refund_ids is not null then
-    perform 1 from public.generations g where g.id = any(v_ids) order by g.id for update;
+    perform 1 from public.generations g where g.id = any(v_ids) order by g.id
+      for no key update;
     perform 1 from public.users u
      where u.id in (select g.user_id from public.generations g where g.id = any(v_refund_ids))
-     order by u.id for update;
+     order by u.id for no key update;
   end if;
 
   for v_item, v_idx in
@@ -70,7 +66,9 @@ begin
         p_job_id => v_item ->> 'job_id',
         p_progress => (v_item ->> 'progress')::integer,
         p_video_url => v_item ->> 'video_url',
-        p_error => v_item ->> 'error'
+        p_error => v_item ->> 'error',
+        p_source => v_item ->> 'source',
+        p_predict_time => (v_item ->> 'predict_time')::double precision
       );
       generation := v_applied.generation;
       changed := v_applied.changed;
@@ -91,6 +89,5 @@ $$;
 comment on function public.apply_predictions is
   'apply_prediction for each item of a JSON array, each in its own subtransaction; one row per '
   'item (0-based idx) with the result or the item''s SQLSTATE and message.';
-
-revoke execute on function public.apply_predictions(jsonb) from public, anon, authenticated;
+revoke all on function public.apply_predictions(jsonb) from public, anon, authenticated;
 grant execute on function public.apply_predictions(jsonb) to service_role;

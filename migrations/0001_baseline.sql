@@ -1,9 +1,33 @@
 -- =============================================================================================
--- 0001 Tables: users, generations and the credit ledger, with row-level security.
+-- 0001 Baseline: users, generations and the credit ledger (tables, columns, indexes only).
 --
--- Only the SQL functions (0002, 0003) write these tables; they run as their owner through
--- SECURITY DEFINER. The API roles may at most read their own rows.
+-- Functions, triggers, row-level security, policies and grants are NOT here: each has its one
+-- current definition in migrations/definitions/ (re-applied whenever it changes). Only those
+-- SECURITY DEFINER functions write these tables; the API roles may at most read their own rows.
+--
+-- This file replaces the old 0001-0008 (squashed when the definitions moved out); a database
+-- migrated with those files is upgraded in place by the runner (shared/db/migrate.py).
 -- =============================================================================================
+
+-- A Supabase project may already hold tables of these names (an earlier app, a tutorial).
+-- Creating ours over them would fail half way or, worse, adopt a table of another shape: stop
+-- first and say what to do.
+do $$
+declare
+  v_found text;
+begin
+  select string_agg(format('public.%I', c.relname), ', ' order by c.relname) into v_found
+    from pg_class c join pg_namespace n on n.oid = c.relnamespace
+   where n.nspname = 'public' and c.relname in ('users', 'generations', 'credit_transactions');
+  if v_found is not null then
+    raise exception using errcode = 'duplicate_table',
+      message = format('%s already exist(s) and was not made by these migrations', v_found),
+      hint = 'Keep its data elsewhere first (e.g. alter table public.users set schema backup; '
+             'after "create schema backup"), or drop it if it is not needed, then run '
+             'wanctl migrate again.';
+  end if;
+end
+$$;
 
 
 -- Internal helpers live here: not exposed through PostgREST, not executable by the API roles.
@@ -62,6 +86,9 @@ create table public.generations (
   last_polled_at timestamptz,
   poll_attempts integer not null default 0,
   cancel_requested_at timestamptz,
+  copy_attempts integer not null default 0,
+  copy_claimed_at timestamptz,
+  copy_error text,
   constraint generations_idempotency_key_unique unique (user_id, idempotency_key),
   constraint generations_completed_has_video
     check (status <> 'completed' or video_url is not null or video_path is not null)
@@ -100,6 +127,9 @@ comment on column public.generations.last_polled_at is
   'When we last asked the provider about it (sweeper or status fallback).';
 comment on column public.generations.poll_attempts is 'How many times we asked the provider.';
 comment on column public.generations.cancel_requested_at is 'When the owner asked to cancel.';
+comment on column public.generations.copy_attempts is 'How many times we tried to copy the video.';
+comment on column public.generations.copy_claimed_at is 'When a copy attempt last started.';
+comment on column public.generations.copy_error is 'Why the last copy attempt failed.';
 
 create index generations_user_created_idx on public.generations (user_id, created_at desc, id desc);
 -- The sweeper's work list: only live rows are indexed, so its cost grows with them, not history.
@@ -108,6 +138,9 @@ create index generations_live_idx on public.generations ((greatest(updated_at, l
 create index generations_live_user_idx on public.generations (user_id)
   where status in ('queued', 'processing');
 create index generations_retry_of_idx on public.generations (retry_of) where retry_of is not null;
+-- Videos still to be copied into our storage (the sweeper's copy work list).
+create index generations_pending_copy_idx on public.generations (completed_at)
+  where status = 'completed' and video_path is null;
 
 -- ---------------------------------------------------------------------------------------------
 -- credit_transactions: the append-only ledger
@@ -148,22 +181,3 @@ create unique index credit_transactions_one_deduction
   on public.credit_transactions (generation_id) where type = 'deduction';
 create unique index credit_transactions_one_refund
   on public.credit_transactions (generation_id) where type = 'refund';
-
--- ---------------------------------------------------------------------------------------------
--- Row-level security: users read their own rows; nobody but the functions writes.
--- ---------------------------------------------------------------------------------------------
-alter table public.users enable row level security;
-alter table public.generations enable row level security;
-alter table public.credit_transactions enable row level security;
-
-revoke all on public.users, public.generations, public.credit_transactions from anon;
-revoke insert, update, delete, truncate, references, trigger
-  on public.users, public.generations, public.credit_transactions from authenticated;
-grant select on public.users, public.generations, public.credit_transactions to authenticated;
-
-create policy users_select_own on public.users
-  for select to authenticated using (id = (select auth.uid()));
-create policy generations_select_own on public.generations
-  for select to authenticated using (user_id = (select auth.uid()));
-create policy credit_transactions_select_own on public.credit_transactions
-  for select to authenticated using (user_id = (select auth.uid()));

@@ -1,0 +1,29 @@
+-- list_generations: the owner's generations, newest first, keyset pagination on
+-- (created_at, id) so a page costs the same however deep it is. Deleted ones are left out.
+-- The old signature carried defaults, which create or replace cannot take away.
+drop function if exists public.list_generations(uuid, integer, timestamptz, uuid);
+create or replace function public.list_generations(
+  p_user_id uuid, p_limit integer, p_before_created_at timestamptz, p_before_id uuid
+) returns table (generation jsonb)
+language plpgsql stable security definer set search_path = '' as $$
+begin
+  perform private.require_between('limit', p_limit, 1, 100);
+  if (p_before_created_at is null) <> (p_before_id is null) then
+    raise exception using errcode = 'WN422', message = 'cursor is incomplete';
+  end if;
+  return query
+  select to_jsonb(g.*) from public.generations g
+   where g.user_id = p_user_id
+     and g.deleted_at is null
+     and (p_before_created_at is null or (g.created_at, g.id) < (p_before_created_at, p_before_id))
+   order by g.created_at desc, g.id desc
+   limit p_limit;
+end
+$$;
+
+comment on function public.list_generations is
+  'The owner''s generations, newest first, a page of p_limit before the (created_at, id) cursor.';
+revoke all on function public.list_generations(uuid, integer, timestamptz, uuid)
+  from public, anon, authenticated;
+grant execute on function public.list_generations(uuid, integer, timestamptz, uuid)
+  to service_role;

@@ -1,0 +1,30 @@
+-- private.refund: give back a generation's deduction, at most once. Returns the amount (0 when
+-- there is nothing to give back or it was already given back).
+create or replace function private.refund(p_generation_id uuid, p_description text)
+returns integer
+language plpgsql volatile security definer set search_path = '' as $$
+declare v_user_id uuid;
+  v_charged integer;
+begin
+  select user_id, -amount into v_user_id, v_charged
+    from public.credit_transactions
+   where generation_id = p_generation_id and type = 'deduction';
+  if not found then
+    return 0;
+  end if;
+  -- The unique index on refunds makes a concurrent second refund impossible; checking first
+  -- keeps the common replay path free of an error.
+  if exists (
+    select 1 from public.credit_transactions
+     where generation_id = p_generation_id and type = 'refund'
+  ) then
+    return 0;
+  end if;
+  perform private.post_ledger(v_user_id, v_charged, 'refund', p_generation_id, p_description);
+  return v_charged;
+end
+$$;
+
+comment on function private.refund is
+  'Refund a generation''s deduction once; returns the amount given back (0 when none).';
+revoke all on function private.refund(uuid, text) from public, anon, authenticated, service_role;

@@ -1,0 +1,43 @@
+-- read_generation: the owner's generation, with a bounded polling claim in the same call: the
+-- common case (nothing to poll) costs one round trip, and when many browser tabs ask at once
+-- only one of them wins the claim and asks the provider. A deleted generation is not found.
+--
+-- claimed = true when the caller should ask the provider (running, has a job id, nothing heard
+-- for p_poll_after_s, fewer than p_max_polls polls so far). The claim stamps last_polled_at, so
+-- the next claim waits another interval.
+-- The old signature carried defaults, which create or replace cannot take away.
+drop function if exists public.read_generation(uuid, uuid, integer, integer);
+create or replace function public.read_generation(
+  p_user_id uuid, p_generation_id uuid, p_poll_after_s integer, p_max_polls integer
+) returns table (generation jsonb, claimed boolean)
+language plpgsql volatile security definer set search_path = '' as $$
+declare v_row public.generations;
+begin
+  update public.generations g
+     set last_polled_at = now(), poll_attempts = g.poll_attempts + 1
+   where g.id = p_generation_id
+     and g.user_id = p_user_id
+     and g.deleted_at is null
+     and g.status in ('queued', 'processing')
+     and g.job_id is not null
+     and g.poll_attempts < p_max_polls
+     and greatest(g.updated_at, g.last_polled_at) <= now() - make_interval(secs => p_poll_after_s)
+  returning g.* into v_row;
+  if found then
+    return query select to_jsonb(v_row), true;
+    return;
+  end if;
+  select * into v_row from public.generations g
+   where g.id = p_generation_id and g.user_id = p_user_id and g.deleted_at is null;
+  if not found then
+    perform private.raise_not_found('generation');
+  end if;
+  return query select to_jsonb(v_row), false;
+end
+$$;
+
+comment on function public.read_generation is
+  'The owner''s generation and whether this caller won the claim to poll the provider.';
+revoke all on function public.read_generation(uuid, uuid, integer, integer)
+  from public, anon, authenticated;
+grant execute on function public.read_generation(uuid, uuid, integer, integer) to service_role;

@@ -1,0 +1,25 @@
+-- record_copy_failure: remember why a copy failed; a failure that cannot get better (the
+-- provider deleted the file, it is not a video, it is too big) ends the attempts.
+create or replace function public.record_copy_failure(
+  p_generation_id uuid, p_error text, p_retryable boolean default true
+) returns table (generation jsonb)
+language plpgsql volatile security definer set search_path = '' as $$
+declare v_row public.generations;
+begin
+  update public.generations g
+     set copy_error = left(coalesce(p_error, 'copy failed'), 1000),
+         copy_attempts = case when p_retryable then g.copy_attempts else 1000000 end
+   where g.id = p_generation_id
+  returning g.* into v_row;
+  if not found then
+    perform private.raise_not_found('generation');
+  end if;
+  return query select to_jsonb(v_row);
+end
+$$;
+
+comment on function public.record_copy_failure is
+  'Record a failed copy attempt; a failure that is not retryable ends the attempts.';
+revoke all on function public.record_copy_failure(uuid, text, boolean)
+  from public, anon, authenticated;
+grant execute on function public.record_copy_failure(uuid, text, boolean) to service_role;

@@ -1,0 +1,100 @@
+"""The guardrails' SQL functions (issue 14): deletion, retention, configuration, the operator's
+numbers. A mixin of `shared.db.rpc.Rpc`, kept apart so that module stays small."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from shared.core.domain import Generation, JsonObject
+from shared.core.errors import AppError, JsonValue
+from shared.db.transports import RpcArg, RpcRow, Transport
+
+
+@dataclass(frozen=True)
+class ForgottenAccount:
+    """What delete_account leaves to the caller: files to remove, predictions to cancel, and
+    the generations whose media to release once the files are gone."""
+
+    paths: list[str]
+    job_ids: list[str]
+    generation_ids: list[uuid.UUID]
+
+
+class GuardrailCalls:
+    transport: Transport
+
+    async def _one(self, fn: str, **args: RpcArg) -> RpcRow:
+        rows = await self.transport.call(fn, args)
+        if not rows:
+            raise AppError(f"{fn} returned no row.")
+        return rows[0]
+
+    async def delete_generation(
+        self, user_id: uuid.UUID, generation_id: uuid.UUID
+    ) -> tuple[Generation, list[str]]:
+        """Tombstone the owner's finished generation; the stored files to remove."""
+        row = await self._one("delete_generation", p_user_id=user_id, p_generation_id=generation_id)
+        return _generation(row), _strings(row.get("paths"))
+
+    async def delete_account(self, user_id: uuid.UUID) -> ForgottenAccount:
+        """Forget the user's personal data; what is left to do outside the database."""
+        row = await self._one("delete_account", p_user_id=user_id)
+        return ForgottenAccount(
+            paths=_strings(row.get("paths")),
+            job_ids=_strings(row.get("job_ids")),
+            generation_ids=[uuid.UUID(i) for i in _strings(row.get("generation_ids"))],
+        )
+
+    async def claim_expired_media(
+        self, *, retention_days: int, limit: int
+    ) -> list[tuple[Generation, list[str]]]:
+        """Deleted or past-retention generations still holding media, with the files to remove."""
+        rows = await self.transport.call(
+            "claim_expired_media", {"p_retention_days": retention_days, "p_limit": limit}
+        )
+        return [(_generation(row), _strings(row.get("paths"))) for row in rows]
+
+    async def release_media(self, generation_ids: Sequence[uuid.UUID]) -> int:
+        row = await self._one("release_media", p_generation_ids=list(generation_ids))
+        return _int(row, "released")
+
+    async def configure_guardrails(self, *, signup_bonus_credits: int) -> None:
+        await self._one("configure_guardrails", p_signup_bonus_credits=signup_bonus_credits)
+
+    async def operator_stats(
+        self,
+        *,
+        since: datetime,
+        success_target: float,
+        completion_target_s: float,
+        webhook_target: float,
+        daily_budget_usd: float | None,
+    ) -> JsonObject:
+        row = await self._one(
+            "operator_stats",
+            p_since=since,
+            p_success_target=success_target,
+            p_completion_target_s=completion_target_s,
+            p_webhook_target=webhook_target,
+            p_daily_budget_usd=daily_budget_usd,
+        )
+        stats = row.get("stats")
+        if not isinstance(stats, dict):
+            raise AppError("operator_stats returned no figures.")
+        return stats
+
+
+def _generation(row: RpcRow) -> Generation:
+    return Generation.model_validate(row["generation"])
+
+
+def _int(row: RpcRow, key: str) -> int:
+    value = row.get(key)
+    return value if isinstance(value, int) else 0
+
+
+def _strings(value: JsonValue) -> list[str]:
+    return [v for v in value if isinstance(v, str)] if isinstance(value, list) else []
