@@ -29,7 +29,6 @@ if TYPE_CHECKING:
     from fastapi import FastAPI
 
     from shared.core.domain import Generation
-    from shared.wiring import Services
 
 APP_NAME = "wan-backend"
 MINUTES = 60
@@ -151,7 +150,7 @@ def admin() -> FastAPI:
 def webhook() -> FastAPI:
     from functions.webhook import create_app
 
-    return create_app(configure=_spawn_copies)
+    return create_app(schedule_copy=_spawn_copy)
 
 
 # Stripe's events (payments, refunds, disputes) have their own function: a slow or failing
@@ -165,13 +164,9 @@ def stripe_webhook() -> FastAPI:
     return create_app()
 
 
-def _spawn_copies(services: Services) -> None:
+async def _spawn_copy(gen: Generation) -> None:
     """On Modal the video copy runs as its own function, not inside the webhook's request."""
-
-    async def spawn(gen: Generation) -> None:
-        await keep_video.spawn.aio(str(gen.user_id), str(gen.id))
-
-    services.schedule_keep = spawn
+    await keep_video.spawn.aio(str(gen.user_id), str(gen.id))
 
 
 @app.function(timeout=COPY_TIMEOUT, retries=modal.Retries(max_retries=2, initial_delay=10.0))

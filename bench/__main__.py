@@ -29,8 +29,8 @@ from bench.common import (
     Postgres,
     median,
     report,
-    setup_logging,
 )
+from bench.env import setup_logging
 from bench.output_copy import TARGET_RSS_MB
 from shared.core.errors import JsonValue
 

@@ -28,13 +28,13 @@ from bench.common import (
     median,
     processing_generations,
     report,
-    setup_logging,
+    run_alone,
     violations,
 )
 from local.emulator_faults import Faults
 from shared.core.ratelimit import RateLimiter
 from shared.flows.reconcile import Reconciler, SweepConfig
-from shared.wiring import Services
+from shared.wiring import sweep_job
 
 BACKLOG = 5_000
 RATE = 50.0
@@ -49,8 +49,7 @@ async def _backlog(stack: Stack) -> dict[str, int | float]:
         await processing_generations(conn, jobs)
     finally:
         await conn.close()
-    services = await Services.open(stack.settings)
-    try:
+    async with sweep_job(stack.settings) as services:
         reconciler = Reconciler(
             services.lifecycle,
             RateLimiter(RATE, burst=BURST),
@@ -58,8 +57,6 @@ async def _backlog(stack: Stack) -> dict[str, int | float]:
             keeper=None,
         )
         summary = await reconciler.sweep()
-    finally:
-        await services.aclose()
     return summary.as_dict()
 
 
@@ -125,7 +122,4 @@ def run(pg: Postgres) -> list[Figure]:
 
 
 if __name__ == "__main__":
-    setup_logging()
-    postgres = Postgres()
-    postgres.prepare_template()
-    run(postgres)
+    run_alone(run)

@@ -18,14 +18,13 @@ import asyncio
 import dataclasses
 import http.client
 import json
-import logging
 import math
 import os
 import socket
 import statistics
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +34,7 @@ from urllib.parse import urlsplit
 import psycopg
 from psycopg.rows import dict_row
 
+from bench.env import BENCH_DIR, bench_secrets, setup_logging
 from bench.loadgen import LoadResult, run_load
 from local.database import (
     create_database,
@@ -44,14 +44,12 @@ from local.database import (
     with_database,
 )
 from local.emulator_faults import EmulatorConfig, Faults
-from local.secrets import LocalSecrets, load_local_secrets
+from local.secrets import LocalSecrets
 from local.stack import local_settings
+from local.tokens import mint_token
 from shared.core.config import Settings
 from shared.core.errors import JsonValue
-from shared.web.app import RequestIdFilter, with_request_ids
-from shared.web.auth import mint_token
 
-BENCH_DIR = Path(".local") / "bench"
 PGDATA = Path(".local") / "bench-pgdata"
 TEMPLATE = "wan_bench_template"
 REPEATS = 5
@@ -173,6 +171,14 @@ def ratio_figure(
     )
 
 
+def run_alone(run: Callable[[Postgres], list[Figure]]) -> None:
+    """`python -m bench.<group>`: one group's figures, with its own logs and database."""
+    setup_logging()
+    postgres = Postgres()
+    postgres.prepare_template()
+    run(postgres)
+
+
 def report(figure: Figure) -> Figure:
     print(figure.line(), flush=True)
     return figure
@@ -191,27 +197,6 @@ def percentile(values: Sequence[float], q: float) -> float:
         raise ValueError("no values")
     rank = max(1, math.ceil(q / 100 * len(ordered)))
     return ordered[rank - 1]
-
-
-def setup_logging(name: str = "bench", *, append: bool = False) -> Path:
-    """Send the service's INFO logs (as in production) to a file, not the console.
-
-    `shared.web.app.configure_logging` sees the request-id filter on this handler and leaves the
-    root logger alone, so the API and the emulator log here too. The main process starts the
-    logs afresh (its own and the servers'); each server process appends to its kind's log.
-    """
-    BENCH_DIR.mkdir(parents=True, exist_ok=True)
-    if not append:
-        for old in BENCH_DIR.glob("*.log"):
-            old.unlink()
-    path = BENCH_DIR / f"{name}.log"
-    root = logging.getLogger()
-    if not any(isinstance(f, RequestIdFilter) for h in root.handlers for f in h.filters):
-        root.addHandler(with_request_ids(logging.FileHandler(path, mode="a" if append else "w")))
-    root.setLevel(logging.INFO)
-    for noisy in ("pgserver", "httpx", "httpcore", "psycopg.pool"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
-    return path
 
 
 # --- the database -------------------------------------------------------------------------
@@ -381,10 +366,6 @@ def report_checked(figures: list[Figure], url: str) -> list[Figure]:
 
 
 # --- the local stack ----------------------------------------------------------------------
-
-
-def bench_secrets() -> LocalSecrets:
-    return load_local_secrets(BENCH_DIR)
 
 
 def token(secrets: LocalSecrets, user_id: uuid.UUID) -> str:

@@ -89,7 +89,7 @@ def child_server(kind: str, config: str, *, count_gets: bool = False) -> Iterato
 
 
 def main(argv: list[str]) -> None:
-    from bench.common import BENCH_DIR, bench_secrets, setup_logging
+    from bench.env import BENCH_DIR, bench_secrets, setup_logging
     from local.serve import serve
 
     kind, config = argv[0], argv[1]
@@ -105,7 +105,7 @@ def main(argv: list[str]) -> None:
         if "--count-gets" in argv:
             app = CountGets(app)
     elif kind == "api":
-        from functions.combined import create_app
+        from local.devserver import create_app
         from local.stack import local_settings
 
         spec: ApiSpec = json.loads(config)

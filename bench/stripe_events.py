@@ -21,10 +21,10 @@ import uuid
 import psycopg
 
 from bench.common import Postgres
+from shared.core.purchases import Purchase, StripeFact
+from shared.db.purchases import PurchaseStore
 from shared.db.rpc import PostgresTransport
-from shared.payments.events import StripeFact
 from shared.payments.packs import DEFAULT_PACKS
-from shared.payments.store import Purchase, PurchaseStore
 
 PURCHASES = 200
 REPEATS = 5

@@ -51,7 +51,7 @@ from bench.common import (
     local_stack,
     ratio_figure,
     report_checked,
-    setup_logging,
+    run_alone,
     token,
 )
 from bench.loadgen import render, run_load
@@ -306,7 +306,4 @@ def run(pg: Postgres) -> list[Figure]:
 
 
 if __name__ == "__main__":
-    setup_logging()
-    postgres = Postgres()
-    postgres.prepare_template()
-    run(postgres)
+    run_alone(run)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from contextlib import AsyncExitStack
 from dataclasses import dataclass
 
 from pydantic import SecretStr
@@ -37,12 +38,12 @@ from bench.common import (
     processing_generations,
     ratio_figure,
     report,
-    setup_logging,
+    run_alone,
 )
 from local.emulator_faults import Faults
 from shared.core.ratelimit import RateLimiter
 from shared.flows.reconcile import Reconciler, SweepConfig
-from shared.wiring import Services
+from shared.wiring import sweep_job
 
 BIG_HISTORY = 1_000_000
 SMALL_HISTORY = 1_000
@@ -80,7 +81,6 @@ class Target:
     """One database and the reconciler that sweeps it."""
 
     url: str
-    services: Services
     reconciler: Reconciler
 
 
@@ -106,25 +106,25 @@ async def _stale_rows(stack: Stack, url: str, count: int) -> None:
         await conn.close()
 
 
-async def _open(stack: Stack, url: str) -> Target:
+async def _open(stack: Stack, url: str, exits: AsyncExitStack) -> Target:
     settings = stack.settings.model_copy(update={"database_url": SecretStr(url)})
-    services = await Services.open(settings)
+    services = await exits.enter_async_context(sweep_job(settings))
     reconciler = Reconciler(
         services.lifecycle,
         RateLimiter(10_000, burst=10_000),
         config=SweepConfig(stale_after_s=0, batch_size=200, concurrency=16),
         keeper=services.keeper,
     )
-    return Target(url, services, reconciler)
+    return Target(url, reconciler)
 
 
 async def _passes(
     stack: Stack, big_url: str, small_url: str
 ) -> tuple[list[tuple[float, float]], list[str]]:
-    big, small = await _open(stack, big_url), await _open(stack, small_url)
     pairs: list[tuple[float, float]] = []
     wrong: list[str] = []
-    try:
+    async with AsyncExitStack() as exits:
+        big, small = await _open(stack, big_url, exits), await _open(stack, small_url, exits)
         for warmup in (True, *([False] * REPEATS)):
             seconds: dict[str, float] = {}
             for name, target in (("small", small), ("big", big)):
@@ -137,9 +137,6 @@ async def _passes(
                     wrong.append(f"{name}: {summary.as_dict()}")
             if not warmup:
                 pairs.append((seconds["big"], seconds["small"]))
-    finally:
-        await big.services.aclose()
-        await small.services.aclose()
     return pairs, wrong
 
 
@@ -174,7 +171,4 @@ def run(pg: Postgres) -> list[Figure]:
 
 
 if __name__ == "__main__":
-    setup_logging()
-    postgres = Postgres()
-    postgres.prepare_template()
-    run(postgres)
+    run_alone(run)

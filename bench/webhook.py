@@ -42,7 +42,7 @@ from bench.common import (
     processing_generations,
     ratio_figure,
     report_checked,
-    setup_logging,
+    run_alone,
 )
 from bench.loadgen import render, run_load
 from local.emulator_prediction import progress_line
@@ -255,7 +255,4 @@ def run(pg: Postgres) -> list[Figure]:
 
 
 if __name__ == "__main__":
-    setup_logging()
-    postgres = Postgres()
-    postgres.prepare_template()
-    run(postgres)
+    run_alone(run)

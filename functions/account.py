@@ -8,17 +8,22 @@ DELETE /api/account           body {"confirm": true}: stops what runs, removes e
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, FastAPI, Response, status
+from fastapi import APIRouter, Depends, FastAPI, Response, status
 from pydantic import BaseModel, ConfigDict
 
 from functions.status import parse_generation_id
+from shared import wiring
+from shared.core.config import Settings
 from shared.web.app import create_app as _create_app
-from shared.web.deps import ServicesDep, User
+from shared.web.deps import User
+from shared.web.registry import services_of
 from shared.web.schemas import error_responses
+from shared.wiring import AccountServices
 
 router = APIRouter()
+Services = Annotated[AccountServices, Depends(services_of(AccountServices))]
 
 
 class DeleteAccountRequest(BaseModel):
@@ -34,7 +39,7 @@ class DeleteAccountRequest(BaseModel):
     status_code=status.HTTP_204_NO_CONTENT,
     responses=error_responses(401, 404, 409),
 )
-async def delete_generation(generation_id: str, user: User, services: ServicesDep) -> Response:
+async def delete_generation(generation_id: str, user: User, services: Services) -> Response:
     """Delete a finished generation's video, input image and prompt (409 while it runs: cancel
     it first)."""
     await services.remover.delete_generation(user.id, parse_generation_id(generation_id))
@@ -46,12 +51,12 @@ async def delete_generation(generation_id: str, user: User, services: ServicesDe
     status_code=status.HTTP_204_NO_CONTENT,
     responses=error_responses(401, 404, 422, 503),
 )
-async def delete_account(body: DeleteAccountRequest, user: User, services: ServicesDep) -> Response:
+async def delete_account(body: DeleteAccountRequest, user: User, services: Services) -> Response:
     """Delete the caller's account and everything personal in it (send {"confirm": true})."""
     del body  # its only field is checked by validation
     await services.remover.delete_account(user.id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-def create_app() -> FastAPI:
-    return _create_app(router)
+def create_app(settings: Settings | None = None) -> FastAPI:
+    return _create_app(router, open_services=wiring.account, settings=settings)

@@ -9,18 +9,22 @@ import re
 from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, FastAPI, Query
+from fastapi import APIRouter, Depends, FastAPI, Query
 from fastapi.responses import JSONResponse
 
+from shared import wiring
 from shared.core.config import Settings
 from shared.core.domain import JsonObject
 from shared.core.errors import InvalidInput
 from shared.db.rpc import Rpc
 from shared.web.app import create_app as _create_app
-from shared.web.deps import Admin, ServicesDep
+from shared.web.deps import Admin
+from shared.web.registry import services_of
 from shared.web.schemas import error_responses
+from shared.wiring import AdminServices
 
 router = APIRouter()
+Services = Annotated[AdminServices, Depends(services_of(AdminServices))]
 _WINDOW = re.compile(r"^([1-9][0-9]{0,4})([mhd])$")
 _UNIT_S = {"m": 60, "h": 3600, "d": 86400}
 MAX_WINDOW_S = 400 * 86400
@@ -53,15 +57,15 @@ async def operator_stats(rpc: Rpc, settings: Settings, window: timedelta) -> Jso
 )
 async def admin_stats(
     admin: Admin,
-    services: ServicesDep,
+    services: Services,
     since: Annotated[str, Query(max_length=8)] = "24h",
 ) -> JSONResponse:
     """Success rate, completion time, webhook delivery, credit accuracy, refunds, credits,
     provider spend, revenue and margin (USD), each with its target where it has one."""
     del admin  # the dependency is the check
-    stats = await operator_stats(services.rpc, services.settings, parse_window(since))
+    stats = await operator_stats(services.db, services.settings, parse_window(since))
     return JSONResponse(stats)
 
 
-def create_app() -> FastAPI:
-    return _create_app(router)
+def create_app(settings: Settings | None = None) -> FastAPI:
+    return _create_app(router, open_services=wiring.admin, settings=settings)

@@ -1,4 +1,4 @@
-"""The owner's controls: cancel, retry, history and credits.
+"""The owner's controls: cancel, retry, history, credits, and buying credits.
 
 POST /api/generation/{id}/cancel    queued or running -> canceled, refunded once
 POST /api/generation/{id}/retry     failed or canceled -> a new generation, a new charge
@@ -18,15 +18,17 @@ import uuid
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, FastAPI, Query, Response, status
+from fastapi import APIRouter, Depends, FastAPI, Query, Response, status
 
 from functions.status import parse_generation_id
 from functions.text_to_video import created_answer
-from shared.core.errors import ConfigurationError, InvalidInput
-from shared.flows.purchases import Purchases
+from shared import wiring
+from shared.core.config import Settings
+from shared.core.errors import InvalidInput
 from shared.web.app import create_app as _create_app
-from shared.web.deps import IdempotencyKey, ServicesDep, User
+from shared.web.deps import IdempotencyKey, User
 from shared.web.purchase_schemas import CheckoutIn, CheckoutOut, PackOut, PurchaseOut
+from shared.web.registry import services_of
 from shared.web.schemas import (
     CreatedOut,
     CreditsOut,
@@ -35,16 +37,18 @@ from shared.web.schemas import (
     LedgerEntry,
     error_responses,
 )
-from shared.wiring import Services
+from shared.wiring import ControlServices, PaymentServices
 
 router = APIRouter()
+Services = Annotated[ControlServices, Depends(services_of(ControlServices))]
+Payments = Annotated[PaymentServices, Depends(services_of(PaymentServices))]
 
 
 @router.post("/api/generation/{generation_id}/cancel", responses=error_responses(401, 404, 409))
-async def cancel_generation(generation_id: str, user: User, services: ServicesDep) -> GenerationOut:
+async def cancel_generation(generation_id: str, user: User, services: Services) -> GenerationOut:
     """Cancel a queued or running generation. 409 if it already finished."""
     gen = await services.lifecycle.cancel(user.id, parse_generation_id(generation_id))
-    return GenerationOut.from_generation(gen, video_url=await services.keeper.view_url(gen))
+    return GenerationOut.from_generation(gen, video_url=await services.links.view_url(gen))
 
 
 @router.post(
@@ -53,7 +57,7 @@ async def cancel_generation(generation_id: str, user: User, services: ServicesDe
     responses=error_responses(401, 402, 404, 409, 429, 502, 503),
 )
 async def retry_generation(
-    generation_id: str, user: User, services: ServicesDep, key: IdempotencyKey, response: Response
+    generation_id: str, user: User, services: Services, key: IdempotencyKey, response: Response
 ) -> CreatedOut:
     """Submit a failed or canceled generation again with the same inputs (charged again)."""
     submitted = await services.lifecycle.retry(
@@ -82,15 +86,15 @@ def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
 @router.get("/api/generation/history", responses=error_responses(401, 422))
 async def generation_history(
     user: User,
-    services: ServicesDep,
+    services: Services,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
 ) -> HistoryOut:
     """The caller's generations, newest first."""
     before = decode_cursor(cursor) if cursor else None
-    gens = await services.rpc.list_generations(user.id, limit=limit, before=before)
+    gens = await services.db.list_generations(user.id, limit=limit, before=before)
     next_cursor = encode_cursor(gens[-1].created_at, gens[-1].id) if len(gens) == limit else None
-    urls = await asyncio.gather(*(services.keeper.view_url(g) for g in gens))
+    urls = await asyncio.gather(*(services.links.view_url(g) for g in gens))
     return HistoryOut(
         items=[
             GenerationOut.from_generation(g, video_url=u) for g, u in zip(gens, urls, strict=True)
@@ -101,11 +105,11 @@ async def generation_history(
 
 @router.get("/api/credits", responses=error_responses(401))
 async def credits(
-    user: User, services: ServicesDep, limit: Annotated[int, Query(ge=0, le=100)] = 20
+    user: User, services: Services, limit: Annotated[int, Query(ge=0, le=100)] = 20
 ) -> CreditsOut:
     """Balance, a low-balance flag and the most recent ledger entries."""
-    balance, entries = await services.rpc.get_credits(user.id, limit=limit)
-    threshold = services.settings.low_balance_threshold
+    balance, entries = await services.db.get_credits(user.id, limit=limit)
+    threshold = services.low_balance_threshold
     return CreditsOut(
         balance=balance,
         low_balance=balance < threshold,
@@ -118,16 +122,10 @@ async def credits(
 # --- payments (issue #13) -------------------------------------------------------------------
 
 
-def _purchases(services: Services) -> Purchases:
-    if services.purchases is None:
-        raise ConfigurationError("Payments are not configured.")
-    return services.purchases
-
-
 @router.get("/api/credits/packs", responses=error_responses(401))
-async def credit_packs(_: User, services: ServicesDep) -> list[PackOut]:
+async def credit_packs(_: User, payments: Payments) -> list[PackOut]:
     """The credit packs for sale (amount in the currency's minor unit)."""
-    return [PackOut.from_pack(p) for p in _purchases(services).packs.items]
+    return [PackOut.from_pack(p) for p in payments.purchases.packs.items]
 
 
 @router.post(
@@ -136,13 +134,13 @@ async def credit_packs(_: User, services: ServicesDep) -> list[PackOut]:
     responses=error_responses(401, 403, 409, 422, 429, 502, 503),
 )
 async def credit_checkout(
-    body: CheckoutIn, user: User, services: ServicesDep, key: IdempotencyKey
+    body: CheckoutIn, user: User, payments: Payments, key: IdempotencyKey
 ) -> CheckoutOut:
     """Start buying a pack: a pending purchase and its Stripe Checkout Session. Send the buyer
     to `checkout_url`; the credits arrive with Stripe's webhook. 403 when the account is on
     hold, 429 past CREATE_RATE_PER_MINUTE (checkouts share the creates' limit). A replayed
     Idempotency-Key returns the same purchase and session."""
-    purchase = await _purchases(services).checkout(user.id, body.pack, idempotency_key=key)
+    purchase = await payments.purchases.checkout(user.id, body.pack, idempotency_key=key)
     assert purchase.session_id is not None
     return CheckoutOut(
         purchase_id=purchase.id,
@@ -153,12 +151,12 @@ async def credit_checkout(
 
 @router.get("/api/credits/purchases", responses=error_responses(401))
 async def credit_purchases(
-    user: User, services: ServicesDep, limit: Annotated[int, Query(ge=1, le=100)] = 50
+    user: User, payments: Payments, limit: Annotated[int, Query(ge=1, le=100)] = 50
 ) -> list[PurchaseOut]:
     """The caller's purchases, newest first."""
-    found = await _purchases(services).store.list_purchases(user.id, limit=limit)
+    found = await payments.purchases.store.list_purchases(user.id, limit=limit)
     return [PurchaseOut.from_purchase(p) for p in found]
 
 
-def create_app() -> FastAPI:
-    return _create_app(router)
+def create_app(settings: Settings | None = None) -> FastAPI:
+    return _create_app(router, open_services=wiring.controls, settings=settings)

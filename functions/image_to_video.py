@@ -3,21 +3,26 @@ charge and start the prediction. Nothing is charged for a request whose image is
 
 from __future__ import annotations
 
-from fastapi import APIRouter, FastAPI, Response, status
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, FastAPI, Response, status
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 from starlette.datastructures import UploadFile
 
 from functions.text_to_video import created_answer, submit_request
-from shared.core.images import data_url, inspect_image_async, read_upload
+from shared import wiring
+from shared.core.config import Settings
+from shared.core.images import inspect_image_async
 from shared.web.app import create_app as _create_app
-from shared.web.deps import Form, IdempotencyKey, ServicesDep, User
+from shared.web.deps import Form, IdempotencyKey, User
+from shared.web.registry import services_of
 from shared.web.schemas import CreatedOut, GenerationRequest, error_responses
+from shared.web.uploads import read_upload
+from shared.wiring import UploadServices
 
 router = APIRouter()
-
-# Replicate takes files up to 256 KB inline as data URLs; larger ones by URL.
-DATA_URL_MAX_BYTES = 256 * 1024
+Services = Annotated[UploadServices, Depends(services_of(UploadServices))]
 
 
 def _missing_image() -> RequestValidationError:
@@ -32,7 +37,7 @@ def _missing_image() -> RequestValidationError:
     responses=error_responses(401, 402, 409, 413, 415, 422, 429, 502, 503),
 )
 async def image_to_video(
-    user: User, services: ServicesDep, key: IdempotencyKey, form: Form, response: Response
+    user: User, services: Services, key: IdempotencyKey, form: Form, response: Response
 ) -> CreatedOut:
     """Start an image-to-video generation from a JPEG, PNG or WebP image (at most 10 MB)."""
     image = form.get("image")
@@ -43,18 +48,12 @@ async def image_to_video(
         body = GenerationRequest.model_validate(fields)
     except ValidationError as exc:
         raise RequestValidationError(exc.errors()) from None
-    services.catalog.lookup("i2v", body.model, body.resolution)  # before any work on the image
+    # Before any work on the image.
+    services.lifecycle.catalog.lookup("i2v", body.model, body.resolution)
 
-    settings = services.settings
-    data = await read_upload(image, max_bytes=settings.max_upload_bytes)
+    data = await read_upload(image, max_bytes=services.max_upload_bytes)
     info = await inspect_image_async(data)
-    # Content-addressed: a replayed request stores nothing new.
-    path = f"{user.id}/inputs/{info.sha256}.{info.extension}"
-    await services.storage.put_bytes(path, data, info.content_type)
-    if info.size <= DATA_URL_MAX_BYTES:
-        image_ref = data_url(data, info.content_type)
-    else:
-        image_ref = await services.storage.signed_url(path, settings.input_url_ttl_s)
+    path, image_ref = await services.inputs.keep(user.id, data, info)
 
     request = submit_request(
         user.id,
@@ -68,5 +67,5 @@ async def image_to_video(
     return created_answer(await services.lifecycle.submit(request), response)
 
 
-def create_app() -> FastAPI:
-    return _create_app(router)
+def create_app(settings: Settings | None = None) -> FastAPI:
+    return _create_app(router, open_services=wiring.image_to_video, settings=settings)

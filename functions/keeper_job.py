@@ -6,14 +6,11 @@ from __future__ import annotations
 import uuid
 
 from shared.core.config import Settings, get_settings
-from shared.wiring import Services
+from shared.wiring import copy_job
 
 
 async def keep_one(
     user_id: uuid.UUID, generation_id: uuid.UUID, settings: Settings | None = None
 ) -> bool:
-    services = await Services.open(settings or get_settings())
-    try:
-        return await services.keeper.keep_by_id(user_id, generation_id)
-    finally:
-        await services.aclose()
+    async with copy_job(settings or get_settings()) as keeper:
+        return await keeper.keep_by_id(user_id, generation_id)

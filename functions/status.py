@@ -7,15 +7,21 @@ atomically, capped): the polling fallback for lost webhooks, bounded.
 from __future__ import annotations
 
 import uuid
+from typing import Annotated
 
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, Depends, FastAPI
 
+from shared import wiring
+from shared.core.config import Settings
 from shared.core.errors import NotFound
 from shared.web.app import create_app as _create_app
-from shared.web.deps import ServicesDep, User
+from shared.web.deps import User
+from shared.web.registry import services_of
 from shared.web.schemas import GenerationOut, error_responses
+from shared.wiring import StatusServices
 
 router = APIRouter()
+Services = Annotated[StatusServices, Depends(services_of(StatusServices))]
 
 
 def parse_generation_id(raw: str) -> uuid.UUID:
@@ -27,11 +33,11 @@ def parse_generation_id(raw: str) -> uuid.UUID:
 
 
 @router.get("/api/generation/status/{generation_id}", responses=error_responses(401, 404))
-async def generation_status(generation_id: str, user: User, services: ServicesDep) -> GenerationOut:
+async def generation_status(generation_id: str, user: User, services: Services) -> GenerationOut:
     """The generation, if it is the caller's (404 for anyone else, and for malformed ids)."""
     gen = await services.lifecycle.read(user.id, parse_generation_id(generation_id))
-    return GenerationOut.from_generation(gen, video_url=await services.keeper.view_url(gen))
+    return GenerationOut.from_generation(gen, video_url=await services.links.view_url(gen))
 
 
-def create_app() -> FastAPI:
-    return _create_app(router)
+def create_app(settings: Settings | None = None) -> FastAPI:
+    return _create_app(router, open_services=wiring.status, settings=settings)

@@ -8,17 +8,17 @@ order changes nothing it should not. Events we do not act on are recorded and an
 
 from __future__ import annotations
 
-import time
-
 from fastapi import APIRouter, FastAPI, Request, Response
 
-from shared.core.errors import ConfigurationError
+from shared import wiring
+from shared.core.config import Settings
 from shared.payments.events import parse_event
 from shared.payments.signature import HEADER, verify
 from shared.web.app import create_app as _create_app
 from shared.web.purchase_schemas import StripeAck
+from shared.web.registry import provided
 from shared.web.schemas import error_responses
-from shared.wiring import Services
+from shared.wiring import StripeWebhookServices
 
 router = APIRouter()
 
@@ -30,15 +30,18 @@ router = APIRouter()
 )
 async def stripe_webhook(request: Request) -> Response:
     """Apply one Stripe event, exactly once."""
-    services: Services = request.app.state.services
+    services = provided(request.app.state.services, StripeWebhookServices)
     body = await request.body()
-    verify(services.stripe_webhook_secret, request.headers.get(HEADER), body, now=time.time())
-    if services.purchases is None:
-        raise ConfigurationError("Payments are not configured.")
+    verify(services.webhook_secret, request.headers.get(HEADER), body, now=services.clock.now())
     outcome = await services.purchases.apply_event(parse_event(body))
     ack = StripeAck(outcome=outcome.outcome, duplicate=outcome.duplicate)
     return Response(ack.model_dump_json(), media_type="application/json")
 
 
-def create_app() -> FastAPI:
-    return _create_app(router, title="Wan video generation API: Stripe webhook")
+def create_app(settings: Settings | None = None) -> FastAPI:
+    return _create_app(
+        router,
+        open_services=wiring.stripe_webhook,
+        settings=settings,
+        title="Wan video generation API: Stripe webhook",
+    )

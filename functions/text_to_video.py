@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import uuid
+from typing import Annotated
 
-from fastapi import APIRouter, FastAPI, Response, status
+from fastapi import APIRouter, Depends, FastAPI, Response, status
 
+from shared import wiring
+from shared.core.config import Settings
 from shared.flows.lifecycle import SubmitRequest, Submitted
 from shared.web.app import create_app as _create_app
-from shared.web.deps import IdempotencyKey, ServicesDep, User
+from shared.web.deps import IdempotencyKey, User
+from shared.web.registry import services_of
 from shared.web.schemas import CreatedOut, GenerationRequest, TextToVideoRequest, error_responses
+from shared.wiring import SubmitServices
 
 router = APIRouter()
+Services = Annotated[SubmitServices, Depends(services_of(SubmitServices))]
 
 
 @router.post(
@@ -22,7 +28,7 @@ router = APIRouter()
 async def text_to_video(
     body: TextToVideoRequest,
     user: User,
-    services: ServicesDep,
+    services: Services,
     key: IdempotencyKey,
     response: Response,
 ) -> CreatedOut:
@@ -68,5 +74,5 @@ def created_answer(submitted: Submitted, response: Response) -> CreatedOut:
     )
 
 
-def create_app() -> FastAPI:
-    return _create_app(router)
+def create_app(settings: Settings | None = None) -> FastAPI:
+    return _create_app(router, open_services=wiring.text_to_video, settings=settings)

@@ -14,19 +14,24 @@ INFO).
 from __future__ import annotations
 
 import logging
-import time
 import uuid
-from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from fastapi import APIRouter, FastAPI, Request, Response
 from pydantic import ValidationError
 
+from shared import wiring
+from shared.core.config import Settings
 from shared.core.errors import InvalidInput, NotFound
 from shared.provider.replicate import Prediction
 from shared.web.app import create_app as _create_app
+from shared.web.registry import provided
 from shared.web.schemas import WebhookAck, error_responses
 from shared.web.signatures import verify
-from shared.wiring import Services
+from shared.wiring import WebhookServices
+
+if TYPE_CHECKING:
+    from shared.flows.scheduling import CopyScheduler
 
 log = logging.getLogger(__name__)
 router = APIRouter()
@@ -43,9 +48,9 @@ def _ack(ack: WebhookAck) -> Response:
 )
 async def replicate_webhook(request: Request) -> Response:
     """Apply one prediction update."""
-    services: Services = request.app.state.services
+    services = provided(request.app.state.services, WebhookServices)
     body = await request.body()
-    verify(services.webhook_secret, request.headers, body, now=time.time())
+    verify(services.webhook_secret, request.headers, body, now=services.clock.now())
 
     raw_id = request.query_params.get("generation_id", "")
     try:
@@ -59,7 +64,7 @@ async def replicate_webhook(request: Request) -> Response:
         raise InvalidInput("The webhook payload is not a prediction object.") from exc
 
     try:
-        applied = await services.lifecycle.apply_update(generation_id, prediction, source="webhook")
+        applied = await services.updates.apply(generation_id, prediction, source="webhook")
     except NotFound:
         log.warning(
             "webhook for unknown generation (prediction %s)",
@@ -68,9 +73,9 @@ async def replicate_webhook(request: Request) -> Response:
         )
         return _ack(WebhookAck(applied=False))
     gen = applied.generation
-    if applied.changed and gen.status == "completed" and services.schedule_keep is not None:
+    if applied.changed and gen.status == "completed":
         # Copy the video after answering: Replicate's retry clock is short, copies are not.
-        await services.schedule_keep(gen)
+        await services.schedule_copy(gen)
     tick = prediction.status == "processing" and gen.status == "processing" and applied.changed
     log.log(
         logging.DEBUG if tick else logging.INFO,
@@ -84,5 +89,9 @@ async def replicate_webhook(request: Request) -> Response:
     return _ack(WebhookAck(applied=applied.changed, status=gen.status))
 
 
-def create_app(configure: Callable[[Services], None] | None = None) -> FastAPI:
-    return _create_app(router, configure=configure)
+def create_app(
+    settings: Settings | None = None, *, schedule_copy: CopyScheduler | None = None
+) -> FastAPI:
+    """`schedule_copy`: how a completed video gets copied (Modal spawns a function); by default
+    a background task of this process."""
+    return _create_app(router, open_services=wiring.webhook(schedule_copy), settings=settings)

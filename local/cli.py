@@ -30,7 +30,7 @@ from shared.core.errors import AppError
 
 if TYPE_CHECKING:
     from shared.core.config import Settings
-    from shared.payments.store import PurchaseStore
+    from shared.db.purchases import PurchaseStore
 
 LOCAL_DIR = Path(".local")
 
@@ -91,7 +91,7 @@ async def cmd_user_create(args: argparse.Namespace) -> int:
 def _token_for(user_id: uuid.UUID, email: str | None) -> str:
     """An access token the local stack's API accepts (signed with its local JWT secret)."""
     from local.secrets import load_local_secrets
-    from shared.web.auth import mint_token
+    from local.tokens import mint_token
 
     secrets = load_local_secrets(LOCAL_DIR)
     return mint_token(secrets.jwt_secret, user_id, email=email, ttl_s=secrets.token_ttl_s)
@@ -162,8 +162,8 @@ async def cmd_stats(args: argparse.Namespace) -> int:
 
 
 async def _payments(url: str) -> PurchaseStore:
+    from shared.db.purchases import PurchaseStore
     from shared.db.rpc import PostgresTransport
-    from shared.payments.store import PurchaseStore
 
     return PurchaseStore(await PostgresTransport.open(url, role="service_role"))
 

@@ -15,8 +15,6 @@ import shlex
 import sys
 from pathlib import Path
 
-from pydantic import SecretStr
-
 from local.database import prepare, start_embedded
 from local.secrets import LocalSecrets, load_local_secrets
 from shared.core.config import Settings
@@ -37,6 +35,30 @@ def _out(line: str = "") -> None:
     sys.stdout.flush()
 
 
+def _local_values(
+    database_url: str, api_url: str, emulator_url: str, secrets: LocalSecrets, storage_dir: Path
+) -> dict[str, str]:
+    return {
+        "environment": "development",
+        "rpc_transport": "postgres",
+        "database_url": database_url,
+        "supabase_jwt_secret": secrets.jwt_secret,
+        "replicate_api_token": secrets.replicate_api_token,
+        "replicate_base_url": emulator_url,
+        "replicate_webhook_secret": secrets.webhook_secret,
+        "public_webhook_url": api_url + WEBHOOK_PATH,
+        "storage_backend": "local",
+        "storage_local_dir": str(storage_dir),
+        "storage_public_base_url": api_url,
+        "storage_signing_key": secrets.storage_signing_key,
+        "stripe_secret_key": secrets.stripe_secret_key,
+        "stripe_webhook_secret": secrets.stripe_webhook_secret,
+        "stripe_base_url": NO_STRIPE_URL,  # the Stripe emulator's URL when one runs
+        "checkout_success_url": api_url + "/checkout/done?session_id={CHECKOUT_SESSION_ID}",
+        "checkout_cancel_url": api_url + "/checkout/canceled",
+    }
+
+
 def local_settings(
     *,
     database_url: str,
@@ -53,27 +75,13 @@ def local_settings(
     environment also overrides the stack's defaults (environment, CORS origins). What the stack
     wires itself (database, emulator, storage, secrets) and explicit `overrides` win.
     """
+    wired = _local_values(database_url, api_url, emulator_url, secrets, storage_dir)
     defaults: dict[str, object] = {
-        "environment": "development",
+        "environment": wired.pop("environment"),
         "cors_origins": ["http://localhost:3000", "http://127.0.0.1:3000"],
     }
     values: dict[str, object] = {
-        "rpc_transport": "postgres",
-        "database_url": SecretStr(database_url),
-        "supabase_jwt_secret": SecretStr(secrets.jwt_secret),
-        "replicate_api_token": SecretStr(secrets.replicate_api_token),
-        "replicate_base_url": emulator_url,
-        "replicate_webhook_secret": SecretStr(secrets.webhook_secret),
-        "public_webhook_url": api_url + WEBHOOK_PATH,
-        "storage_backend": "local",
-        "storage_local_dir": str(storage_dir),
-        "storage_public_base_url": api_url,
-        "storage_signing_key": SecretStr(secrets.storage_signing_key),
-        "stripe_secret_key": SecretStr(secrets.stripe_secret_key),
-        "stripe_webhook_secret": SecretStr(secrets.stripe_webhook_secret),
-        "stripe_base_url": NO_STRIPE_URL,  # the Stripe emulator's URL when one runs
-        "checkout_success_url": api_url + "/checkout/done?session_id={CHECKOUT_SESSION_ID}",
-        "checkout_cancel_url": api_url + "/checkout/canceled",
+        **wired,
     }
     from_env = Settings().model_dump(exclude_unset=True)
     merged = {k: v for k, v in defaults.items() if k not in from_env}
@@ -81,6 +89,15 @@ def local_settings(
     merged.update(values)
     merged.update(overrides)
     return Settings.model_validate(merged)
+
+
+def local_environment(
+    *, database_url: str, api_url: str, emulator_url: str, secrets: LocalSecrets, storage_dir: Path
+) -> dict[str, str]:
+    """The same settings as environment variables: how a deployed function gets them (from
+    its Modal secret), for processes started to measure or test a function alone."""
+    values = _local_values(database_url, api_url, emulator_url, secrets, storage_dir)
+    return {name.upper(): value for name, value in values.items()}
 
 
 async def ensure_demo_user(database_url: str) -> str:
@@ -153,12 +170,12 @@ async def run_dev(
     """Start everything, print how to use it, and serve until interrupted."""
     import uvicorn
 
-    from functions.combined import create_app
+    from local.devserver import create_app
     from local.emulator import create_emulator_app
     from local.emulator_faults import EmulatorConfig, Faults
     from local.stripe_emulator import create_stripe_emulator_app
     from local.stripe_engine import StripeEmulatorConfig, StripeFaults
-    from shared.web.auth import mint_token
+    from local.tokens import mint_token
 
     secrets = load_local_secrets(local_dir)
     from shared.db.migrate import configure_database

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import uuid
 
-from shared.payments.events import StripeFact
-from shared.payments.packs import DEFAULT_PACKS, CreditPack
-from shared.payments.store import Purchase, PurchaseStore
+from shared.core.purchases import CreditPack, Purchase, StripeFact
+from shared.db.purchases import PurchaseStore
+from shared.payments.packs import DEFAULT_PACKS
 
 SMALL: CreditPack = DEFAULT_PACKS[0]  # 100 credits for 5.00 USD
 

@@ -115,3 +115,13 @@ def new_generation(user_id: uuid.UUID, **fields: object) -> NewGeneration:
         **fields,
     }
     return NewGeneration.model_validate(values)
+
+
+class Clock:
+    """A settable clock for code that takes `clock: Callable[[], float]`."""
+
+    def __init__(self, now: float = 1_700_000_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now

@@ -2,8 +2,8 @@
 
 An image is judged by its bytes, never by its file name or declared type: the magic bytes must
 say JPEG, PNG or WebP (anything else is 415), and Pillow must decode the whole of it within sane
-dimensions (a damaged file or odd size is 422). Uploads are read in chunks and refused (413) as
-soon as they pass the limit, without reading the rest.
+dimensions (a damaged file or odd size is 422). Reading the upload itself (bounded, 413) is
+shared.web.uploads.
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from typing import Literal
 
 from PIL import Image
-from starlette.datastructures import UploadFile
 
 from shared.core.errors import InvalidInput, PayloadTooLarge, UnsupportedMediaType
 
@@ -32,7 +31,6 @@ _FORMATS: dict[ImageFormat, tuple[str, str, str]] = {
 }
 # What Pillow raises on a damaged file: it has no single error type of its own.
 _DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, IndexError, struct.error)
-_READ_CHUNK = 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -141,21 +139,7 @@ async def inspect_image_async(
     )
 
 
-async def read_upload(upload: UploadFile, *, max_bytes: int) -> bytes:
-    """The upload's bytes; PayloadTooLarge (413) once they pass `max_bytes`, reading no further."""
-    if upload.size is not None and upload.size > max_bytes:
-        raise _too_large(max_bytes)
-    parts: list[bytes] = []
-    total = 0
-    while chunk := await upload.read(_READ_CHUNK):
-        total += len(chunk)
-        if total > max_bytes:
-            raise _too_large(max_bytes)
-        parts.append(chunk)
-    return b"".join(parts)
-
-
-def _too_large(max_bytes: int) -> PayloadTooLarge:
+def too_large(max_bytes: int) -> PayloadTooLarge:
     mb = max_bytes / (1024 * 1024)
     limit = f"{mb:g} MB" if max_bytes >= 1024 * 1024 else f"{max_bytes // 1024} KB"
     return PayloadTooLarge(f"The image is larger than {limit}.", limit_bytes=max_bytes)

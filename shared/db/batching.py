@@ -28,14 +28,15 @@ import logging
 from collections import deque
 
 from shared.core.errors import AppError
-from shared.db.rpc import Applied, Rpc, Update
+from shared.db.port import Database
+from shared.db.rpc import Applied, Update
 
 log = logging.getLogger(__name__)
 _Waiting = tuple[Update, "asyncio.Future[Applied]"]
 
 
 class UpdateBatcher:
-    def __init__(self, rpc: Rpc, *, max_batch: int = 64, max_calls: int = 2) -> None:
+    def __init__(self, rpc: Database, *, max_batch: int = 64, max_calls: int = 2) -> None:
         if max_batch < 1 or max_calls < 1:
             raise ValueError("max_batch and max_calls must be at least 1")
         self.rpc = rpc

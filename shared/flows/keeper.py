@@ -10,16 +10,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
-
-import httpx
+from typing import TYPE_CHECKING
 
 from shared.core.domain import Generation
 from shared.core.errors import AppError
-from shared.db.rpc import Rpc
+from shared.db.port import Database
 from shared.flows.outputs import OutputCopyError, copy_output
-from shared.storage.supabase import Storage
+from shared.storage.port import Storage
+
+if TYPE_CHECKING:
+    import httpx
 
 log = logging.getLogger(__name__)
 
@@ -31,14 +32,13 @@ def video_path(gen: Generation) -> str:
     return f"{gen.user_id}/videos/{gen.id}.mp4"
 
 
-@dataclass
+@dataclass(frozen=True)
 class Keeper:
-    rpc: Rpc
+    rpc: Database
     storage: Storage
     client: httpx.AsyncClient
     max_bytes: int
     timeout_s: float
-    signed_url_ttl_s: int = 3600
 
     async def keep(self, gen: Generation) -> bool:
         """Copy the video and record where; False (with the reason recorded) when it failed."""
@@ -71,12 +71,6 @@ class Keeper:
         """For a spawned job that only carries the ids."""
         return await self.keep(await self.rpc.get_generation(user_id, generation_id))
 
-    async def view_url(self, gen: Generation) -> str | None:
-        """Where the owner watches it: our copy (signed) once kept, else the provider's URL."""
-        if gen.video_path is None:
-            return gen.video_url
-        return await self.storage.signed_url(gen.video_path, self.signed_url_ttl_s)
-
     async def retry_pending(self, *, limit: int = 50, retry_after_s: int = 60) -> dict[str, int]:
         """The sweeper's part: copies that failed or never ran, while the file still exists."""
         pending = await self.rpc.claim_pending_copies(
@@ -88,24 +82,3 @@ class Keeper:
         results = await asyncio.gather(*(self.keep(gen) for gen in pending))
         kept = sum(results)
         return {"copies_kept": kept, "copies_failed": len(results) - kept}
-
-
-class BackgroundScheduler:
-    """Runs keep() after the response, in this process; remembers its tasks so shutdown can
-    wait for them and the event loop never drops one half-way."""
-
-    def __init__(self, keep: Callable[[Generation], Coroutine[None, None, bool]]) -> None:
-        self._keep = keep
-        self._tasks: set[asyncio.Task[bool]] = set()
-
-    async def __call__(self, gen: Generation) -> None:
-        task = asyncio.create_task(self._keep(gen))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    async def drain(self, timeout_s: float = 30.0) -> None:
-        if self._tasks:
-            await asyncio.wait(set(self._tasks), timeout=timeout_s)
-
-
-KeepScheduler = Callable[[Generation], Awaitable[None]]

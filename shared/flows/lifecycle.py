@@ -1,4 +1,4 @@
-"""The orchestration of a generation's life, over ports (rpc, provider) and nothing else.
+"""The orchestration of a generation's life, over ports (database, provider) and nothing else.
 
 Every rule about credits and status is a SQL function; this module only decides which one to
 call, in which order, and what to tell the caller. See DESIGN §4 for the flows.
@@ -10,13 +10,18 @@ import logging
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from shared.core.catalog import Catalog
 from shared.core.domain import Generation, NewGeneration
 from shared.core.errors import AppError, BudgetExhausted, ProviderError, ProviderUnavailable
-from shared.db.batching import UpdateBatcher
-from shared.db.rpc import Applied, Rpc, Update
-from shared.provider.replicate import Prediction, Provider
+from shared.db.rpc import Applied, Update
+
+if TYPE_CHECKING:
+    # Types only: the webhook's Updates needs no catalog or provider module at run time.
+    from shared.core.catalog import Catalog
+    from shared.db.batching import UpdateBatcher
+    from shared.db.port import Database
+    from shared.provider.replicate import Prediction, Provider
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +55,7 @@ class Submitted:
 
 @dataclass(frozen=True)
 class Lifecycle:
-    rpc: Rpc
+    rpc: Database
     provider: Provider
     catalog: Catalog
     webhook_base_url: str
@@ -161,19 +166,9 @@ class Lifecycle:
     ) -> Applied:
         """Apply what the provider says; `source` names the path (webhook, poll, sweep, cancel).
         Duplicates and stale updates are harmless: the state machine ignores them."""
-        update = Update(
-            generation_id,
-            prediction.our_status,
-            job_id=prediction.id,
-            progress=prediction.progress,
-            video_url=prediction.video_url,
-            error=prediction.error_message,
-            source=source,
-            predict_time=prediction.predict_time,
+        return await apply_prediction(
+            self.rpc, generation_id, prediction, source=source, batcher=self.batcher
         )
-        if self.batcher is not None:
-            return await self.batcher.apply(update)
-        return await self.rpc.apply_update(update)
 
     async def read(self, user_id: uuid.UUID, generation_id: uuid.UUID) -> Generation:
         """The owner's generation. If it runs and nothing was heard for a while, ask the provider
@@ -249,3 +244,48 @@ class Lifecycle:
                 job_id,
                 extra={"generation_id": str(generation_id)},
             )
+
+
+async def apply_prediction(
+    db: Database,
+    generation_id: uuid.UUID,
+    prediction: Prediction,
+    *,
+    source: str,
+    batcher: UpdateBatcher | None = None,
+) -> Applied:
+    """Apply what the provider says of one generation; through `batcher` when given (the
+    webhook), so concurrent updates share database calls. `source` names the path."""
+    update = Update(
+        generation_id,
+        prediction.our_status,
+        job_id=prediction.id,
+        progress=prediction.progress,
+        video_url=prediction.video_url,
+        error=prediction.error_message,
+        source=source,
+        predict_time=prediction.predict_time,
+    )
+    if batcher is not None:
+        return await batcher.apply(update)
+    return await db.apply_update(update)
+
+
+@dataclass(frozen=True)
+class Updates:
+    """The webhook's part of the lifecycle: apply provider updates, nothing else (it needs no
+    provider client)."""
+
+    db: Database
+    batcher: UpdateBatcher | None = None
+
+    async def apply(
+        self, generation_id: uuid.UUID, prediction: Prediction, *, source: str
+    ) -> Applied:
+        return await apply_prediction(
+            self.db, generation_id, prediction, source=source, batcher=self.batcher
+        )
+
+    async def drain(self) -> None:
+        if self.batcher is not None:
+            await self.batcher.drain()

@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator
 import httpx
 
 from shared.core.errors import AppError, JsonValue
-from shared.storage.supabase import Storage
+from shared.storage.port import Storage
 
 VIDEO_CONTENT_TYPE = "video/mp4"
 _FETCH_TIMEOUT = httpx.Timeout(30.0, connect=10.0)  # per connect / read, not the whole copy

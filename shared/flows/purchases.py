@@ -15,11 +15,11 @@ from collections import Counter
 from dataclasses import dataclass
 
 from shared.core.errors import AppError, Conflict
+from shared.core.purchases import EventOutcome, Purchase, StripeFact
 from shared.core.ratelimit import RateLimiter
-from shared.payments.events import StripeFact
+from shared.db.purchases import PurchaseStore
 from shared.payments.gateway import CheckoutSession, PaymentGateway
 from shared.payments.packs import Packs
-from shared.payments.store import EventOutcome, Purchase, PurchaseStore
 
 log = logging.getLogger(__name__)
 # PaymentIntent statuses after an asynchronous payment failed (or was given up).

@@ -18,7 +18,7 @@ from typing import Protocol
 from shared.core.errors import AppError
 from shared.db.rpc import Rpc
 from shared.provider.replicate import Provider
-from shared.storage.supabase import Storage
+from shared.storage.port import Storage
 
 log = logging.getLogger(__name__)
 

@@ -9,11 +9,11 @@ UUID is treated as absent (the event is then not ours, or matched by its payment
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from shared.core.errors import InvalidInput
+from shared.core.purchases import StripeFact
 
 CHECKOUT_EVENTS = frozenset(
     {
@@ -61,23 +61,6 @@ class _Event(BaseModel):
     id: str = Field(min_length=1, max_length=255)
     type: str = Field(min_length=1, max_length=255)
     data: _Data
-
-
-@dataclass(frozen=True)
-class StripeFact:
-    """One event, as apply_stripe_event takes it."""
-
-    event_id: str
-    type: str
-    purchase_id: uuid.UUID | None = None
-    payment_intent: str | None = None
-    payment_status: str | None = None
-    amount: int | None = None
-    currency: str | None = None
-    amount_refunded: int | None = None
-    dispute_id: str | None = None
-    dispute_amount: int | None = None
-    dispute_status: str | None = None
 
 
 def _uuid(value: str | None) -> uuid.UUID | None:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from shared.core.errors import PaymentProviderError, PaymentProviderUnavailable
-from shared.payments.packs import CreditPack
+from shared.core.purchases import CreditPack
 
 if TYPE_CHECKING:
     import stripe

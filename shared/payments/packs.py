@@ -5,23 +5,10 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import TypeAdapter, ValidationError
 
 from shared.core.errors import ConfigurationError, InvalidInput
-
-
-class CreditPack(BaseModel):
-    """One pack: `credits` for `amount` in the currency's minor unit (500 = 5.00 USD)."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    id: str = Field(pattern="^[a-z0-9_-]{1,64}$")
-    credits: int = Field(gt=0, le=1_000_000)
-    amount: int = Field(gt=0, le=100_000_000)
-    currency: str = Field(pattern="^[a-z]{3}$")
-    # A Stripe Price for this pack; without one the session carries inline price data.
-    price_id: str | None = Field(default=None, pattern="^price_[A-Za-z0-9_]{1,200}$")
-
+from shared.core.purchases import CreditPack
 
 DEFAULT_PACKS: tuple[CreditPack, ...] = (
     CreditPack(id="small", credits=100, amount=500, currency="usd"),

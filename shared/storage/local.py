@@ -1,4 +1,5 @@
-"""The local stack's storage: a folder, served by the dev server under signed, expiring links.
+"""The direct configuration's storage: a folder, whose files the dev server (local.devserver)
+serves under signed, expiring links.
 
 Stands in for Supabase Storage's signed URLs: `{public_base_url}/storage/{path}?expires=&
 signature=` with an HMAC-SHA256 over the path and expiry; an unsigned, altered or expired link
@@ -17,14 +18,11 @@ import tempfile
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
-from typing import IO, Annotated
+from typing import IO
 from urllib.parse import quote, urlencode
 
-from fastapi import APIRouter, Query
-from fastapi.responses import FileResponse
-
-from shared.core.errors import NotFound, PermissionDenied
-from shared.storage.supabase import StorageUnavailable, check_path, content_type_for
+from shared.core.errors import PermissionDenied
+from shared.storage.port import StorageUnavailable, check_path
 
 _FLUSH_BYTES = 1024 * 1024  # coalesce small network chunks into writes of about this size
 _EXPIRES = re.compile(r"[0-9]{1,12}")
@@ -146,29 +144,3 @@ def _discard(handle: IO[bytes], temp: Path) -> None:
         handle.close()
     with contextlib.suppress(OSError):
         temp.unlink(missing_ok=True)
-
-
-def local_storage_router(storage: LocalStorage) -> APIRouter:
-    """`GET|HEAD /storage/{path}`: a stored file, for a link that `storage` signed."""
-    router = APIRouter()
-
-    @router.api_route("/storage/{path:path}", methods=["GET", "HEAD"], include_in_schema=False)
-    async def stored_file(
-        path: str,
-        expires: Annotated[str | None, Query()] = None,
-        signature: Annotated[str | None, Query()] = None,
-    ) -> FileResponse:
-        seconds_left = storage.verify(path, expires, signature)
-        try:
-            target = storage.file_path(path)
-        except ValueError as exc:
-            raise NotFound("No such file.") from exc
-        if not await asyncio.to_thread(target.is_file):
-            raise NotFound("No such file.")
-        return FileResponse(
-            target,
-            media_type=content_type_for(path),
-            headers={"Cache-Control": f"private, max-age={seconds_left}"},
-        )
-
-    return router

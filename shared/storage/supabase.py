@@ -1,100 +1,26 @@
-"""Where input images and output videos live: one port, two adapters.
-
-    Storage          the port the lifecycle and the endpoints use
-    SupabaseStorage  a PRIVATE Supabase Storage bucket (production): read only via signed URLs
-    LocalStorage     a folder (the local stack; in shared.storage.local); the dev server serves
-                     it under signed, expiring URLs with `local_storage_router`
-
-Paths are object keys our code builds, like "<user_id>/videos/<generation_id>.mp4". A malformed
-one is a bug, not a user's mistake, so it raises ValueError. No write leaves a partial object
-under its final name, and streams are written chunk by chunk: memory does not grow with size.
-Every foreign failure (httpx, storage3, the file system) becomes StorageUnavailable.
-"""
+"""The production storage adapter: a PRIVATE Supabase Storage bucket, read only through signed
+URLs (the port and the rules every adapter shares are in shared.storage.port)."""
 
 from __future__ import annotations
 
 import asyncio
-import re
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 import httpx
 from pydantic import ValidationError
 
-from shared.core.errors import AppError
+from shared.storage.port import StorageUnavailable, check_path
+
+_REMOVE_BATCH = 100  # names per Storage delete request
+_LIST_PAGE = 1000
+_LIST_DEPTH = 4  # our layout is {user}/{videos|inputs}/{file}
 
 if TYPE_CHECKING:
     from storage3._async.file_api import AsyncBucketProxy
     from storage3.types import FileOptions
-
-    from shared.core.config import Settings
-
-_CONTENT_TYPES = {
-    ".mp4": "video/mp4",
-    ".png": "image/png",
-    ".jpg": "image/jpeg",
-    ".jpeg": "image/jpeg",
-    ".webp": "image/webp",
-}
-_REMOVE_BATCH = 100  # names per Storage delete request
-_LIST_PAGE = 1000
-_LIST_DEPTH = 4  # our layout is {user}/{videos|inputs}/{file}
-_FLUSH_BYTES = 1024 * 1024  # coalesce small network chunks into writes of about this size
-_EXPIRES = re.compile(r"[0-9]{1,12}")
-
-
-class StorageUnavailable(AppError):
-    """Storage refused a call or could not be reached; the caller may retry later."""
-
-    code = "storage_unavailable"
-    status = 503
-    default_detail = "File storage is unavailable; try again shortly."
-
-
-class Storage(Protocol):
-    """What the service needs of a file store."""
-
-    async def put_bytes(self, path: str, data: bytes, content_type: str) -> None: ...
-
-    async def put_stream(
-        self, path: str, chunks: AsyncIterator[bytes], content_type: str
-    ) -> int: ...
-
-    async def signed_url(self, path: str, expires_in_s: int) -> str: ...
-
-    async def exists(self, path: str) -> bool: ...
-
-    async def remove(self, paths: Sequence[str]) -> None:
-        """Delete these files; a file already gone is not an error."""
-        ...
-
-    async def list_files(self, folder: str) -> list[str]:
-        """Every file under `folder` (its subfolders too), as full paths."""
-        ...
-
-    async def aclose(self) -> None: ...
-
-
-def check_path(path: str) -> str:
-    """Return `path` if it is a safe relative object key; raise ValueError otherwise."""
-    if not path or path.startswith("/") or "\\" in path:
-        raise ValueError(f"bad storage path {path!r}: must be relative, with '/' separators")
-    if any(ord(c) < 0x20 or c == "\x7f" for c in path):
-        raise ValueError(f"bad storage path {path!r}: control characters")
-    if any(segment in ("", ".", "..") for segment in path.split("/")):
-        raise ValueError(f"bad storage path {path!r}: empty or dot segment")
-    return path
-
-
-def content_type_for(path: str) -> str:
-    """The content type a stored file is served with, chosen by its extension."""
-    return _CONTENT_TYPES.get(Path(path).suffix.lower(), "application/octet-stream")
-
-
-# --- Supabase Storage ------------------------------------------------------------------------
 
 
 class SupabaseStorage:
@@ -248,27 +174,3 @@ def _message(response: httpx.Response) -> str:
     if isinstance(body, dict) and isinstance(body.get("message"), str):
         return str(body["message"])[:200]
     return response.text[:200]
-
-
-def open_storage(settings: Settings) -> Storage:
-    """The storage the settings name; a missing setting fails with its name."""
-    if settings.storage_backend == "local":
-        from shared.storage.local import LocalStorage
-
-        settings.require("storage_public_base_url", "storage_signing_key")
-        assert settings.storage_public_base_url is not None
-        assert settings.storage_signing_key is not None
-        return LocalStorage(
-            Path(settings.storage_local_dir),
-            settings.storage_public_base_url,
-            settings.storage_signing_key.get_secret_value(),
-        )
-    settings.require("supabase_url", "supabase_service_role_key", "storage_bucket")
-    assert settings.supabase_url is not None
-    assert settings.supabase_service_role_key is not None
-    return SupabaseStorage(
-        settings.supabase_url,
-        settings.supabase_service_role_key.get_secret_value(),
-        settings.storage_bucket,
-        timeout_s=settings.storage_timeout_s,
-    )

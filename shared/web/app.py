@@ -1,7 +1,7 @@
 """The app factory every endpoint uses: errors, CORS, request ids, body limits, health.
 
-    app = create_app(router)                       # one function per endpoint (Modal)
-    app = create_app(r1, r2, r3, services=svc)     # the combined local dev server
+    app = create_app(router, open_services=wiring.status)        # one endpoint group (Modal)
+    app = create_app(r1, r2, open_services=wiring.every_group)    # the local dev server
 
 One handler maps the whole AppError family to JSON (`detail`, `code`, helpful fields); request
 validation errors become a 422 with a readable string `detail`; anything unexpected is a 500 with
@@ -15,8 +15,7 @@ import logging
 import re
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -26,9 +25,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.core.config import Settings, get_settings
 from shared.core.errors import AppError, InvalidInput, JsonValue, PayloadTooLarge
+from shared.web.registry import Registry
 
-if TYPE_CHECKING:
-    from shared.wiring import Services
+# Opens what an app's handlers use, from settings (a builder of shared.wiring), and closes it.
+ServicesOpener = Callable[[Settings], AbstractAsyncContextManager[Registry]]
 
 log = logging.getLogger(__name__)
 request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
@@ -159,37 +159,24 @@ def _validation_detail(exc: RequestValidationError) -> tuple[str, list[dict[str,
 
 def create_app(
     *routers: APIRouter,
+    open_services: ServicesOpener,
     settings: Settings | None = None,
-    services: Services | None = None,
     title: str = "Wan video generation API",
     upload_paths: Sequence[str] = ("/api/generation/image-to-video",),
-    configure: Callable[[Services], None] | None = None,
 ) -> FastAPI:
-    """A FastAPI app serving `routers`, with the shared services opened at startup.
+    """A FastAPI app serving `routers`, with what they use opened at startup.
 
-    `services` may be given (tests, the combined dev server); otherwise they are built from
-    settings when the app starts, and a missing setting fails the start with its name.
-    `configure` adjusts freshly opened services (Modal swaps in its own copy scheduler).
+    `open_services(settings)` builds it when the app starts (a missing setting fails the start
+    with its name) and closes it, in reverse order, at shutdown.
     """
-    cfg = settings or (services.settings if services else get_settings())
+    cfg = settings or get_settings()
     configure_logging(cfg.log_level)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        if services is not None:
-            app.state.services = services
+        async with open_services(cfg) as registry:
+            app.state.services = registry
             yield
-            return
-        from shared.wiring import Services
-
-        opened = await Services.open(cfg)
-        if configure is not None:
-            configure(opened)
-        app.state.services = opened
-        try:
-            yield
-        finally:
-            await opened.aclose()
 
     app = FastAPI(title=title, lifespan=lifespan, docs_url="/docs", redoc_url=None)
 

@@ -20,12 +20,15 @@ import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import httpx
 import jwt
 
 from shared.core.config import Settings
 from shared.core.errors import AuthenticationError, AuthUnavailable, ConfigurationError
+
+if TYPE_CHECKING:
+    import httpx
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +97,8 @@ class _JwksCache:
         return self._keys.get(kid)
 
     async def _refresh(self) -> None:
+        import httpx  # only JWKS mode needs an HTTP client: HS256 starts without importing one
+
         self._refreshing = True
         try:
             async with httpx.AsyncClient(
@@ -240,37 +245,3 @@ def _user_from(claims: Mapping[str, object]) -> CurrentUser:
         role=USER_ROLE,
         app_role=app_role if isinstance(app_role, str) else None,
     )
-
-
-def mint_token(
-    secret: str,
-    user_id: uuid.UUID | str,
-    *,
-    email: str | None = None,
-    ttl_s: int = 3600,
-    issuer: str | None = None,
-    now: float | None = None,
-    app_role: str | None = None,
-) -> str:
-    """An HS256 token shaped like a Supabase user access token (local stack and tests only)."""
-    issued_at = int(time.time() if now is None else now)
-    claims: dict[str, object] = {
-        "sub": str(user_id),
-        "email": email or "",
-        "aud": USER_ROLE,
-        "role": USER_ROLE,
-        "iat": issued_at,
-        "exp": issued_at + ttl_s,
-        "aal": "aal1",
-        "is_anonymous": False,
-        "app_metadata": {
-            "provider": "email",
-            "providers": ["email"],
-            **({"role": app_role} if app_role else {}),
-        },
-        "user_metadata": {},
-        "session_id": str(uuid.uuid4()),
-    }
-    if issuer is not None:
-        claims["iss"] = issuer
-    return jwt.encode(claims, secret, algorithm="HS256")

@@ -11,24 +11,15 @@ from starlette.datastructures import FormData
 from starlette.formparsers import MultiPartException
 
 from shared.core.errors import InvalidInput, PermissionDenied, UnsupportedMediaType
-from shared.web.auth import CurrentUser
-from shared.wiring import Services
+from shared.web.auth import Authenticator, CurrentUser
+from shared.web.registry import provided
 
 _KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
 
 
-# Async on purpose: FastAPI runs a plain `def` dependency in its thread pool (a thread hop per
-# request for nothing).
-async def get_services(request: Request) -> Services:
-    services: Services = request.app.state.services
-    return services
-
-
-ServicesDep = Annotated[Services, Depends(get_services)]
-
-
-async def current_user(request: Request, services: ServicesDep) -> CurrentUser:
-    return await services.authenticator.authenticate(request.headers.get("authorization"))
+async def current_user(request: Request) -> CurrentUser:
+    authenticator = provided(request.app.state.services, Authenticator)
+    return await authenticator.authenticate(request.headers.get("authorization"))
 
 
 User = Annotated[CurrentUser, Depends(current_user)]

@@ -7,8 +7,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from shared.payments.packs import CreditPack
-from shared.payments.store import Purchase
+from shared.core.purchases import CreditPack, Purchase
 
 
 class PackOut(BaseModel):

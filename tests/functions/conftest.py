@@ -16,17 +16,16 @@ from pathlib import Path
 import httpx
 import pytest
 
-from functions.combined import create_app
+from local.devserver import create_app
 from local.emulator import create_emulator_app
 from local.emulator_faults import EmulatorConfig, Faults
 from local.secrets import LocalSecrets, load_local_secrets
 from local.serve import serve
 from local.stack import local_settings
+from local.tokens import mint_token
 from shared.core.config import Settings
 from shared.storage.local import LocalStorage
-from shared.storage.supabase import open_storage
-from shared.web.auth import mint_token
-from shared.wiring import Services
+from shared.wiring import SweepServices, open_storage, sweep_job
 from tests.support import AdminConn, create_user
 
 Json = dict[str, object]
@@ -178,13 +177,11 @@ def api_url(settings: Settings) -> Iterator[str]:
 
 
 @pytest.fixture
-async def services(settings: Settings) -> AsyncIterator[Services]:
-    """The same services the API runs on, opened in the test's own event loop."""
-    opened = await Services.open(settings)
-    try:
+async def services(settings: Settings) -> AsyncIterator[SweepServices]:
+    """What the sweep runs on (the lifecycle, the keeper, the reconciler), opened by the same
+    builder as production, in the test's own event loop."""
+    async with sweep_job(settings) as opened:
         yield opened
-    finally:
-        await opened.aclose()
 
 
 @pytest.fixture

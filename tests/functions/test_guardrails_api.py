@@ -10,7 +10,7 @@ import pytest
 
 from shared.flows.removal import RetentionConfig
 from shared.storage.local import LocalStorage
-from shared.wiring import Services
+from shared.wiring import SweepServices as Services
 from tests.functions.conftest import Stack
 from tests.support import AdminConn, balance
 
@@ -376,7 +376,7 @@ async def test_the_sweep_runs_retention(
         "update public.generations set completed_at = now() - interval '31 days' where id = %s",
         (uuid.UUID(str(body["id"])),),
     )
-    summary = await services.reconciler().sweep()
+    summary = await services.reconciler.sweep()
     assert summary.counts["media_released"] == 1
     assert summary.counts["media_files_removed"] == 1
     assert not stored(settings_storage, f"{user}/videos/{body['id']}.mp4")

@@ -29,7 +29,7 @@ from shared.core.errors import PaymentProviderError, PaymentProviderUnavailable
 from shared.payments.gateway import StripeGateway
 from shared.payments.packs import DEFAULT_PACKS
 from shared.payments.signature import signature_header
-from shared.wiring import Services
+from shared.wiring import SweepServices as Services
 from tests.functions.conftest import Stack
 from tests.support import balance
 
@@ -286,10 +286,10 @@ async def test_every_webhook_dropped_and_reconciliation_still_fulfils(
     await settled(stripe_emulator)
     assert await balance(stack.admin, user) == 0
 
-    summary = await services.reconciler().sweep()
+    summary = await services.reconciler.sweep()
     assert summary.counts["purchases_granted"] == 1
     assert await balance(stack.admin, user) == 100
-    again = await services.reconciler().sweep()
+    again = await services.reconciler.sweep()
     assert again.counts["purchases_claimed"] == 0
 
 
@@ -350,7 +350,7 @@ async def test_failed_asynchronous_payment_with_its_webhooks_dropped_is_ended_by
     await settled(stripe_emulator)
     assert (await purchases(stack, headers))[0]["status"] == "pending"
 
-    summary = await services.reconciler().sweep()
+    summary = await services.reconciler.sweep()
     assert summary.counts["purchases_failed"] == 1
     assert (await purchases(stack, headers))[0]["status"] == "failed"
     assert await balance(stack.admin, user) == 0

@@ -5,17 +5,19 @@ from __future__ import annotations
 import asyncio
 import uuid
 from dataclasses import replace
+from typing import Any
 
 import pytest
 
 from shared.core.catalog import Offering
-from shared.core.domain import Generation, NewGeneration
+from shared.core.domain import Generation
 from shared.core.errors import JsonValue
-from shared.db.rpc import Created, Rpc
+from shared.db.rpc import Created
 from shared.flows.lifecycle import Lifecycle, SubmitRequest
 from shared.flows.reconcile import Reconciler, SweepConfig, SweepSummary
 from shared.provider.replicate import Prediction, Provider
-from shared.wiring import Services
+from shared.wiring import SweepServices
+from tests.fakes import DatabaseProxy
 from tests.functions.conftest import Stack
 from tests.support import AdminConn, assert_ledger_invariants, balance, create_user
 
@@ -28,21 +30,11 @@ class Crash(BaseException):
     """The process dies here: nothing after this line runs, no except clause catches it."""
 
 
-class CrashAfterReservation(Rpc):
-    async def create_generation(
-        self,
-        new: NewGeneration,
-        *,
-        max_active: int,
-        rate_per_minute: int | None = None,
-        daily_budget_usd: float | None = None,
-    ) -> Created:
-        await super().create_generation(
-            new,
-            max_active=max_active,
-            rate_per_minute=rate_per_minute,
-            daily_budget_usd=daily_budget_usd,
-        )
+class CrashAfterReservation(DatabaseProxy):
+    """The real database reserves the credits, then the process dies before the provider."""
+
+    async def create_generation(self, *args: Any, **kwargs: Any) -> Created:
+        await self.inner.create_generation(*args, **kwargs)
         raise Crash
 
 
@@ -75,9 +67,9 @@ def request(user: uuid.UUID) -> SubmitRequest:
     )  # fmt: skip
 
 
-def reconciler(services: Services, config: SweepConfig = NOW) -> Reconciler:
+def reconciler(services: SweepServices, config: SweepConfig = NOW) -> Reconciler:
     return Reconciler(
-        services.lifecycle, services.reconciler().limiter, config=config, keeper=services.keeper
+        services.lifecycle, services.reconciler.limiter, config=config, keeper=services.keeper
     )
 
 
@@ -98,7 +90,7 @@ async def settle_all(stack: Stack) -> None:
         await stack.settle(str(gen_id))
 
 
-async def heal(stack: Stack, services: Services, config: SweepConfig = NOW) -> SweepSummary:
+async def heal(stack: Stack, services: SweepServices, config: SweepConfig = NOW) -> SweepSummary:
     """Let every prediction finish, then sweep until nothing is live (bounded)."""
     await settle_all(stack)
     summary = SweepSummary()
@@ -110,7 +102,7 @@ async def heal(stack: Stack, services: Services, config: SweepConfig = NOW) -> S
 
 
 async def test_every_webhook_dropped_still_completes_after_sweeps(
-    stack: Stack, services: Services
+    stack: Stack, services: SweepServices
 ) -> None:
     await stack.faults(webhook_drop_rate=1.0, duration_s=0.1)
     user, headers = await stack.user(credits=100)
@@ -122,7 +114,9 @@ async def test_every_webhook_dropped_still_completes_after_sweeps(
     assert await balance(stack.admin, user) == 70
 
 
-async def test_every_prediction_failing_refunds_each_once(stack: Stack, services: Services) -> None:
+async def test_every_prediction_failing_refunds_each_once(
+    stack: Stack, services: SweepServices
+) -> None:
     await stack.faults(fail_rate=1.0, webhook_drop_rate=1.0, duration_s=0.05)
     user, headers = await stack.user(credits=100)
     ids = [(await stack.submit(headers)).json()["id"] for _ in range(3)]
@@ -132,7 +126,9 @@ async def test_every_prediction_failing_refunds_each_once(stack: Stack, services
     assert await balance(stack.admin, user) == 100
 
 
-async def test_aborted_prediction_is_failed_and_refunded(stack: Stack, services: Services) -> None:
+async def test_aborted_prediction_is_failed_and_refunded(
+    stack: Stack, services: SweepServices
+) -> None:
     await stack.faults(abort_rate=1.0, webhook_drop_rate=1.0, duration_s=0.05)
     user, headers = await stack.user(credits=100)
     gen_id = (await stack.submit(headers)).json()["id"]
@@ -144,7 +140,7 @@ async def test_aborted_prediction_is_failed_and_refunded(stack: Stack, services:
 
 
 async def test_prediction_past_the_run_limit_is_canceled_and_refunded(
-    stack: Stack, services: Services
+    stack: Stack, services: SweepServices
 ) -> None:
     await stack.faults(webhook_drop_rate=1.0, duration_s=60.0)
     user, headers = await stack.user(credits=100)
@@ -163,7 +159,7 @@ async def test_prediction_past_the_run_limit_is_canceled_and_refunded(
     assert await balance(stack.admin, user) == 100
 
 
-async def test_two_sweeps_at_once_never_double_apply(stack: Stack, services: Services) -> None:
+async def test_two_sweeps_at_once_never_double_apply(stack: Stack, services: SweepServices) -> None:
     await stack.faults(webhook_drop_rate=1.0, fail_rate=0.5, duration_s=0.05)
     _, headers = await stack.user(credits=1000)
     for _ in range(3):
@@ -182,10 +178,10 @@ async def test_two_sweeps_at_once_never_double_apply(stack: Stack, services: Ser
 
 
 async def test_queued_row_inside_its_grace_period_is_left_alone(
-    stack: Stack, services: Services
+    stack: Stack, services: SweepServices
 ) -> None:
     user = await create_user(stack.admin, credits=100)
-    crashing = replace(services.lifecycle, rpc=CrashAfterReservation(services.rpc.transport))
+    crashing = replace(services.lifecycle, rpc=CrashAfterReservation(services.lifecycle.rpc).port())
     with pytest.raises(Crash):
         await crashing.submit(request(user))
     patient = replace(NOW, queued_grace_s=3600)
@@ -197,15 +193,15 @@ async def test_queued_row_inside_its_grace_period_is_left_alone(
 @pytest.mark.parametrize("drop_webhooks", [False, True])
 @pytest.mark.parametrize("where", ["after reservation", "after provider create"])
 async def test_crash_at_each_submit_step_heals(
-    stack: Stack, services: Services, where: str, drop_webhooks: bool
+    stack: Stack, services: SweepServices, where: str, drop_webhooks: bool
 ) -> None:
     await stack.faults(webhook_drop_rate=1.0 if drop_webhooks else 0.0, duration_s=0.05)
     user = await create_user(stack.admin, credits=100)
     lifecycle: Lifecycle = services.lifecycle
     if where == "after reservation":
-        lifecycle = replace(lifecycle, rpc=CrashAfterReservation(services.rpc.transport))
+        lifecycle = replace(lifecycle, rpc=CrashAfterReservation(services.lifecycle.rpc).port())
     else:
-        lifecycle = replace(lifecycle, provider=CrashAfterCreate(services.provider))
+        lifecycle = replace(lifecycle, provider=CrashAfterCreate(services.lifecycle.provider))
     for _ in range(2):
         with pytest.raises(Crash):
             await lifecycle.submit(request(user))
@@ -243,7 +239,7 @@ async def test_status_poll_is_claimed_once_by_many_tabs(stack: Stack) -> None:
     assert await cur.fetchone() == (1, "completed")
 
 
-async def test_status_poll_stops_at_the_cap(stack: Stack, services: Services) -> None:
+async def test_status_poll_stops_at_the_cap(stack: Stack, services: SweepServices) -> None:
     await stack.faults(webhook_drop_rate=1.0, duration_s=600)
     user, headers = await stack.user(credits=100)
     gen_id = uuid.UUID((await stack.submit(headers)).json()["id"])
@@ -258,7 +254,7 @@ async def test_status_poll_stops_at_the_cap(stack: Stack, services: Services) ->
 
 
 async def test_sweep_keeps_videos_whose_webhooks_were_lost(
-    stack: Stack, services: Services
+    stack: Stack, services: SweepServices
 ) -> None:
     await stack.faults(webhook_drop_rate=1.0, duration_s=0.05, output_size_bytes=3_000_000)
     user, headers = await stack.user(credits=100)
@@ -274,7 +270,7 @@ async def test_sweep_keeps_videos_whose_webhooks_were_lost(
 
 
 async def test_vanished_output_is_recorded_and_not_retried(
-    stack: Stack, services: Services
+    stack: Stack, services: SweepServices
 ) -> None:
     await stack.faults(webhook_drop_rate=1.0, duration_s=0.05)
     _, headers = await stack.user(credits=100)
@@ -298,7 +294,7 @@ async def test_vanished_output_is_recorded_and_not_retried(
 
 
 async def test_malformed_output_url_is_a_clean_copy_failure(
-    stack: Stack, services: Services
+    stack: Stack, services: SweepServices
 ) -> None:
     await stack.faults(webhook_drop_rate=1.0, duration_s=0.05)
     _, headers = await stack.user(credits=100)

@@ -15,7 +15,7 @@ import pytest
 
 from shared.core.errors import AppError
 from shared.flows.lifecycle import Lifecycle, SubmitRequest
-from shared.wiring import Services
+from shared.wiring import SweepServices
 from tests.functions.conftest import Stack
 from tests.functions.test_reconcile import (
     Crash,
@@ -41,12 +41,16 @@ async def terminal_statuses(stack: Stack) -> dict[uuid.UUID, str]:
 
 @pytest.mark.parametrize("seed", [11, 23, 37])
 async def test_random_walk_keeps_every_invariant(
-    stack: Stack, services: Services, seed: int
+    stack: Stack, services: SweepServices, seed: int
 ) -> None:
     rng = random.Random(seed)
     users = [await create_user(stack.admin, credits=rng.choice([30, 60, 200])) for _ in range(3)]
-    crash_rpc = replace(services.lifecycle, rpc=CrashAfterReservation(services.rpc.transport))
-    crash_provider = replace(services.lifecycle, provider=CrashAfterCreate(services.provider))
+    crash_rpc = replace(
+        services.lifecycle, rpc=CrashAfterReservation(services.lifecycle.rpc).port()
+    )
+    crash_provider = replace(
+        services.lifecycle, provider=CrashAfterCreate(services.lifecycle.provider)
+    )
     finished: dict[uuid.UUID, str] = {}
     log: list[str] = []
 

@@ -156,10 +156,10 @@ async def test_sweep_prints_one_summary(
 async def test_purchases_and_hold_lift_for_payments_support(
     database_url: str, admin: AdminConn, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    from shared.core.purchases import StripeFact
+    from shared.db.purchases import PurchaseStore
     from shared.db.rpc import PostgresTransport
-    from shared.payments.events import StripeFact
     from shared.payments.packs import DEFAULT_PACKS
-    from shared.payments.store import PurchaseStore
     from tests.support import create_user
 
     user = await create_user(admin, credits=0, email="buyer@example.test")

@@ -11,9 +11,10 @@ import pytest
 
 from shared.core import errors
 from shared.core.domain import Generation
+from shared.core.purchases import CreditPack
+from shared.db.purchases import PurchaseStore
 from shared.db.rpc import Rpc
-from shared.payments.packs import DEFAULT_PACKS, CreditPack
-from shared.payments.store import PurchaseStore
+from shared.payments.packs import DEFAULT_PACKS
 from tests.purchase_support import bought, dispute, paid, refunded
 from tests.support import AdminConn, balance, create_user, new_generation
 

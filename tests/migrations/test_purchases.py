@@ -14,10 +14,10 @@ import psycopg
 import pytest
 
 from shared.core.errors import AccountOnHold, IdempotencyConflict
+from shared.core.purchases import Purchase, StripeFact
+from shared.db.purchases import PurchaseStore
 from shared.db.rpc import Rpc
-from shared.payments.events import StripeFact
 from shared.payments.packs import DEFAULT_PACKS
-from shared.payments.store import Purchase, PurchaseStore
 from tests.purchase_support import SMALL, bought, completed, dispute, evt, refunded
 from tests.support import AdminConn, balance, create_user, new_generation
 

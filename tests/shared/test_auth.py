@@ -20,6 +20,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from local.tokens import mint_token
 from shared.core.config import Settings
 from shared.core.errors import AuthenticationError, AuthUnavailable, ConfigurationError
 from shared.web.auth import (
@@ -27,7 +28,6 @@ from shared.web.auth import (
     JWKS_TTL_S,
     Authenticator,
     CurrentUser,
-    mint_token,
 )
 
 SECRET = "local-test-jwt-secret-with-at-least-32-bytes"

@@ -19,7 +19,8 @@ from shared.core.config import Settings
 from shared.core.errors import AuthUnavailable
 from shared.provider.replicate import Prediction
 from shared.storage.local import LocalStorage
-from shared.storage.supabase import StorageUnavailable, SupabaseStorage
+from shared.storage.port import StorageUnavailable
+from shared.storage.supabase import SupabaseStorage
 from shared.web.auth import Authenticator
 from shared.web.auth_admin import SupabaseAuthAdmin
 

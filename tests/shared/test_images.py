@@ -13,7 +13,8 @@ from PIL import Image
 from starlette.datastructures import UploadFile
 
 from shared.core.errors import InvalidInput, PayloadTooLarge, UnsupportedMediaType
-from shared.core.images import data_url, inspect_image, inspect_image_async, read_upload
+from shared.core.images import data_url, inspect_image, inspect_image_async
+from shared.web.uploads import read_upload
 
 MB = 1024 * 1024
 

@@ -7,12 +7,13 @@ import uuid
 import pytest
 
 from shared.core.errors import PaymentProviderUnavailable
+from shared.core.purchases import CreditPack
 from shared.core.ratelimit import RateLimiter
+from shared.db.purchases import PurchaseStore
 from shared.db.rpc import Rpc
 from shared.flows.purchases import PurchaseConfig, Purchases
 from shared.payments.gateway import CheckoutSession
-from shared.payments.packs import DEFAULT_PACKS, CreditPack, Packs
-from shared.payments.store import PurchaseStore
+from shared.payments.packs import DEFAULT_PACKS, Packs
 from tests.support import AdminConn, balance, create_user
 
 

@@ -1,27 +1,24 @@
-"""Storage: the local folder served under signed links, and the Supabase adapter's HTTP.
-
-LocalStorage is exercised through a real dev-server-like app on loopback; SupabaseStorage
-through supabase-py and httpx with the network faked only at the transport.
+"""Storage: the local folder adapter, the settings-chosen backend, and the Supabase adapter's
+HTTP (supabase-py and httpx with the network faked only at the transport). Serving local files
+under signed links is tested with the dev server's routes, in tests/local/test_storage_routes.py.
 """
 
 from __future__ import annotations
 
 import json
 import tracemalloc
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from pathlib import Path
 
 import httpx
 import pytest
-from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
 
-from local.serve import serve
 from shared.core.config import Settings
 from shared.core.errors import AppError, ConfigurationError
-from shared.storage.local import LocalStorage, local_storage_router
-from shared.storage.supabase import StorageUnavailable, SupabaseStorage, check_path, open_storage
-from shared.web.app import error_response
+from shared.storage.local import LocalStorage
+from shared.storage.port import StorageUnavailable, check_path
+from shared.storage.supabase import SupabaseStorage
+from shared.wiring import open_storage
 
 KEY = "local-signing-key-for-tests"
 VIDEO = "user-1/videos/gen-1.mp4"
@@ -30,40 +27,9 @@ SERVICE_KEY = "service-role-key"
 Handler = Callable[[httpx.Request], Coroutine[None, None, httpx.Response]]
 
 
-class Clock:
-    def __init__(self, now: float = 1_700_000_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def storage_app(storage: LocalStorage) -> FastAPI:
-    app = FastAPI()
-    app.include_router(local_storage_router(storage))
-
-    @app.exception_handler(AppError)
-    async def on_app_error(_: Request, exc: AppError) -> JSONResponse:
-        return error_response(exc)
-
-    return app
-
-
 @pytest.fixture
 def root(tmp_path: Path) -> Path:
     return tmp_path / "storage"
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def served(root: Path, clock: Clock) -> Iterator[LocalStorage]:
-    """A LocalStorage whose links point at a running server for the same folder and key."""
-    with serve(storage_app(LocalStorage(root, "http://unused", KEY, clock=clock))) as base_url:
-        yield LocalStorage(root, base_url, KEY, clock=clock)
 
 
 async def chunks(total: int, size: int = 256 * 1024) -> AsyncIterator[bytes]:
@@ -76,99 +42,6 @@ async def chunks(total: int, size: int = 256 * 1024) -> AsyncIterator[bytes]:
 
 
 # --- LocalStorage ----------------------------------------------------------------------------
-
-
-async def test_stored_file_is_served_under_its_signed_link(served: LocalStorage) -> None:
-    await served.put_bytes(VIDEO, b"\x00\x00\x00\x18ftypmp42 video", "video/mp4")
-    url = await served.signed_url(VIDEO, 60)
-    async with httpx.AsyncClient() as http:
-        response = await http.get(url)
-        head = await http.head(url)
-    assert response.status_code == 200
-    assert response.content == b"\x00\x00\x00\x18ftypmp42 video"
-    assert response.headers["content-type"] == "video/mp4"
-    assert head.status_code == 200
-    assert head.content == b""
-
-
-@pytest.mark.parametrize(
-    ("path", "content_type"),
-    [("u/inputs/a.png", "image/png"), ("u/inputs/a.jpg", "image/jpeg"), ("u/a.webp", "image/webp")],
-)
-async def test_served_content_type_follows_the_extension(
-    served: LocalStorage, path: str, content_type: str
-) -> None:
-    await served.put_bytes(path, b"bytes", content_type)
-    async with httpx.AsyncClient() as http:
-        response = await http.get(await served.signed_url(path, 60))
-    assert response.headers["content-type"] == content_type
-
-
-async def test_altered_signature_is_forbidden(served: LocalStorage) -> None:
-    await served.put_bytes(VIDEO, b"video", "video/mp4")
-    url = await served.signed_url(VIDEO, 60)
-    last = url[-1]
-    altered = url[:-1] + ("0" if last != "0" else "1")
-    async with httpx.AsyncClient() as http:
-        response = await http.get(altered)
-    assert response.status_code == 403
-    assert response.json()["code"] == "forbidden"
-    assert "signature" in response.json()["detail"]
-
-
-async def test_link_signed_for_another_file_is_forbidden(served: LocalStorage) -> None:
-    await served.put_bytes(VIDEO, b"video", "video/mp4")
-    await served.put_bytes("user-2/videos/gen-2.mp4", b"other", "video/mp4")
-    url = await served.signed_url(VIDEO, 60)
-    async with httpx.AsyncClient() as http:
-        response = await http.get(url.replace("user-1/videos/gen-1", "user-2/videos/gen-2"))
-    assert response.status_code == 403
-
-
-async def test_extended_expiry_is_forbidden(served: LocalStorage) -> None:
-    await served.put_bytes(VIDEO, b"video", "video/mp4")
-    url = await served.signed_url(VIDEO, 60)
-    expires = int(httpx.URL(url).params["expires"])
-    async with httpx.AsyncClient() as http:
-        response = await http.get(url.replace(f"expires={expires}", f"expires={expires + 3600}"))
-    assert response.status_code == 403
-
-
-async def test_expired_link_is_forbidden(served: LocalStorage, clock: Clock) -> None:
-    await served.put_bytes(VIDEO, b"video", "video/mp4")
-    url = await served.signed_url(VIDEO, 60)
-    clock.now += 61
-    async with httpx.AsyncClient() as http:
-        response = await http.get(url)
-    assert response.status_code == 403
-    body = response.json()
-    assert (body["detail"], body["code"]) == ("This link has expired.", "forbidden")
-
-
-async def test_unsigned_link_is_forbidden(served: LocalStorage) -> None:
-    await served.put_bytes(VIDEO, b"video", "video/mp4")
-    url = (await served.signed_url(VIDEO, 60)).split("?")[0]
-    async with httpx.AsyncClient() as http:
-        response = await http.get(url)
-        malformed = await http.get(url + "?expires=soon&signature=abc")
-    assert response.status_code == 403
-    assert malformed.status_code == 403
-
-
-async def test_signed_link_to_a_missing_file_is_not_found(served: LocalStorage) -> None:
-    async with httpx.AsyncClient() as http:
-        response = await http.get(await served.signed_url("user-1/videos/none.mp4", 60))
-    assert response.status_code == 404
-    assert response.json()["code"] == "not_found"
-
-
-async def test_traversal_through_the_server_is_refused(served: LocalStorage, root: Path) -> None:
-    (root.parent / "secret.txt").write_text("secret")
-    base = (await served.signed_url(VIDEO, 60)).split("/storage/")[0]
-    async with httpx.AsyncClient() as http:
-        response = await http.get(f"{base}/storage/..%2Fsecret.txt?expires=9999999999&signature=0")
-    assert response.status_code in (403, 404)
-    assert b"secret" not in response.content
 
 
 @pytest.mark.parametrize(

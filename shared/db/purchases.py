@@ -7,47 +7,11 @@ same transport (and so the same SQLSTATE -> error table).
 from __future__ import annotations
 
 import uuid
-from dataclasses import asdict, dataclass
-from datetime import datetime
-
-from pydantic import BaseModel, ConfigDict
+from dataclasses import asdict
 
 from shared.core.errors import AppError
+from shared.core.purchases import CreditPack, EventOutcome, Purchase, StripeFact
 from shared.db.transports import RpcArg, RpcRow, Transport
-from shared.payments.events import StripeFact
-from shared.payments.packs import CreditPack
-
-
-class Purchase(BaseModel):
-    """A row of public.purchases."""
-
-    model_config = ConfigDict(extra="ignore", frozen=True)
-
-    id: uuid.UUID
-    user_id: uuid.UUID | None
-    pack_id: str
-    credits: int
-    amount: int
-    currency: str
-    status: str
-    amount_refunded: int = 0
-    dispute_status: str | None = None
-    credits_reversed: int = 0
-    credits_owed: int = 0
-    session_id: str | None = None
-    checkout_url: str | None = None
-    payment_intent: str | None = None
-    review_reason: str | None = None
-    created_at: datetime
-    paid_at: datetime | None = None
-    closed_at: datetime | None = None
-
-
-@dataclass(frozen=True)
-class EventOutcome:
-    outcome: str
-    purchase: Purchase | None
-    duplicate: bool
 
 
 def _purchase(value: object) -> Purchase:
