@@ -365,6 +365,9 @@ async def test_stats_of_a_scripted_run_count_how_each_outcome_arrived(
     assert stats["refunds"] == {"count": 2, "credits": 20}
     assert stats["credits"]["spent"] == 80
     assert stats["provider"]["spend_usd"] > 0
+    # Nothing bought (payments' figures: tests/functions/test_payments.py): margin = -spend.
+    assert (stats["revenue"]["value"], stats["revenue"]["purchases"]) == (0.0, 0)
+    assert stats["margin"]["value"] == pytest.approx(-stats["provider"]["spend_usd"])
 
 
 async def test_the_sweep_runs_retention(

@@ -354,3 +354,42 @@ async def test_failed_asynchronous_payment_with_its_webhooks_dropped_is_ended_by
     assert summary.counts["purchases_failed"] == 1
     assert (await purchases(stack, headers))[0]["status"] == "failed"
     assert await balance(stack.admin, user) == 0
+
+
+async def test_checkout_is_rate_limited_like_creates(stack: Stack) -> None:
+    _, headers = await stack.user()
+    for _ in range(10):  # CREATE_RATE_PER_MINUTE's default
+        await checkout(stack, headers)
+    refused = await stack.api.post("/api/credits/checkout", json={"pack": "small"}, headers=headers)
+    assert refused.status_code == 429, refused.text
+    assert refused.json()["code"] == "rate_limited"
+    assert "10 generations or checkouts a minute" in refused.json()["detail"]
+    assert 1 <= int(refused.headers["Retry-After"]) <= 60
+    assert len(await purchases(stack, headers)) == 10
+    assert (await stack.submit(headers)).status_code == 429  # one budget for both
+
+
+async def test_stats_show_revenue_and_margin_of_a_paid_and_partly_refunded_pack(
+    stack: Stack, stripe_emulator: httpx.AsyncClient, stripe_client: stripe.StripeClient
+) -> None:
+    user, headers = await stack.user(credits=0)
+    started = await checkout(stack, headers)
+    await press_pay(stripe_emulator, str(started["checkout_url"]))
+    await settled(stripe_emulator)
+    session = await stripe_client.v1.checkout.sessions.retrieve_async(str(started["session_id"]))
+    assert isinstance(session.payment_intent, str)
+    await stripe_client.v1.refunds.create_async(
+        {"payment_intent": session.payment_intent, "amount": 200}
+    )
+    await settled(stripe_emulator)
+
+    admin_headers = {"Authorization": f"Bearer {stack.token(user, app_role='admin')}"}
+    stats = (await stack.api.get("/api/admin/stats?since=1h", headers=admin_headers)).json()
+    assert stats["revenue"] == {
+        "value": 3.0, "currency": "usd", "gross": 5.0, "refunded": 2.0, "disputes_lost": 0.0,
+        "disputes_open": 0.0, "purchases": 1, "credits_sold": 100, "other_currencies": {},
+    }  # fmt: skip
+    assert stats["margin"] == {"value": 3.0, "currency": "usd"}  # nothing spent at Replicate
+    assert (stats["credits"]["bought"], stats["credits"]["taken_back"]) == (100, 40)
+    assert stats["credit_accuracy"]["purchases_checked"] == 1
+    assert stats["credit_accuracy"]["met"] is True

@@ -166,6 +166,15 @@ WRITES = [
     "update public.generations set status = 'completed', video_path = 'x'",
     "delete from public.generations",
     "truncate public.generations cascade",
+    # payments: only the payment functions write purchases and the Stripe event record
+    "insert into public.purchases (user_id, pack_id, credits, amount, currency) "
+    "select id, 'small', 100, 500, 'usd' from public.users",
+    "update public.purchases set status = 'paid'",
+    "delete from public.purchases",
+    "truncate public.purchases cascade",
+    "insert into public.stripe_events (id, type, outcome) values ('evt_x', 'x', 'ignored')",
+    "update public.stripe_events set outcome = 'granted'",
+    "delete from public.stripe_events",
 ]
 
 
@@ -210,3 +219,30 @@ async def test_user_reads_the_public_columns_of_own_generations(rpc: Rpc, admin:
         assert await cur.fetchall() == [
             (alice, "queued", 10, "a robot painting a portrait", 0, None)
         ]
+
+
+@pytest.mark.parametrize(
+    "column",
+    ["session_id", "checkout_url", "payment_intent", "idempotency_key", "review_reason",
+     "check_attempts"],
+)  # fmt: skip
+async def test_user_cannot_read_internal_purchase_columns(
+    rpc: Rpc, admin: AdminConn, column: str
+) -> None:
+    alice, _ = await seed_two_users(rpc, admin)
+    async with admin.transaction(force_rollback=True):
+        await act_as(admin, "authenticated", alice)
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            await admin.execute(f"select {column} from public.purchases")
+
+
+async def test_nobody_but_the_service_reads_stripe_events(rpc: Rpc, admin: AdminConn) -> None:
+    alice, _ = await seed_two_users(rpc, admin)
+    for role in ("anon", "authenticated"):
+        async with admin.transaction(force_rollback=True):
+            await act_as(admin, role, alice if role == "authenticated" else None)
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                await admin.execute("select id from public.stripe_events")
+    async with admin.transaction(force_rollback=True):
+        await act_as(admin, "service_role")
+        await admin.execute("select id, outcome from public.stripe_events")
