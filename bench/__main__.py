@@ -3,10 +3,10 @@
     python -m bench                  # all groups (make bench); writes bench/results.json
     python -m bench submit webhook   # some groups; prints only
 
-Groups: cold_start, output_copy, submit, webhook, sweep, backlog. Each figure is a ratio to a
-floor measured in the same run (or an absolute target), the median of at least 5 repeats; see
-each module's docstring for what is measured and against what. The exit status is 1 when a
-figure misses its target.
+Groups: cold_start, output_copy, submit, webhook, sweep, backlog, status_reads, history. Each
+figure is a ratio to a floor measured in the same run (or an absolute target), the median of at
+least 5 repeats; see each module's docstring for what is measured and against what. The exit
+status is 1 when a figure misses its target.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from bench import backlog, cold_start, submit, sweep, webhook
+from bench import backlog, cold_start, history, status_reads, submit, sweep, webhook
 from bench.common import (
     KEEPALIVE_RTT_MS,
     REPEATS,
@@ -78,6 +78,8 @@ GROUPS: dict[str, Callable[[Postgres], list[Figure]]] = {
     "webhook": webhook.run,
     "sweep": sweep.run,
     "backlog": backlog.run,
+    "status_reads": status_reads.run,
+    "history": history.run,
 }
 
 

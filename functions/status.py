@@ -9,7 +9,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, FastAPI
+from fastapi import APIRouter, Depends, FastAPI, Response
 
 from shared import wiring
 from shared.core.config import Settings
@@ -32,11 +32,18 @@ def parse_generation_id(raw: str) -> uuid.UUID:
         raise NotFound("Generation not found.") from None
 
 
-@router.get("/api/generation/status/{generation_id}", responses=error_responses(401, 404))
-async def generation_status(generation_id: str, user: User, services: Services) -> GenerationOut:
+@router.get(
+    "/api/generation/status/{generation_id}",
+    response_model=GenerationOut,
+    responses=error_responses(401, 404),
+)
+async def generation_status(generation_id: str, user: User, services: Services) -> Response:
     """The generation, if it is the caller's (404 for anyone else, and for malformed ids)."""
     gen = await services.lifecycle.read(user.id, parse_generation_id(generation_id))
-    return GenerationOut.from_generation(gen, video_url=await services.links.view_url(gen))
+    out = GenerationOut.from_generation(gen, video_url=await services.links.view_url(gen))
+    # Every open tab polls this: the model is built (and validated) once, and rendered
+    # directly rather than validated again as the response model.
+    return Response(out.model_dump_json(), media_type="application/json")
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

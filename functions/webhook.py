@@ -13,6 +13,7 @@ INFO).
 
 from __future__ import annotations
 
+import json
 import logging
 import uuid
 from typing import TYPE_CHECKING
@@ -58,10 +59,7 @@ async def replicate_webhook(request: Request) -> Response:
     except ValueError:
         log.warning("webhook without a valid generation_id: %r", raw_id[:64])
         return _ack(WebhookAck(applied=False))
-    try:
-        prediction = Prediction.model_validate_json(body)
-    except ValidationError as exc:
-        raise InvalidInput("The webhook payload is not a prediction object.") from exc
+    prediction = _prediction(body)
 
     try:
         applied = await services.updates.apply(generation_id, prediction, source="webhook")
@@ -87,6 +85,19 @@ async def replicate_webhook(request: Request) -> Response:
         extra={"generation_id": str(gen.id)},
     )
     return _ack(WebhookAck(applied=applied.changed, status=gen.status))
+
+
+def _prediction(body: bytes) -> Prediction:
+    try:
+        return Prediction.model_validate_json(body)
+    except ValidationError:
+        pass
+    try:
+        # pydantic's JSON parser refuses a lone surrogate escape (\ud800), which JSON allows and
+        # a model's logs or error may hold; Python's parser takes it, and Prediction cleans it.
+        return Prediction.model_validate(json.loads(body))
+    except ValueError as exc:  # invalid JSON or UTF-8, or not a prediction
+        raise InvalidInput("The webhook payload is not a prediction object.") from exc
 
 
 def create_app(

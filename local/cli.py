@@ -10,6 +10,7 @@
     wanctl purchases USER                        a user's purchases (payments support)
     wanctl hold lift USER --reason TEXT          lift a user's hold, saying why
     wanctl stats [--since 24h] [--json]          the operator's numbers with their targets
+    wanctl doctor [--local]                      check settings against the real services
 
 Without --database-url (or DATABASE_URL), commands use the local stack's embedded database.
 """
@@ -199,6 +200,28 @@ async def cmd_hold_lift(args: argparse.Namespace) -> int:
     return 0
 
 
+async def cmd_doctor(args: argparse.Namespace) -> int:
+    from local.doctor import run_checks
+
+    url: str | None
+    if args.local:
+        from local.stack import local_doctor_settings
+
+        settings, url = local_doctor_settings(LOCAL_DIR)
+    else:
+        from shared.core.config import Settings
+
+        settings = Settings()
+        url = args.database_url or os.environ.get("DATABASE_URL")
+    checks = await run_checks(settings, database_url=url)
+    for check in checks:
+        for line in check.lines():
+            out(line)
+    failed = sum(check.outcome == "fail" for check in checks)
+    out(f"{len(checks) - failed} of {len(checks)} checks did not fail" if failed else "all green")
+    return 1 if failed else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="wanctl", description=__doc__.split("\n")[0])
     parser.add_argument("--database-url", help="a Postgres URL (default: DATABASE_URL or local)")
@@ -270,6 +293,11 @@ def build_parser() -> argparse.ArgumentParser:
     stats.add_argument("--since", default="24h", help="how far back: 30m, 24h, 7d (default 24h)")
     stats.add_argument("--json", action="store_true", help="the figures as JSON")
     stats.set_defaults(handler=cmd_stats)
+    doctor = sub.add_parser("doctor", help="check a deployment's settings against its services")
+    doctor.add_argument(
+        "--local", action="store_true", help="check the running local stack (.local/dev.env)"
+    )
+    doctor.set_defaults(handler=cmd_doctor)
     return parser
 
 

@@ -6,6 +6,9 @@ client (`replicate.Client(api_token=..., base_url="http://127.0.0.1:PORT")`):
     POST /v1/models/{owner}/{name}/predictions   create (201, status "starting")
     POST /v1/predictions                         create by version
     GET  /v1/predictions[/{id}]                  list / get
+    GET  /v1/account                             who the token belongs to
+    GET  /v1/models/{owner}/{name}               a model (known: the catalog's, unless configured)
+    GET  /v1/webhooks/default/secret             the webhook signing secret (`key`)
     POST /v1/predictions/{id}/cancel             cancel
     GET  /files/{id}.mp4                         the output: a real playable MP4 (no auth)
 
@@ -40,6 +43,7 @@ from local.emulator_engine import Engine
 from local.emulator_faults import EmulatorConfig, Faults, parse_duration
 from local.emulator_media import mp4_chunks, padded_size
 from local.emulator_prediction import ALL_EVENTS, Prediction
+from shared.core.catalog import DEFAULT_OFFERINGS
 
 _TITLES = {
     400: "Bad request",
@@ -101,6 +105,12 @@ def create_emulator_app(settings: EmulatorConfig) -> FastAPI:
             f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg')}" for e in exc.errors()
         ]
         return _problem(422, "; ".join(messages) or "invalid request")
+
+    known_models = (
+        settings.known_models
+        if settings.known_models is not None
+        else frozenset(o.replicate_model for o in DEFAULT_OFFERINGS)
+    )
 
     def authorized(authorization: Annotated[str | None, Header()] = None) -> None:
         expected = f"Bearer {settings.api_token}".encode()
@@ -183,6 +193,27 @@ def create_emulator_app(settings: EmulatorConfig) -> FastAPI:
         prediction = found(prediction_id)
         engine.cancel(prediction)
         return prediction.to_json()
+
+    @api.get("/account")
+    async def account() -> dict[str, JsonValue]:
+        return {"type": "organization", "username": "emulator", "name": "Local emulator"}
+
+    @api.get("/models/{owner}/{name}")
+    async def get_model(owner: str, name: str) -> dict[str, JsonValue]:
+        slug = f"{owner}/{name}"
+        if slug not in known_models:
+            raise ProblemError(404, f"Model {slug} not found")
+        return {
+            "url": f"https://replicate.com/{slug}",
+            "owner": owner,
+            "name": name,
+            "visibility": "public",
+            "latest_version": None,
+        }
+
+    @api.get("/webhooks/default/secret")
+    async def webhook_secret() -> dict[str, JsonValue]:
+        return {"key": settings.webhook_secret}
 
     app.include_router(api)
 

@@ -63,6 +63,8 @@ class EmulatorConfig(BaseModel):
     faults: Faults = Faults()
     webhook_timeout_s: float = Field(default=5.0, gt=0)
     webhook_retry_delays_s: tuple[Seconds, ...] = (0.2, 0.5, 1.0, 2.0)
+    known_models: frozenset[str] | None = None
+    """Model slugs `GET /v1/models/{owner}/{name}` finds; None: the catalog's defaults."""
     """Backoff between attempts of the final webhook (only that one is retried, as Replicate)."""
 
     @field_validator("webhook_secret")

@@ -127,6 +127,21 @@ def _dev_urls(local_dir: Path) -> tuple[str, str, str]:
     )
 
 
+def local_doctor_settings(local_dir: Path) -> tuple[Settings, str]:
+    """The settings `wanctl dev` runs with, and its database URL (for `wanctl doctor --local`)."""
+    secrets = load_local_secrets(local_dir)
+    url = start_embedded(local_dir / "pgdata").get_uri()
+    api_url, emulator_url, stripe_url = _dev_urls(local_dir)
+    settings = local_settings(
+        database_url=url,
+        api_url=api_url,
+        emulator_url=emulator_url,
+        secrets=secrets,
+        stripe_base_url=stripe_url,
+    )
+    return settings, url
+
+
 async def sweep_local(
     *, local_dir: Path, database_url: str | None = None
 ) -> dict[str, int | float]:

@@ -287,6 +287,9 @@ class _Parts:
             client=self.http(),
             max_bytes=s.max_output_bytes,
             timeout_s=s.output_copy_timeout_s,
+            retry_after_s=s.copy_retry_after_s,
+            max_attempts=s.copy_max_attempts,
+            concurrency=s.copy_concurrency,
         )
 
 

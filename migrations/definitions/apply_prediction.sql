@@ -60,8 +60,11 @@ begin
   end if;
 
   if p_status = 'processing' then
-    if v_row.status = 'processing' and v_progress <= v_row.progress
-       and (p_job_id is null or v_row.job_id is not null) then
+    -- Nothing is processing without a prediction to ask about (a report that names none, for a
+    -- row that has none, changes nothing; the sweeper settles such a row).
+    if (v_row.status = 'processing' and v_progress <= v_row.progress
+        and (p_job_id is null or v_row.job_id is not null))
+       or coalesce(v_row.job_id, p_job_id) is null then
       return query select to_jsonb(v_row), false, 0;
       return;
     end if;

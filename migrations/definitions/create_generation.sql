@@ -1,5 +1,7 @@
 -- create_generation: idempotency lookup, retry rule, active cap, insert and charge, in one
 -- transaction. Returns the generation as jsonb (both RPC transports read the same shape).
+-- Every refusal after the user's row lock carries the balance read under that lock (detail
+-- JSON `balance`), so a 402/404/409/412/429 body shows the real balance, not a second read.
 --
 -- p_new is shared.core.domain.NewGeneration as JSON, the one definition of a new generation's
 -- fields (user_id, kind, model, resolution, prompt, cost, negative_prompt, params,
@@ -70,7 +72,8 @@ begin
     if found then
       if v_existing.request_hash <> v_hash then
         raise exception using errcode = 'WN409',
-          message = 'idempotency key reused with different parameters';
+          message = 'idempotency key reused with different parameters',
+          detail = json_build_object('balance', v_balance)::text;
       end if;
       return query select to_jsonb(v_existing), false, v_balance;
       return;
@@ -82,12 +85,13 @@ begin
     select g.status into v_retry_status from public.generations g
      where g.id = v_new.retry_of and g.user_id = v_new.user_id and g.deleted_at is null;
     if not found then
-      perform private.raise_not_found('generation');
+      raise exception using errcode = 'WN404', message = 'generation not found',
+        detail = json_build_object('entity', 'generation', 'balance', v_balance)::text;
     end if;
     if v_retry_status not in ('failed', 'canceled') then
       raise exception using errcode = 'WN412',
         message = 'only a failed or canceled generation can be retried',
-        detail = json_build_object('status', v_retry_status)::text;
+        detail = json_build_object('status', v_retry_status, 'balance', v_balance)::text;
     end if;
   end if;
 
@@ -100,7 +104,8 @@ begin
    where g.user_id = v_new.user_id and g.status in ('queued', 'processing');
   if v_active >= p_max_active then
     raise exception using errcode = 'WN429', message = 'too many active generations',
-      detail = json_build_object('active', v_active, 'limit', p_max_active)::text;
+      detail = json_build_object(
+        'active', v_active, 'limit', p_max_active, 'balance', v_balance)::text;
   end if;
 
   if v_balance < v_new.cost then

@@ -90,6 +90,11 @@ class Settings(BaseSettings):
     input_url_ttl_s: int = Field(default=2 * 3600, ge=60)
     max_output_bytes: int = Field(default=1024**3, ge=1024)
     output_copy_timeout_s: float = Field(default=600.0, gt=0)
+    # A failed copy is tried again by the sweeper after this delay, up to copy_max_attempts
+    # times in all, at most copy_concurrency copies at once per sweep.
+    copy_retry_after_s: int = Field(default=60, ge=0, le=3600)
+    copy_max_attempts: int = Field(default=5, ge=1, le=100)
+    copy_concurrency: int = Field(default=4, ge=1, le=64)
 
     # --- guardrails (issue 14) --------------------------------------------------------------
     # Credits a user gets once, when the email or phone is confirmed (never when anonymous).

@@ -36,7 +36,15 @@ from shared.db.legacy import (
 if TYPE_CHECKING:
     import psycopg
 
-MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
+
+def _migrations_dir() -> Path:
+    """migrations/ of the source tree, or its copy shipped in the wheel as shared/migrations
+    (pyproject.toml force-includes it): an installed `wanctl migrate` applies the same files."""
+    shipped = Path(__file__).resolve().parents[1] / "migrations"
+    return shipped if shipped.is_dir() else Path(__file__).resolve().parents[2] / "migrations"
+
+
+MIGRATIONS_DIR = _migrations_dir()
 DEFINITIONS = "definitions"
 _FILE = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 _DEFINITION = re.compile(r"^[a-z0-9_]+(/[a-z0-9_]+)*\.sql$")
@@ -229,3 +237,30 @@ async def configure_database(conninfo: str, *, signup_bonus_credits: int) -> Non
             "select * from public.configure_guardrails(p_signup_bonus_credits => %s)",
             (signup_bonus_credits,),
         )
+
+
+async def pending_migrations(conninfo: str, directory: Path = MIGRATIONS_DIR) -> list[str]:
+    """What `apply_migrations` would apply now (versions, then definition paths); read only."""
+    import psycopg
+
+    async with await psycopg.AsyncConnection.connect(conninfo, autocommit=True) as conn:
+        cur = await conn.execute("select to_regclass('app_migrations.definitions') is not null")
+        row = await cur.fetchone()
+        if row is None or not row[0]:
+            return [m.version for m in load_migrations(directory)] + [
+                d.path for d in load_definitions(directory)
+            ]
+        cur = await conn.execute("select version, checksum from app_migrations.applied")
+        done = {str(v): str(c) for v, c in await cur.fetchall()}
+        cur = await conn.execute("select path, checksum from app_migrations.definitions")
+        recorded = {str(p): str(c) for p, c in await cur.fetchall()}
+    pending: list[str] = []
+    for migration in load_migrations(directory):
+        if migration.version not in done:
+            pending.append(migration.version)
+        elif done[migration.version] != migration.checksum:
+            raise ConfigurationError(
+                f"migration {migration.version}_{migration.name} differs from the one applied"
+            )
+    pending += [d.path for d in load_definitions(directory) if recorded.get(d.path) != d.checksum]
+    return pending

@@ -58,11 +58,15 @@ class Database(Protocol):
     async def set_video_path(self, generation_id: uuid.UUID, video_path: str) -> Applied: ...
 
     async def claim_pending_copies(
-        self, *, limit: int, retry_after_s: int, max_age_s: int, max_attempts: int
+        self, *, limit: int, retry_after_s: int, max_age_s: int, max_attempts: int, lease_s: int
     ) -> list[Generation]: ...
 
+    async def claim_copy(
+        self, generation_id: uuid.UUID, *, lease_s: int, max_attempts: int
+    ) -> tuple[Generation, bool]: ...
+
     async def record_copy_failure(
-        self, generation_id: uuid.UUID, error: str, *, retryable: bool
+        self, generation_id: uuid.UUID, error: str, *, retryable: bool, retry_after_s: int
     ) -> None: ...
 
     async def get_generation(self, user_id: uuid.UUID, generation_id: uuid.UUID) -> Generation: ...

@@ -188,7 +188,7 @@ class Rpc(GuardrailCalls):
         return _applied(row)
 
     async def claim_pending_copies(
-        self, *, limit: int, retry_after_s: int, max_age_s: int, max_attempts: int
+        self, *, limit: int, retry_after_s: int, max_age_s: int, max_attempts: int, lease_s: int
     ) -> list[Generation]:
         rows = await self.transport.call(
             "claim_pending_copies",
@@ -197,18 +197,32 @@ class Rpc(GuardrailCalls):
                 "p_retry_after_s": retry_after_s,
                 "p_max_age_s": max_age_s,
                 "p_max_attempts": max_attempts,
+                "p_lease_s": lease_s,
             },
         )
         return [_generation(row) for row in rows]
 
+    async def claim_copy(
+        self, generation_id: uuid.UUID, *, lease_s: int, max_attempts: int
+    ) -> tuple[Generation, bool]:
+        """Claim one video's copy for lease_s; False when it needs none or another holds it."""
+        row = await self._one(
+            "claim_copy",
+            p_generation_id=generation_id,
+            p_lease_s=lease_s,
+            p_max_attempts=max_attempts,
+        )
+        return _generation(row), bool(row["claimed"])
+
     async def record_copy_failure(
-        self, generation_id: uuid.UUID, error: str, *, retryable: bool
+        self, generation_id: uuid.UUID, error: str, *, retryable: bool, retry_after_s: int
     ) -> None:
         await self._one(
             "record_copy_failure",
             p_generation_id=generation_id,
             p_error=error,
             p_retryable=retryable,
+            p_retry_after_s=retry_after_s,
         )
 
     async def get_generation(self, user_id: uuid.UUID, generation_id: uuid.UUID) -> Generation:

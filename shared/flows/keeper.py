@@ -3,6 +3,12 @@
 The webhook schedules a copy as soon as a generation completes (a background task locally, a
 spawned function on Modal) so the reply to Replicate is never held up; the sweeper retries the
 copies that failed while the provider still has the file (it deletes outputs after an hour).
+
+Every copy first claims its row (claim_copy, or the sweeper's claim_pending_copies) for longer
+than a copy may take, so two copies of one video never stream at once; a failed copy releases
+the claim until its retry delay has passed. The sweeper is the one that retries (the Modal copy
+function is not retried: a failure is recorded, not raised), with a bounded number of copies at
+once.
 """
 
 from __future__ import annotations
@@ -39,16 +45,35 @@ class Keeper:
     client: httpx.AsyncClient
     max_bytes: int
     timeout_s: float
+    retry_after_s: int = 60
+    max_attempts: int = 5
+    concurrency: int = 4
 
-    async def keep(self, gen: Generation) -> bool:
-        """Copy the video and record where; False (with the reason recorded) when it failed."""
+    @property
+    def lease_s(self) -> int:
+        """How long a claim holds its row: past the copy's own time limit."""
+        return int(self.timeout_s) + 60
+
+    async def keep(self, gen: Generation, *, claimed: bool = False) -> bool:
+        """Copy the video and record where; False (with the reason recorded) when it failed,
+        or when it needs no copy or another copy of it is under way. `claimed`: the caller
+        already holds the row's claim (the sweeper)."""
         if gen.status != "completed" or gen.video_path is not None or gen.video_url is None:
             return gen.video_path is not None
+        if not claimed:
+            gen, won = await self.rpc.claim_copy(
+                gen.id, lease_s=self.lease_s, max_attempts=self.max_attempts
+            )
+            if not won:
+                return gen.video_path is not None
+        url = gen.video_url
+        if url is None:  # the claim only succeeds for a row with an output URL
+            return False
         path = video_path(gen)
         extra = {"generation_id": str(gen.id)}
         try:
             size = await copy_output(
-                gen.video_url,
+                url,
                 self.storage,
                 path,
                 client=self.client,
@@ -57,11 +82,15 @@ class Keeper:
             )
         except OutputCopyError as exc:
             log.warning("video copy failed: %s", exc.detail, extra=extra)
-            await self.rpc.record_copy_failure(gen.id, exc.detail, retryable=exc.retryable)
+            await self.rpc.record_copy_failure(
+                gen.id, exc.detail, retryable=exc.retryable, retry_after_s=self.retry_after_s
+            )
             return False
         except AppError as exc:  # storage trouble: ours, worth another try
             log.warning("video copy failed: %s", exc.detail, extra=extra)
-            await self.rpc.record_copy_failure(gen.id, exc.detail, retryable=True)
+            await self.rpc.record_copy_failure(
+                gen.id, exc.detail, retryable=True, retry_after_s=self.retry_after_s
+            )
             return False
         await self.rpc.set_video_path(gen.id, path)
         log.info("video kept (%d bytes)", size, extra=extra)
@@ -71,14 +100,22 @@ class Keeper:
         """For a spawned job that only carries the ids."""
         return await self.keep(await self.rpc.get_generation(user_id, generation_id))
 
-    async def retry_pending(self, *, limit: int = 50, retry_after_s: int = 60) -> dict[str, int]:
-        """The sweeper's part: copies that failed or never ran, while the file still exists."""
+    async def retry_pending(self, *, limit: int = 50) -> dict[str, int]:
+        """The sweeper's part: copies that failed or never ran, while the file still exists,
+        at most `concurrency` at once."""
         pending = await self.rpc.claim_pending_copies(
             limit=limit,
-            retry_after_s=retry_after_s,
+            retry_after_s=self.retry_after_s,
             max_age_s=PROVIDER_RETENTION_S,
-            max_attempts=5,
+            max_attempts=self.max_attempts,
+            lease_s=self.lease_s,
         )
-        results = await asyncio.gather(*(self.keep(gen) for gen in pending))
+        gate = asyncio.Semaphore(self.concurrency)
+
+        async def bounded(gen: Generation) -> bool:
+            async with gate:
+                return await self.keep(gen, claimed=True)
+
+        results = await asyncio.gather(*(bounded(gen) for gen in pending))
         kept = sum(results)
         return {"copies_kept": kept, "copies_failed": len(results) - kept}

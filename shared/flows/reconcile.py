@@ -35,7 +35,6 @@ class SweepConfig:
     max_batches: int = 50
     concurrency: int = 16
     max_run_s: int = 30 * 60
-    copy_retry_after_s: int = 60
 
 
 @dataclass
@@ -94,9 +93,7 @@ class Reconciler:
                 break
         if self.keeper is not None:
             try:
-                summary.counts.update(
-                    await self.keeper.retry_pending(retry_after_s=self.config.copy_retry_after_s)
-                )
+                summary.counts.update(await self.keeper.retry_pending())
             except AppError as exc:
                 log.warning("sweep could not retry copies: %s", exc.detail)
                 summary.counts["errors"] += 1

@@ -19,10 +19,11 @@ import re
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Literal, Protocol, TypeVar
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 from shared.core.catalog import Offering
 from shared.core.errors import JsonValue, ProviderError, ProviderUnavailable
+from shared.core.text import storable
 
 if TYPE_CHECKING:
     import httpx
@@ -68,6 +69,14 @@ class Prediction(BaseModel):
             return None
         return float(value) if 0 <= value < 7 * 86400 else None
 
+    @field_validator("id")
+    @classmethod
+    def _storable_id(cls, value: str) -> str:
+        # Stored as the job id: one we could not store cannot be a prediction we started.
+        if storable(value) != value:
+            raise ValueError("prediction id holds control characters")
+        return value
+
     @property
     def our_status(self) -> OurStatus:
         """Our status for it; a success without a video is a failure."""
@@ -82,8 +91,9 @@ class Prediction(BaseModel):
         out = self.output
         if isinstance(out, list) and out:
             out = out[-1]
+        # A URL with a control character or a lone surrogate is no URL: no video (a refund).
         if isinstance(out, str) and out.startswith(("https://", "http://")):
-            return out
+            return out if storable(out) == out and " " not in out else None
         return None
 
     @property
@@ -93,7 +103,8 @@ class Prediction(BaseModel):
         if self.status == "succeeded" and self.video_url is None:
             return "The provider finished without a video."
         if self.error:
-            return str(self.error)[:1000]
+            # Whatever bytes the provider's message holds, the update (and its refund) applies.
+            return storable(str(self.error), limit=1000) or "The provider reported an error."
         return None
 
     @property

@@ -20,6 +20,7 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -143,6 +144,30 @@ def error_response(exc: AppError) -> JSONResponse:
     return JSONResponse(body, status_code=exc.status, headers=exc.headers or None)
 
 
+_FRAMEWORK_CODES = {
+    400: "bad_request",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+}
+
+
+def framework_error_response(exc: StarletteHTTPException) -> JSONResponse:
+    """One of the framework's HTTP exceptions as our error body (its status and headers kept,
+    e.g. Allow on a 405)."""
+    status = exc.status_code
+    code = _FRAMEWORK_CODES.get(status, "bad_request" if status < 500 else "internal_error")
+    detail = exc.detail if isinstance(exc.detail, str) and exc.detail else "Request refused."
+    detail = {404: "Not found.", 405: "Method not allowed."}.get(status, detail)
+    body: dict[str, JsonValue] = {
+        "detail": detail,
+        "code": code,
+        "request_id": request_id_var.get(),
+    }
+    return JSONResponse(body, status_code=status, headers=dict(exc.headers or {}) or None)
+
+
 def _validation_detail(exc: RequestValidationError) -> tuple[str, list[dict[str, str]]]:
     fields: list[dict[str, str]] = []
     for err in exc.errors():
@@ -187,6 +212,12 @@ def create_app(
         elif exc.status > 500:
             log.warning("request failed: %s (%s)", exc.detail, exc.code)
         return error_response(exc)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def on_framework_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        # The framework's own refusals (unknown route, wrong method, a multipart limit) in our
+        # shape too: a client reads `detail` and `code` from every error.
+        return framework_error_response(exc)
 
     @app.exception_handler(RequestValidationError)
     async def on_invalid(_: Request, exc: RequestValidationError) -> JSONResponse:

@@ -9,6 +9,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from shared.core.domain import Generation, GenerationKind, GenerationStatus
+from shared.core.text import unstorable
 
 PROMPT_MIN = 10
 PROMPT_MAX = 500
@@ -25,6 +26,14 @@ class GenerationRequest(BaseModel):
     negative_prompt: str | None = Field(default=None, max_length=PROMPT_MAX)
     seed: int | None = Field(default=None, ge=0, le=2**31 - 1)
     aspect_ratio: Literal["16:9", "9:16"] | None = None
+
+    @field_validator("prompt", "model", "resolution", "negative_prompt")
+    @classmethod
+    def _storable(cls, value: str | None) -> str | None:
+        # A NUL or a lone surrogate would reach Postgres (a 500); refuse it here as a 422.
+        if value is not None and (why := unstorable(value)) is not None:
+            raise ValueError(why)
+        return value
 
     @field_validator("negative_prompt")
     @classmethod

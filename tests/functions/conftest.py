@@ -129,8 +129,9 @@ def emulator_url(secrets: LocalSecrets) -> Iterator[str]:
 
 @pytest.fixture
 def settings_overrides() -> dict[str, object]:
-    """Tests override settings by overriding this fixture."""
-    return {"replicate_timeout_s": 2.0}
+    """Tests override settings by overriding this fixture. A failed copy may be retried at
+    once (the sweeps in these tests come right after each other)."""
+    return {"replicate_timeout_s": 2.0, "copy_retry_after_s": 0}
 
 
 @pytest.fixture

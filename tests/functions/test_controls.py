@@ -127,4 +127,5 @@ async def test_too_many_active_is_429_with_retry_after(stack: Stack) -> None:
     body = response.json()
     assert body["code"] == "too_many_active"
     assert "3 generations running" in body["detail"]
+    assert body["balance"] == 70  # read in the call that refused
     assert await balance(stack.admin, user) == 70

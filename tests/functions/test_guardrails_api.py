@@ -19,7 +19,11 @@ BUDGET_USD = 0.5
 
 @pytest.fixture
 def settings_overrides() -> dict[str, object]:
-    return {"replicate_timeout_s": 2.0, "provider_daily_budget_usd": BUDGET_USD}
+    return {
+        "replicate_timeout_s": 2.0,
+        "copy_retry_after_s": 0,
+        "provider_daily_budget_usd": BUDGET_USD,
+    }
 
 
 async def ledger(admin: AdminConn, user: uuid.UUID) -> list[tuple[object, ...]]:

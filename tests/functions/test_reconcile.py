@@ -21,9 +21,7 @@ from tests.fakes import DatabaseProxy
 from tests.functions.conftest import Stack
 from tests.support import AdminConn, assert_ledger_invariants, balance, create_user
 
-NOW = SweepConfig(
-    stale_after_s=0, queued_grace_s=0, batch_size=50, concurrency=8, copy_retry_after_s=0
-)
+NOW = SweepConfig(stale_after_s=0, queued_grace_s=0, batch_size=50, concurrency=8)
 
 
 class Crash(BaseException):
@@ -289,7 +287,7 @@ async def test_vanished_output_is_recorded_and_not_retried(
         (uuid.UUID(gen_id),),
     )
     assert await cur.fetchone() == (True, None)
-    again = await services.keeper.retry_pending(retry_after_s=0)
+    again = await services.keeper.retry_pending()
     assert again == {"copies_kept": 0, "copies_failed": 0}
 
 

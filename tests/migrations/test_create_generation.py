@@ -65,7 +65,7 @@ async def test_active_cap_is_a_parameter(rpc: Rpc, admin: AdminConn) -> None:
     await create(rpc, user, max_active=2)
     with pytest.raises(errors.TooManyActive) as caught:
         await create(rpc, user, max_active=2)
-    assert caught.value.extra == {"active": 2, "limit": 2}
+    assert caught.value.extra == {"active": 2, "limit": 2, "balance": 80}
     assert await balance(admin, user) == 80
 
 
@@ -169,3 +169,26 @@ async def test_retry_must_be_of_own_failed_or_canceled_generation(
     assert retried.generation.retry_of == running.id
     assert await balance(admin, owner) == 90
     assert await balance(admin, other) == 100
+
+
+async def test_every_refused_create_reports_the_balance_read_under_its_lock(
+    rpc: Rpc, admin: AdminConn
+) -> None:
+    user = await create_user(admin, credits=35)
+    await create(rpc, user, idempotency_key="k1", max_active=2)
+    running = (await create(rpc, user, max_active=2)).generation.id
+    refusals: list[errors.AppError] = []
+    for overrides in (
+        {"max_active": 1},  # too many active
+        {"idempotency_key": "k1", "prompt": "another prompt for the same key"},  # conflict
+        {"retry_of": running},  # not failed or canceled
+        {"retry_of": uuid.uuid4()},  # not found
+    ):
+        with pytest.raises(errors.AppError) as caught:
+            await create(rpc, user, **overrides)
+        refusals.append(caught.value)
+    assert [type(e) for e in refusals] == [
+        errors.TooManyActive, errors.IdempotencyConflict, errors.InvalidTransition, errors.NotFound,
+    ]  # fmt: skip
+    assert [e.extra.get("balance") for e in refusals] == [15, 15, 15, 15]
+    assert await balance(admin, user) == 15

@@ -20,6 +20,7 @@ SERVICE_FUNCTIONS = [
     "request_cancel",
     "claim_stale_generations",
     "claim_pending_copies",
+    "claim_copy",
     "record_copy_failure",
     "set_video_path",
     "get_generation",

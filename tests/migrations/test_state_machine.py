@@ -97,8 +97,13 @@ async def test_every_transition_moves_forward_only(
     gen = await new_generation(rpc, user)
     await move_to(rpc, gen, current)
     before = await rpc.get_generation(user, gen.id)
+    # A report names its prediction (nothing is processing without one).
     applied = await rpc.apply_prediction(
-        gen.id, target, video_url="https://x.test/out.mp4", progress=50
+        gen.id,
+        target,
+        job_id=before.job_id or "job-reported",
+        video_url="https://x.test/out.mp4",
+        progress=50,
     )
     after = applied.generation
     if RANK[current] == 2:

@@ -11,6 +11,7 @@ import json
 import time
 import uuid
 from collections.abc import Callable
+from typing import Any
 
 import httpx
 import jwt
@@ -455,3 +456,41 @@ async def test_stale_keys_serve_other_requests_while_one_refresh_is_in_flight() 
 
     assert (await refreshing).id == other.id == USER_ID
     assert server.fetches == 2
+
+
+async def test_a_verified_token_is_not_verified_again_until_it_expires(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    now = [time.time()]
+    auth = Authenticator(
+        audience="authenticated", issuer=None, leeway_s=30, secret=SECRET,
+        wall_clock=lambda: now[0],
+    )  # fmt: skip
+    user = uuid.uuid4()
+    token = mint_token(SECRET, user, ttl_s=60)
+    assert (await auth.authenticate(bearer(token))).id == user
+    decodes: list[str] = []
+    real_decode = jwt.decode
+
+    def counting_decode(*args: Any, **kwargs: Any) -> Any:
+        decodes.append("decode")
+        return real_decode(*args, **kwargs)
+
+    monkeypatch.setattr(jwt, "decode", counting_decode)
+    assert (await auth.authenticate(bearer(token))).id == user
+    assert decodes == []
+    # Another token (even for the same user) is verified on its own.
+    other = mint_token(SECRET, user, ttl_s=61)
+    assert (await auth.authenticate(bearer(other))).id == user
+    assert decodes == ["decode"]
+    now[0] += 60 + 31  # past exp and the leeway
+    with pytest.raises(AuthenticationError, match="expired"):
+        await auth.authenticate(bearer(token))
+
+
+async def test_a_refused_token_is_never_remembered() -> None:
+    auth = hs256_auth()
+    forged = mint_token("another-secret-that-is-long-enough-32b", uuid.uuid4())
+    for _ in range(2):
+        with pytest.raises(AuthenticationError, match="signature"):
+            await auth.authenticate(bearer(forged))

@@ -1,0 +1,188 @@
+"""Status reads: every open tab polls GET /api/generation/status/{id}.
+
+    python -m bench status_reads
+
+status_read_throughput: 16 concurrent clients GET the status of running generations (each with
+its owner's token), round after round over GENERATIONS rows: auth, read_generation (the owner
+check and the poll claim, which nothing wins here: STATUS_POLL_AFTER_S is an hour, so no read
+asks the provider), the response model. Floor: the same read_generation calls (same SQL text,
+service_role, 16 connections) from a bare psycopg loop. Target: >= 0.6 x floor.
+
+status_read_p99_latency: the same reads sent open-loop at half the median throughput just
+measured. The 99th percentile of each repeat; the median of those. Target: < 20 ms.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import uuid
+from collections.abc import Sequence
+
+from bench.common import (
+    CONCURRENCY,
+    QUIET_FAULTS,
+    REPEATS,
+    DictConn,
+    Figure,
+    Postgres,
+    Stack,
+    api_load,
+    connect,
+    local_stack,
+    median,
+    percentile,
+    processing_generations,
+    ratio_figure,
+    report_checked,
+    run_alone,
+    token,
+)
+from bench.loadgen import render, run_load
+
+GENERATIONS = 400
+ROUNDS = 5  # reads of each generation per repeat
+LATENCY_SECONDS = 4.0
+TARGET_P99_MS = 20.0
+READ_SQL = (
+    "select * from public.read_generation(p_user_id => %(p_user_id)s, "
+    "p_generation_id => %(p_generation_id)s, p_poll_after_s => %(p_poll_after_s)s, "
+    "p_max_polls => %(p_max_polls)s)"
+)
+
+Read = tuple[uuid.UUID, uuid.UUID]  # owner, generation
+
+
+async def _running(url: str, count: int) -> list[Read]:
+    conn = await connect(url)
+    try:
+        gens = await processing_generations(conn, [secrets.token_hex(13) for _ in range(count)])
+        cur = await conn.execute(
+            "select id, user_id from public.generations where id = any(%s)", (gens,)
+        )
+        owners = {row["id"]: row["user_id"] for row in await cur.fetchall()}
+        return [(owners[g], g) for g in gens]
+    finally:
+        await conn.close()
+
+
+def _requests(stack: Stack, reads: Sequence[Read]) -> list[bytes]:
+    tokens = {owner: token(stack.secrets, owner) for owner, _ in reads}
+    return [
+        render(
+            stack.api_url,
+            "GET",
+            f"/api/generation/status/{gen}",
+            headers={"authorization": f"Bearer {tokens[owner]}"},
+        )
+        for owner, gen in reads
+    ]
+
+
+async def _bare_reads(stack: Stack, reads: Sequence[Read]) -> float:
+    """read_generation for each read, CONCURRENCY connections; reads per second."""
+    settings = stack.settings
+    conns = [await connect(stack.database_url, role="service_role") for _ in range(CONCURRENCY)]
+    queue = list(reversed(reads))
+    try:
+
+        async def worker(conn: DictConn) -> None:
+            while queue:
+                owner, gen = queue.pop()
+                cur = await conn.execute(
+                    READ_SQL,
+                    {
+                        "p_user_id": owner,
+                        "p_generation_id": gen,
+                        "p_poll_after_s": settings.status_poll_after_s,
+                        "p_max_polls": settings.status_max_polls,
+                    },
+                )
+                await cur.fetchall()
+
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        await asyncio.gather(*(worker(c) for c in conns))
+        return len(reads) / (loop.time() - started)
+    finally:
+        for conn in conns:
+            await conn.close()
+
+
+def throughput(stack: Stack, reads: Sequence[Read]) -> Figure:
+    rounds = list(reads) * ROUNDS
+    requests = _requests(stack, rounds)
+    run_load(stack.api_url, requests[: len(reads)], concurrency=CONCURRENCY)  # warm up
+    asyncio.run(_bare_reads(stack, reads))
+    pairs: list[tuple[float, float]] = []
+    errors = 0
+    cpu_s = 0.0
+    for _ in range(REPEATS):
+        floor = asyncio.run(_bare_reads(stack, rounds))
+        result, cpu = api_load(stack, requests, concurrency=CONCURRENCY)
+        cpu_s += cpu
+        errors += len(result.statuses) - result.count(200)
+        pairs.append((result.throughput, floor))
+    return ratio_figure(
+        "status_read_throughput",
+        pairs,
+        raw_unit="reads/s",
+        at_least=0.6,
+        extra_ok=errors == 0,
+        detail={
+            "clients": CONCURRENCY,
+            "api_processes": len(stack.api_pids),
+            "api_cpu_ms_per_read": round(1000 * cpu_s / (REPEATS * len(requests)), 3),
+            "reads_per_repeat": len(requests),
+            "non_200_answers": errors,
+            "note": "16 clients" + (f", {errors} answers not 200" if errors else ""),
+        },
+    )
+
+
+def latency(stack: Stack, reads: Sequence[Read], max_throughput: float) -> Figure:
+    rate = max_throughput / 2
+    count = int(rate * LATENCY_SECONDS)
+    requests = _requests(stack, (list(reads) * (count // len(reads) + 1))[:count])
+    p99s: list[float] = []
+    p50s: list[float] = []
+    errors = 0
+    for _ in range(REPEATS):
+        result = run_load(stack.api_url, requests, concurrency=CONCURRENCY, rate=rate)
+        errors += len(result.statuses) - result.count(200)
+        p99s.append(percentile(result.latencies_s, 99) * 1000)
+        p50s.append(percentile(result.latencies_s, 50) * 1000)
+    value = median(p99s)
+    return Figure(
+        name="status_read_p99_latency",
+        value=value,
+        unit="ms",
+        target=f"< {TARGET_P99_MS:g} ms",
+        passed=value < TARGET_P99_MS and errors == 0,
+        repeats=[{"p99_ms": a, "p50_ms": b} for a, b in zip(p99s, p50s, strict=True)],
+        detail={
+            "rate_per_s": round(rate, 1),
+            "requests_per_repeat": count,
+            "p50_ms": round(median(p50s), 2),
+            "non_200_answers": errors,
+            "note": f"open loop at {rate:.0f}/s, p50 {median(p50s):.1f} ms",
+        },
+    )
+
+
+def run(pg: Postgres) -> list[Figure]:
+    # No row goes silent long enough to poll Replicate: every read is the plain read path
+    # (the claim is still tried, and lost, in the same SQL call).
+    with (
+        pg.database("status") as url,
+        local_stack(url, faults=QUIET_FAULTS, status_poll_after_s=3600) as stack,
+    ):
+        reads = asyncio.run(_running(url, GENERATIONS))
+        first = throughput(stack, reads)
+        assert first.measured is not None
+        figures = [first, latency(stack, reads, first.measured)]
+        return report_checked(figures, url)
+
+
+if __name__ == "__main__":
+    run_alone(run)
