@@ -46,10 +46,16 @@ async def test_deleted_account_keeps_its_purchases_and_ledger_without_personal_d
 ) -> None:
     user = await create_user(admin, credits=0)
     purchase = await paid(store, user)
+    await store.create_purchase(user, SMALL, idempotency_key="buy-1", rate_per_minute=None)
     await admin.execute("delete from auth.users where id = %s", (user,))  # the trigger forgets
 
-    [kept] = await store.list_purchases(user, limit=50)
+    pending, kept = await store.list_purchases(user, limit=50)
     assert (kept.id, kept.status, kept.credits, kept.amount) == (purchase.id, "paid", 100, 500)
+    cur = await admin.execute(
+        "select count(*) from public.purchases where idempotency_key is not null"
+    )
+    assert await cur.fetchone() == (0,)  # the client's text goes with the person
+    assert pending.status == "pending"
     cur = await admin.execute(
         "select email, deleted_at is not null from public.users where id = %s", (user,)
     )
