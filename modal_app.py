@@ -5,11 +5,20 @@ FastAPI app; settings are read and clients opened when a container starts, never
 so `modal deploy modal_app.py` needs no network access to the services and no secrets locally.
 
     modal secret create wan-backend SUPABASE_URL=... SUPABASE_SERVICE_ROLE_KEY=... \\
-        SUPABASE_JWKS_URL=... REPLICATE_API_TOKEN=... REPLICATE_WEBHOOK_SECRET=whsec_...
+        SUPABASE_JWKS_URL=... REPLICATE_API_TOKEN=... REPLICATE_WEBHOOK_SECRET=whsec_... \\
+        STRIPE_SECRET_KEY=sk_live_... STRIPE_WEBHOOK_SECRET=whsec_... \\
+        CHECKOUT_SUCCESS_URL=https://<app>/credits?checkout=success \\
+        CHECKOUT_CANCEL_URL=https://<app>/credits?checkout=cancel
     modal deploy modal_app.py
 
 PUBLIC_WEBHOOK_URL may be left out: each container then asks Modal for the deployed webhook
 function's URL when it starts (see `webhook_url_at_start`).
+
+Stripe's webhook endpoint is https://<workspace>--wan-stripe-webhook.modal.run/api/webhooks/stripe
+(events: checkout.session.completed, checkout.session.async_payment_succeeded,
+checkout.session.async_payment_failed, checkout.session.expired, charge.refunded,
+charge.dispute.created, charge.dispute.closed); its signing secret is STRIPE_WEBHOOK_SECRET.
+Optional: CREDIT_PACKS (JSON), PURCHASE_RECONCILE_AFTER_S, STRIPE_RATE_PER_S.
 """
 
 from __future__ import annotations
@@ -51,6 +60,10 @@ secret = modal.Secret.from_name(
         "SUPABASE_SERVICE_ROLE_KEY",
         "REPLICATE_API_TOKEN",
         "REPLICATE_WEBHOOK_SECRET",
+        "STRIPE_SECRET_KEY",
+        "STRIPE_WEBHOOK_SECRET",
+        "CHECKOUT_SUCCESS_URL",
+        "CHECKOUT_CANCEL_URL",
     ],
 )
 
@@ -131,7 +144,8 @@ def status() -> FastAPI:
 @modal.concurrent(max_inputs=MAX_INPUTS, target_inputs=TARGET_INPUTS)
 @modal.asgi_app(label="wan-controls")
 def controls() -> FastAPI:
-    """Cancel, retry, history and credits: light, rarely called routes share one pool."""
+    """Cancel, retry, history, credits and buying them (packs, checkout, purchases): light,
+    rarely called routes share one pool."""
     webhook_url_at_start()
     from functions.controls import create_app
 
@@ -170,6 +184,18 @@ def webhook() -> FastAPI:
     from functions.webhook import create_app
 
     return create_app(schedule_copy=_spawn_copy)
+
+
+# Stripe's events (payments, refunds, disputes) have their own function: a slow or failing
+# generation webhook never delays a payment, and each scales on its own.
+@app.function(timeout=TIMEOUT, scaledown_window=SCALEDOWN)
+@modal.concurrent(max_inputs=MAX_INPUTS, target_inputs=TARGET_INPUTS)
+@modal.asgi_app(label="wan-stripe-webhook")
+def stripe_webhook() -> FastAPI:
+    webhook_url_at_start()
+    from functions.stripe_webhook import create_app
+
+    return create_app()
 
 
 async def _spawn_copy(gen: Generation) -> None:

@@ -61,7 +61,7 @@ async def admin_stats(
     since: Annotated[str, Query(max_length=8)] = "24h",
 ) -> JSONResponse:
     """Success rate, completion time, webhook delivery, credit accuracy, refunds, credits,
-    provider spend (revenue and margin once payments land), each with its target."""
+    provider spend, revenue and margin (USD), each with its target where it has one."""
     del admin  # the dependency is the check
     stats = await operator_stats(services.db, services.settings, parse_window(since))
     return JSONResponse(stats)

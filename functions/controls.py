@@ -1,9 +1,12 @@
-"""The owner's controls: cancel, retry, history and credits.
+"""The owner's controls: cancel, retry, history, credits, and buying credits.
 
 POST /api/generation/{id}/cancel    queued or running -> canceled, refunded once
 POST /api/generation/{id}/retry     failed or canceled -> a new generation, a new charge
 GET  /api/generation/history        newest first, cursor pagination
 GET  /api/credits                   balance, low-balance flag, recent ledger entries
+GET  /api/credits/packs             the credit packs for sale
+POST /api/credits/checkout          a Stripe Checkout Session for a pack (pending purchase)
+GET  /api/credits/purchases         the caller's purchases, newest first
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from shared.core.config import Settings
 from shared.core.errors import InvalidInput
 from shared.web.app import create_app as _create_app
 from shared.web.deps import IdempotencyKey, User
+from shared.web.purchase_schemas import CheckoutIn, CheckoutOut, PackOut, PurchaseOut
 from shared.web.registry import services_of
 from shared.web.schemas import (
     REPLAYED,
@@ -33,10 +37,11 @@ from shared.web.schemas import (
     LedgerEntry,
     error_responses,
 )
-from shared.wiring import ControlServices
+from shared.wiring import ControlServices, PaymentServices
 
 router = APIRouter()
 Services = Annotated[ControlServices, Depends(services_of(ControlServices))]
+Payments = Annotated[PaymentServices, Depends(services_of(PaymentServices))]
 
 
 @router.post(
@@ -123,6 +128,45 @@ async def credits(
         cheapest_cost=services.catalog.cheapest_cost(),
         transactions=[LedgerEntry.model_validate(e) for e in entries],
     )
+
+
+# --- payments (issue #13) -------------------------------------------------------------------
+
+
+@router.get("/api/credits/packs", responses=error_responses(401))
+async def credit_packs(_: User, payments: Payments) -> list[PackOut]:
+    """The credit packs for sale (amount in the currency's minor unit)."""
+    return [PackOut.from_pack(p) for p in payments.purchases.packs.items]
+
+
+@router.post(
+    "/api/credits/checkout",
+    status_code=status.HTTP_201_CREATED,
+    responses=error_responses(401, 403, 409, 422, 429, 502, 503),
+)
+async def credit_checkout(
+    body: CheckoutIn, user: User, payments: Payments, key: IdempotencyKey
+) -> CheckoutOut:
+    """Start buying a pack: a pending purchase and its Stripe Checkout Session. Send the buyer
+    to `checkout_url`; the credits arrive with Stripe's webhook. 403 when the account is on
+    hold, 429 past CREATE_RATE_PER_MINUTE (checkouts share the creates' limit). A replayed
+    Idempotency-Key returns the same purchase and session."""
+    purchase = await payments.purchases.checkout(user.id, body.pack, idempotency_key=key)
+    assert purchase.session_id is not None
+    return CheckoutOut(
+        purchase_id=purchase.id,
+        session_id=purchase.session_id,
+        checkout_url=purchase.checkout_url or "",
+    )
+
+
+@router.get("/api/credits/purchases", responses=error_responses(401))
+async def credit_purchases(
+    user: User, payments: Payments, limit: Annotated[int, Query(ge=1, le=100)] = 50
+) -> list[PurchaseOut]:
+    """The caller's purchases, newest first."""
+    found = await payments.purchases.store.list_purchases(user.id, limit=limit)
+    return [PurchaseOut.from_purchase(p) for p in found]
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

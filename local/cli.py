@@ -7,6 +7,8 @@
     wanctl token USER                            local stack: mint an access token for a user
     wanctl credits grant USER AMOUNT [--reason]  add credits through add_credits
     wanctl sweep                                 one reconciliation pass, printed
+    wanctl purchases USER                        a user's purchases (payments support)
+    wanctl hold lift USER --reason TEXT          lift a user's hold, saying why
     wanctl stats [--since 24h] [--json]          the operator's numbers with their targets
     wanctl doctor [--local]                      check settings against the real services
 
@@ -29,6 +31,7 @@ from shared.core.errors import AppError
 
 if TYPE_CHECKING:
     from shared.core.config import Settings
+    from shared.db.purchases import PurchaseStore
 
 LOCAL_DIR = Path(".local")
 
@@ -134,6 +137,7 @@ async def cmd_dev(args: argparse.Namespace) -> int:
         faults_json=faults,
         mode="direct" if direct else "supabase",
         supabase_faults_json=args.supabase_faults or os.environ.get("SUPABASE_EMULATOR_FAULTS"),
+        stripe_faults_json=args.stripe_faults or os.environ.get("STRIPE_EMULATOR_FAULTS"),
     )
     return 0
 
@@ -162,6 +166,44 @@ async def cmd_stats(args: argparse.Namespace) -> int:
     else:
         for line in format_stats(stats):
             out(line)
+    return 0
+
+
+async def _payments(url: str) -> PurchaseStore:
+    from shared.db.purchases import PurchaseStore
+    from shared.db.rpc import PostgresTransport
+
+    return PurchaseStore(await PostgresTransport.open(url, role="service_role"))
+
+
+async def cmd_purchases(args: argparse.Namespace) -> int:
+    from local.users import find_user
+
+    url = database_url(args.database_url)
+    user_id, _ = await find_user(url, args.user)
+    store = await _payments(url)
+    try:
+        found = await store.list_purchases(user_id, limit=args.limit)
+    finally:
+        await store.transport.aclose()
+    for purchase in found:
+        out(purchase.model_dump_json())
+    if not found:
+        out(f"no purchases for {user_id}")
+    return 0
+
+
+async def cmd_hold_lift(args: argparse.Namespace) -> int:
+    from local.users import find_user
+
+    url = database_url(args.database_url)
+    user_id, _ = await find_user(url, args.user)
+    store = await _payments(url)
+    try:
+        was_held, previous = await store.lift_hold(user_id, args.reason)
+    finally:
+        await store.transport.aclose()
+    out(json.dumps({"user_id": str(user_id), "was_held": was_held, "hold_reason": previous}))
     return 0
 
 
@@ -207,6 +249,12 @@ def build_parser() -> argparse.ArgumentParser:
         "(or SUPABASE_EMULATOR_FAULTS); change them with POST $SUPABASE_URL/__emulator/faults",
     )
     dev.add_argument(
+        "--stripe-faults",
+        metavar="JSON",
+        help="Stripe emulator knobs at start, e.g. '{\"webhook_drop_rate\": 1}' "
+        "(or STRIPE_EMULATOR_FAULTS); change them with POST $STRIPE_BASE_URL/__emulator/faults",
+    )
+    dev.add_argument(
         "--direct",
         action="store_true",
         help="the direct configuration (psycopg, HS256 tokens) instead of production's "
@@ -248,6 +296,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     sweep = sub.add_parser("sweep", help="run one reconciliation pass now and print it")
     sweep.set_defaults(handler=cmd_sweep)
+
+    bought = sub.add_parser("purchases", help="a user's purchases, newest first (JSON lines)")
+    bought.add_argument("user", help="user id or email")
+    bought.add_argument("--limit", type=int, default=50)
+    bought.set_defaults(handler=cmd_purchases)
+
+    hold = sub.add_parser("hold", help="account holds").add_subparsers(dest="action", required=True)
+    lift = hold.add_parser("lift", help="lift a user's hold (payments: dispute, credits owed)")
+    lift.add_argument("user", help="user id or email")
+    lift.add_argument("--reason", required=True, help="why the hold is lifted (kept on the user)")
+    lift.set_defaults(handler=cmd_hold_lift)
 
     stats = sub.add_parser("stats", help="the operator's numbers with their targets")
     stats.add_argument("--since", default="24h", help="how far back: 30m, 24h, 7d (default 24h)")

@@ -9,7 +9,16 @@ from __future__ import annotations
 
 from fastapi import APIRouter, FastAPI
 
-from functions import account, admin, controls, image_to_video, status, text_to_video, webhook
+from functions import (
+    account,
+    admin,
+    controls,
+    image_to_video,
+    status,
+    stripe_webhook,
+    text_to_video,
+    webhook,
+)
 from local.storage_routes import local_storage_router
 from shared import wiring
 from shared.core.config import Settings, get_settings
@@ -22,6 +31,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     status.router,
     webhook.router,
     controls.router,
+    stripe_webhook.router,
     account.router,
     admin.router,
 )

@@ -31,6 +31,9 @@ class LocalSecrets:
     """PEM of the project's ES256 private key (user tokens; its public half is in the JWKS)."""
     jwt_key_id: str = ""
     token_ttl_s: int = 7 * 24 * 3600
+    # The Stripe emulator's API key and webhook signing secret (Stripe's formats).
+    stripe_secret_key: str = ""
+    stripe_webhook_secret: str = ""
 
     @property
     def anon_key(self) -> str:
@@ -78,6 +81,8 @@ def _generate() -> dict[str, object]:
         "storage_signing_key": secrets.token_urlsafe(32),
         "jwt_signing_key": pem,
         "jwt_key_id": kid,
+        "stripe_secret_key": "sk_test_local_" + secrets.token_hex(16),
+        "stripe_webhook_secret": "whsec_" + secrets.token_hex(24),
     }
 
 

@@ -1,5 +1,5 @@
-"""The local stack behind `wanctl dev`: database, the Replicate and Supabase emulators and the
-API on one machine.
+"""The local stack behind `wanctl dev`: database, the Replicate, Supabase and Stripe emulators
+and the API on one machine.
 
 `local_settings()` is the one place that wires the service to local parts; the end-to-end
 tests use it too, so what they exercise is what `make dev` runs.
@@ -36,6 +36,10 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 WEBHOOK_PATH = "/api/webhooks/replicate"
+STRIPE_WEBHOOK_PATH = "/api/webhooks/stripe"
+# Where the Stripe API is when no Stripe emulator runs: nothing listens on port 9 (discard),
+# so a stray call fails fast instead of reaching the real Stripe with a local key.
+NO_STRIPE_URL = "http://127.0.0.1:9"
 DEMO_EMAIL = "demo@local.test"
 DEMO_CREDITS = 500
 
@@ -61,6 +65,11 @@ def _local_values(
         "storage_local_dir": str(storage_dir),
         "storage_public_base_url": api_url,
         "storage_signing_key": secrets.storage_signing_key,
+        "stripe_secret_key": secrets.stripe_secret_key,
+        "stripe_webhook_secret": secrets.stripe_webhook_secret,
+        "stripe_base_url": NO_STRIPE_URL,  # the Stripe emulator's URL when one runs
+        "checkout_success_url": api_url + "/checkout/done?session_id={CHECKOUT_SESSION_ID}",
+        "checkout_cancel_url": api_url + "/checkout/canceled",
     }
 
 
@@ -144,8 +153,10 @@ def dev_settings(
     port: int,
 ) -> Settings:
     """The settings of the local stack on `port` (the API; the Replicate emulator on port + 1,
-    the Supabase emulator on port + 2) in configuration `mode`."""
+    the Supabase emulator on port + 2, the Stripe emulator on port + 3) in configuration
+    `mode`."""
     api_url, supabase_url = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{port + 2}"
+    stripe_url = f"http://127.0.0.1:{port + 3}"
     production = supabase_overrides(secrets, supabase_url) if mode == "supabase" else {}
     return local_settings(
         database_url=database_url,
@@ -153,6 +164,10 @@ def dev_settings(
         emulator_url=f"http://127.0.0.1:{port + 1}",
         secrets=secrets,
         storage_dir=local_dir / "storage",
+        stripe_base_url=stripe_url,
+        # No frontend locally: the buyer lands on the emulator's own pages.
+        checkout_success_url=stripe_url + "/c/done?session_id={CHECKOUT_SESSION_ID}",
+        checkout_cancel_url=stripe_url + "/c/canceled",
         **production,
     )
 
@@ -203,9 +218,7 @@ async def _started(
         for s in servers:
             s.should_exit = True
         await asyncio.gather(*tasks, return_exceptions=True)
-        raise SystemExit(
-            f"could not start the local stack (ports {port}, {port + 1}, {port + 2} free?)"
-        )
+        raise SystemExit(f"could not start the local stack (ports {port}-{port + 3} free?)")
 
 
 async def sweep_forever(settings: Settings, interval_s: float = 60.0) -> None:
@@ -229,11 +242,13 @@ async def run_dev(
     emulator_duration_s: float = 6.0,
     mode: DevMode = "supabase",
     supabase_faults_json: str | None = None,
+    stripe_faults_json: str | None = None,
 ) -> None:
     """Start everything, print how to use it, and serve until interrupted.
 
     Ports: the API on `port`, the Replicate emulator on `port + 1`, the Supabase emulator on
-    `port + 2` (started in both modes: the direct one simply does not call it). Emulated Storage
+    `port + 2` (started in both modes: the direct one simply does not call it), the Stripe
+    emulator on `port + 3`. Emulated Storage
     keeps its files in `local_dir/supabase-storage`, the local folder's are in `local_dir/storage`.
     """
     import uvicorn
@@ -241,6 +256,8 @@ async def run_dev(
     from local.devserver import create_app
     from local.emulator import create_emulator_app
     from local.emulator_faults import EmulatorConfig, Faults
+    from local.stripe_emulator import create_stripe_emulator_app
+    from local.stripe_engine import StripeEmulatorConfig, StripeFaults
     from local.supabase.app import create_app as create_supabase_app
 
     secrets = load_local_secrets(local_dir)
@@ -252,6 +269,7 @@ async def run_dev(
     api_url = f"http://127.0.0.1:{port}"
     emulator_url = f"http://127.0.0.1:{port + 1}"
     supabase_url = f"http://127.0.0.1:{port + 2}"
+    stripe_url = f"http://127.0.0.1:{port + 3}"
     settings = dev_settings(
         mode, local_dir=local_dir, secrets=secrets, database_url=database_url, port=port
     )
@@ -276,6 +294,14 @@ async def run_dev(
             faults=json.loads(supabase_faults_json or "{}"),
         )
     )
+    stripe_emulator = create_stripe_emulator_app(
+        StripeEmulatorConfig(
+            api_key=secrets.stripe_secret_key,
+            webhook_secret=secrets.stripe_webhook_secret,
+            webhook_url=api_url + STRIPE_WEBHOOK_PATH,
+            faults=StripeFaults.model_validate(json.loads(stripe_faults_json or "{}")),
+        )
+    )
     api = create_app(settings=settings)
 
     def server(app: ASGIApp, app_port: int, level: str = "warning") -> uvicorn.Server:
@@ -283,7 +309,11 @@ async def run_dev(
         return uvicorn.Server(config)
 
     # The emulators first: the API's startup reads the JWKS when it starts.
-    backends = [server(emulator, port + 1), server(supabase, port + 2)]
+    backends = [
+        server(emulator, port + 1),
+        server(supabase, port + 2),
+        server(stripe_emulator, port + 3),
+    ]
     servers = [*backends, server(api, port, "info")]
 
     env = {
@@ -300,6 +330,9 @@ async def run_dev(
         "SUPABASE_ANON_KEY": secrets.anon_key,
         "SUPABASE_SERVICE_ROLE_KEY": secrets.service_role_key,
         "SUPABASE_JWKS_URL": supabase_url + JWKS_PATH,
+        "STRIPE_BASE_URL": stripe_url,
+        "STRIPE_SECRET_KEY": secrets.stripe_secret_key,
+        "STRIPE_WEBHOOK_SECRET": secrets.stripe_webhook_secret,
     }
     env_file = local_dir / "dev.env"
     env_file.write_text("".join(f"{k}={shlex.quote(v)}\n" for k, v in env.items()))
@@ -326,6 +359,8 @@ async def run_dev(
         '"model": "t2v-14B", "resolution": "480p"}\''
     )
     _out('  curl -s $API_URL/api/generation/status/<id> -H "Authorization: Bearer $DEMO_TOKEN"')
+    _out('Buy credits: POST $API_URL/api/credits/checkout {"pack": "small"}, open checkout_url')
+    _out("  in a browser and press Pay; GET $API_URL/api/credits shows the new balance.")
     _out(f"API docs: {api_url}/docs   (Ctrl-C stops everything)")
     try:
         await asyncio.gather(*tasks)

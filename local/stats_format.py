@@ -57,7 +57,8 @@ def format_stats(stats: JsonObject) -> list[str]:
     credits = _section(stats, "credits")
     lines.append(
         f"  credits                    spent {credits.get('spent')},"
-        f" bought {credits.get('bought')}, granted {credits.get('granted')}"
+        f" bought {credits.get('bought')} (taken back {credits.get('taken_back')}),"
+        f" granted {credits.get('granted')}"
     )
     provider = _section(stats, "provider")
     budget = provider.get("daily_budget_usd")
@@ -69,9 +70,15 @@ def format_stats(stats: JsonObject) -> list[str]:
         f" ({provider.get('predict_time_s')} s); last 24 h {provider.get('spend_last_24h_usd')}"
         f" USD, {guard}"
     )
-    revenue, margin = stats.get("revenue"), stats.get("margin")
+    revenue, margin = _section(stats, "revenue"), _section(stats, "margin")
+    other = revenue.get("other_currencies")
     lines.append(
-        "  revenue / margin           "
-        + ("n/a (payments not set up)" if revenue is None else f"{revenue} / {margin}")
+        f"  revenue                    {revenue.get('value')} USD from {revenue.get('purchases')}"
+        f" purchases (paid {revenue.get('gross')}, refunded {revenue.get('refunded')},"
+        f" disputes lost {revenue.get('disputes_lost')}; open disputes"
+        f" {revenue.get('disputes_open')} at risk)" + (f"; not in USD: {other}" if other else "")
+    )
+    lines.append(
+        f"  margin (estimated)         {margin.get('value')} USD (revenue - provider spend)"
     )
     return lines

@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from shared.flows.keeper import Keeper
     from shared.flows.lifecycle import Lifecycle, Updates
     from shared.flows.links import VideoLinks
+    from shared.flows.purchases import Purchases
     from shared.flows.reconcile import Reconciler
     from shared.flows.removal import AuthAdmin, Remover
     from shared.flows.scheduling import CopyScheduler
@@ -85,6 +86,22 @@ class ControlServices:
 
 
 @dataclass(frozen=True)
+class PaymentServices:
+    """Credit packs, checkout and purchases (in the controls group): the purchase flow."""
+
+    purchases: Purchases
+
+
+@dataclass(frozen=True)
+class StripeWebhookServices:
+    """Stripe's webhook: verify the signature, apply the event once."""
+
+    webhook_secret: str
+    purchases: Purchases
+    clock: Clock
+
+
+@dataclass(frozen=True)
 class AccountServices:
     """DELETE a generation or the whole account."""
 
@@ -117,6 +134,7 @@ class SweepServices:
     keeper: Keeper
     reconciler: Reconciler
     remover: Remover
+    purchases: Purchases
 
 
 # --- the parts, each opened on a stack that closes it ----------------------------------------
@@ -134,6 +152,7 @@ class _Parts:
         self._provider: Provider | None = None
         self._storage: Storage | None = None
         self._http: httpx.AsyncClient | None = None
+        self._purchases: Purchases | None = None
 
     async def db(self) -> Database:
         return await self.rpc()
@@ -166,6 +185,38 @@ class _Parts:
             provider=self.provider(),
             auth_admin=self.auth_admin(),
         )
+
+    async def purchases(self) -> Purchases:
+        """The purchase flow: packs, the Stripe gateway, the payment SQL functions (on the
+        same transport as the rest)."""
+        if self._purchases is None:
+            from shared.core.ratelimit import RateLimiter
+            from shared.db.purchases import PurchaseStore
+            from shared.flows.purchases import PurchaseConfig, Purchases
+            from shared.payments.gateway import StripeGateway
+            from shared.payments.packs import load_packs
+
+            s = self.settings
+            assert s.checkout_success_url is not None
+            assert s.checkout_cancel_url is not None
+            gateway = StripeGateway.from_settings(s)
+            self._stack.push_async_callback(gateway.aclose)
+            rate = s.stripe_rate_per_s
+            self._purchases = Purchases(
+                PurchaseStore((await self.rpc()).transport),
+                gateway,
+                load_packs(s.credit_packs),
+                RateLimiter(rate, burst=min(5, max(1, int(rate)))),
+                config=PurchaseConfig(
+                    success_url=s.checkout_success_url,
+                    cancel_url=s.checkout_cancel_url,
+                    reconcile_after_s=s.purchase_reconcile_after_s,
+                    checkout_expires_s=s.checkout_expires_s,
+                    reconcile_batch=s.purchase_reconcile_batch,
+                    rate_per_minute=s.create_rate_per_minute,
+                ),
+            )
+        return self._purchases
 
     def provider(self) -> Provider:
         if self._provider is None:
@@ -288,6 +339,16 @@ async def _controls(parts: _Parts) -> ControlServices:
     )
 
 
+async def _payments(parts: _Parts) -> PaymentServices:
+    return PaymentServices(await parts.purchases())
+
+
+async def _stripe_webhook(parts: _Parts) -> StripeWebhookServices:
+    secret = parts.settings.stripe_webhook_secret
+    assert secret is not None
+    return StripeWebhookServices(secret.get_secret_value(), await parts.purchases(), SystemClock())
+
+
 async def _account(parts: _Parts) -> AccountServices:
     return AccountServices(await parts.remover())
 
@@ -329,13 +390,13 @@ async def _webhook(
     )
 
 
-def _group(make: Callable[[_Parts], Awaitable[object]]) -> ServicesOpener:
+def _group(*makes: Callable[[_Parts], Awaitable[object]]) -> ServicesOpener:
     """The builder of one authenticated endpoint group: its services and the authenticator."""
 
     @asynccontextmanager
     async def build(settings: Settings) -> AsyncIterator[Registry]:
         async with _web(settings) as (parts, auth):
-            yield _registry(await make(parts), auth)
+            yield _registry(*[await make(parts) for make in makes], auth)
 
     return build
 
@@ -343,7 +404,7 @@ def _group(make: Callable[[_Parts], Awaitable[object]]) -> ServicesOpener:
 text_to_video = _group(_submit)
 image_to_video = _group(_upload)
 status = _group(_status)
-controls = _group(_controls)
+controls = _group(_controls, _payments)
 account = _group(_account)
 admin = _group(_admin)
 
@@ -362,6 +423,14 @@ def webhook(schedule_copy: CopyScheduler | None = None) -> ServicesOpener:
 
 
 @asynccontextmanager
+async def stripe_webhook(settings: Settings) -> AsyncIterator[Registry]:
+    """Stripe's webhook (its own function: payments never wait behind generation webhooks)."""
+    settings.require_api()
+    async with AsyncExitStack() as stack:
+        yield _registry(await _stripe_webhook(_Parts(settings, stack)))
+
+
+@asynccontextmanager
 async def every_group(settings: Settings) -> AsyncIterator[Registry]:
     """The local dev server: every group in one process, sharing one set of clients."""
     async with _web(settings) as (parts, auth), AsyncExitStack() as drains:
@@ -370,6 +439,8 @@ async def every_group(settings: Settings) -> AsyncIterator[Registry]:
             await _upload(parts),
             await _status(parts),
             await _controls(parts),
+            await _payments(parts),
+            await _stripe_webhook(parts),
             await _account(parts),
             await _admin(parts),
             await _webhook(parts, drains, None),
@@ -387,7 +458,8 @@ async def copy_job(settings: Settings) -> AsyncIterator[Keeper]:
 
 @asynccontextmanager
 async def sweep_job(settings: Settings) -> AsyncIterator[SweepServices]:
-    """One reconciliation pass: the lifecycle (provider lookups), the keeper (copy retries)."""
+    """One reconciliation pass: the lifecycle (provider lookups), the keeper (copy retries),
+    the remover (retention), the purchase flow (purchases pending with Stripe)."""
     from shared.core.ratelimit import RateLimiter
     from shared.flows.reconcile import Reconciler, SweepConfig
     from shared.flows.removal import RetentionConfig
@@ -399,11 +471,13 @@ async def sweep_job(settings: Settings) -> AsyncIterator[SweepServices]:
         lifecycle = await parts.lifecycle()
         keeper = await parts.keeper()
         remover = await parts.remover()
+        purchases = await parts.purchases()
         reconciler = Reconciler(
             lifecycle,
             # A small burst: Replicate may count per second, not only per minute.
             RateLimiter(s.provider_rate_per_s, burst=min(5, max(1, int(s.provider_rate_per_s)))),
             keeper=keeper,
+            purchases=purchases,
             config=SweepConfig(
                 stale_after_s=s.sweep_stale_after_s,
                 queued_grace_s=s.sweep_queued_grace_s,
@@ -419,7 +493,7 @@ async def sweep_job(settings: Settings) -> AsyncIterator[SweepServices]:
                 max_batches=s.retention_max_batches,
             ),
         )
-        yield SweepServices(lifecycle, keeper, reconciler, remover)
+        yield SweepServices(lifecycle, keeper, reconciler, remover, purchases)
 
 
 # --- adapters chosen by settings -------------------------------------------------------------

@@ -86,6 +86,25 @@ async def assert_ledger_invariants(admin: AdminConn) -> None:
     )
     bad_generations = await cur.fetchall()
     assert bad_generations == [], f"generations charged/refunded wrongly: {bad_generations}"
+    cur = await admin.execute(
+        """
+        select p.id, p.status, p.credits_reversed, p.credits_owed,
+               count(*) filter (where t.type = 'purchase') as grants,
+               coalesce(sum(-t.amount) filter (
+                 where t.type in ('purchase_reversal', 'purchase_restore')), 0) as taken
+          from public.purchases p
+          left join public.credit_transactions t on t.purchase_id = p.id
+         where p.user_id is not null
+         group by p.id
+        having count(*) filter (where t.type = 'purchase') <> (p.status = 'paid')::int
+            or coalesce(sum(-t.amount) filter (
+                 where t.type in ('purchase_reversal', 'purchase_restore')), 0)
+               <> p.credits_reversed - p.credits_owed
+            or p.credits_reversed > p.credits
+        """
+    )
+    bad_purchases = await cur.fetchall()
+    assert bad_purchases == [], f"purchases granted/reversed wrongly: {bad_purchases}"
 
 
 def new_generation(user_id: uuid.UUID, **fields: object) -> NewGeneration:

@@ -22,6 +22,7 @@ WEB_FUNCTIONS: dict[str, modal.Function[..., object, object]] = {
     "webhook": modal_app.webhook,
     "controls": modal_app.controls,
     "image_to_video": modal_app.image_to_video,
+    "stripe_webhook": modal_app.stripe_webhook,
     "account": modal_app.account,
     "admin": modal_app.admin,
 }

@@ -10,7 +10,7 @@
 -- The limits come from settings: p_max_active; p_rate_per_minute (null = none) answers WN430;
 -- p_daily_budget_usd (null = none) answers WN503. Every guardrail runs before anything is
 -- charged or created; a replayed idempotency key returns the stored generation without taking a
--- rate slot; a deleted account is not found.
+-- rate slot; a deleted account is not found; an account on hold (payments, 0010) gets WN403.
 drop function if exists public.create_generation(
   uuid, text, text, text, text, integer, text, jsonb, text, text, text, integer, uuid);
 drop function if exists public.create_generation(jsonb, integer);
@@ -57,6 +57,9 @@ begin
   then
     perform private.raise_not_found('user');
   end if;
+  -- An account on hold (payments: a dispute, credits owed) starts nothing new; under the lock,
+  -- so a hold placed concurrently is seen. Even a replayed key is refused: reads still work.
+  perform private.assert_not_held(v_new.user_id);
 
   v_hash := md5(jsonb_build_array(
     v_new.kind, v_new.model, v_new.resolution, v_new.prompt, v_new.negative_prompt,

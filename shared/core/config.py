@@ -115,6 +115,25 @@ class Settings(BaseSettings):
     target_completion_s: float = Field(default=300.0, gt=0)
     target_webhook_rate: float = Field(default=0.99, ge=0, le=1)
 
+    # --- payments (Stripe; issue #13) ---------------------------------------------------------
+    # JSON list of packs: [{"id", "credits", "amount" (minor units), "currency", "price_id"?}].
+    # None: the default packs (shared/payments/packs.py).
+    credit_packs: str | None = None
+    stripe_secret_key: SecretStr | None = None
+    stripe_webhook_secret: SecretStr | None = None
+    stripe_base_url: str | None = None  # None: Stripe itself; locally the emulator
+    stripe_timeout_s: float = Field(default=15.0, gt=0)
+    # Where Stripe sends the buyer back (the frontend's pages); {CHECKOUT_SESSION_ID} allowed.
+    checkout_success_url: str | None = None
+    checkout_cancel_url: str | None = None
+    # An unpaid Checkout Session expires after this (Stripe allows 30 min to 24 h), so an
+    # abandoned checkout ends `expired` soon instead of staying pending for a day.
+    checkout_expires_s: int = Field(default=3600, ge=1800, le=24 * 3600)
+    # Reconciliation asks Stripe about purchases pending this long (and again this often).
+    purchase_reconcile_after_s: int = Field(default=5 * 60, ge=0)
+    purchase_reconcile_batch: int = Field(default=100, ge=1, le=1000)
+    stripe_rate_per_s: float = Field(default=20.0, gt=0)
+
     @field_validator("cors_origins", mode="before")
     @classmethod
     def _split_origins(cls, value: object) -> object:
@@ -150,6 +169,10 @@ class Settings(BaseSettings):
         """Everything an endpoint or the sweeper needs, checked at once: one message names all
         that is missing, so a deploy is fixed in one go."""
         names = ["replicate_api_token", "replicate_webhook_secret", "public_webhook_url"]
+        names += [  # payments
+            "stripe_secret_key", "stripe_webhook_secret",
+            "checkout_success_url", "checkout_cancel_url",
+        ]  # fmt: skip
         if self.rpc_transport == "postgres":
             names.append("database_url")
         if self.supabase_jwks_url is None:

@@ -11,6 +11,7 @@ are translated once, at the boundary that meets them, and chained with `raise ..
     │   └── InvalidSignature         401 invalid_signature     (webhook verification)
     ├── InsufficientCredits          402 insufficient_credits
     ├── PermissionDenied             403 forbidden
+    │   └── AccountOnHold            403 account_on_hold       (payments: dispute, credits owed)
     ├── NotFound                     404 not_found
     ├── Conflict                     409 conflict
     │   ├── IdempotencyConflict      409 idempotency_conflict
@@ -18,12 +19,15 @@ are translated once, at the boundary that meets them, and chained with `raise ..
     ├── PayloadTooLarge              413 payload_too_large
     ├── UnsupportedMediaType         415 unsupported_media_type
     ├── InvalidInput                 422 invalid_input
+    ├── InvalidStripeSignature       400 invalid_signature     (Stripe webhook verification)
     ├── TooManyActive                429 too_many_active
     ├── RateLimited                  429 rate_limited
     ├── ProviderError                502 provider_error
     ├── ProviderUnavailable          503 provider_unavailable
     ├── DatabaseUnavailable          503 database_unavailable
     ├── AuthUnavailable              503 auth_unavailable      (signing keys unreachable)
+    ├── PaymentProviderError         502 payment_provider_error
+    ├── PaymentProviderUnavailable   503 payment_provider_unavailable
     └── BudgetExhausted              503 budget_exhausted      (provider daily budget reached)
 """
 
@@ -184,3 +188,36 @@ class BudgetExhausted(AppError):
         "New generations are paused for now: the service reached its daily limit. "
         "Nothing was charged; try again later."
     )
+
+
+# --- payments ---------------------------------------------------------------------------------
+
+
+class AccountOnHold(PermissionDenied):
+    """A dispute or credits a refund could not take back: no new generations or purchases."""
+
+    code = "account_on_hold"
+    default_detail = (
+        "Your account is on hold because of a payment problem, so it cannot start generations "
+        "or buy credits; your videos and history stay readable. Contact support to resolve it."
+    )
+
+
+class InvalidStripeSignature(AppError):
+    """Stripe's webhook contract: a delivery that fails verification gets a 400."""
+
+    code = "invalid_signature"
+    status = 400
+    default_detail = "Stripe signature verification failed."
+
+
+class PaymentProviderError(AppError):
+    code = "payment_provider_error"
+    status = 502
+    default_detail = "The payment provider refused the request; nothing was charged."
+
+
+class PaymentProviderUnavailable(AppError):
+    code = "payment_provider_unavailable"
+    status = 503
+    default_detail = "The payment provider is unavailable; nothing was charged, try again shortly."

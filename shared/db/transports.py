@@ -49,6 +49,7 @@ RpcRow = dict[str, JsonValue]
 # here (tests/shared/test_rpc.py reads the migrations and checks).
 SQLSTATE_ERRORS: dict[str, tuple[type[errors.AppError], str]] = {
     "WN402": (errors.InsufficientCredits, "Not enough credits for this generation."),
+    "WN403": (errors.AccountOnHold, errors.AccountOnHold.default_detail),  # payments (0010)
     "WN404": (errors.NotFound, "Generation not found."),
     "WN409": (errors.IdempotencyConflict, errors.IdempotencyConflict.default_detail),
     "WN412": (errors.InvalidTransition, errors.InvalidTransition.default_detail),
@@ -71,7 +72,11 @@ RETRIED_SQLSTATES = frozenset({"40001", "40P01"})
 _SQLSTATE = re.compile(r"^[0-9A-Z]{5}$")
 # Generations take minutes; this tells a client when trying again is worth it.
 TOO_MANY_ACTIVE_RETRY_S = 30
-_ENTITY_DETAIL = {"user": "User not found.", "generation": "Generation not found."}
+_ENTITY_DETAIL = {
+    "user": "User not found.",
+    "generation": "Generation not found.",
+    "purchase": "Purchase not found.",
+}
 _IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
 
@@ -106,13 +111,18 @@ def translate(sqlstate: str | None, message: str | None, detail: str | None) -> 
             f"You already have {extra['limit']} generations running; "
             "wait for one to finish and try again."
         )
+    if cls is errors.AccountOnHold and isinstance(extra.get("reason"), str):
+        readable = (
+            f"Your account is on hold ({extra['reason']}), so it cannot start generations or "
+            "buy credits; your videos and history stay readable. Contact support to resolve it."
+        )
     headers = {"Retry-After": str(TOO_MANY_ACTIVE_RETRY_S)} if cls is errors.TooManyActive else None
     retry_after = extra.get("retry_after_s")
     if cls in (errors.RateLimited, errors.BudgetExhausted) and isinstance(retry_after, int):
         headers = {"Retry-After": str(retry_after)}
         if cls is errors.RateLimited and isinstance(extra.get("limit"), int):
             readable = (
-                f"You can start at most {extra['limit']} generations a minute; "
+                f"You can start at most {extra['limit']} generations or checkouts a minute; "
                 f"try again in {retry_after} s. Nothing was charged."
             )
     error = cls(readable, headers=headers)

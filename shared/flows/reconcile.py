@@ -21,6 +21,7 @@ from shared.core.errors import AppError, ProviderError
 from shared.core.ratelimit import RateLimiter
 from shared.flows.keeper import Keeper
 from shared.flows.lifecycle import Lifecycle
+from shared.flows.purchases import Purchases
 from shared.flows.removal import Remover, RetentionConfig
 
 log = logging.getLogger(__name__)
@@ -56,6 +57,7 @@ class Reconciler:
         *,
         config: SweepConfig,
         keeper: Keeper | None = None,
+        purchases: Purchases | None = None,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
         remover: Remover | None = None,
         retention: RetentionConfig | None = None,
@@ -64,6 +66,7 @@ class Reconciler:
         self.limiter = limiter
         self.config = config
         self.keeper = keeper
+        self.purchases = purchases
         self._now = now
         self.remover = remover
         self.retention = retention or RetentionConfig()
@@ -93,6 +96,14 @@ class Reconciler:
                 summary.counts.update(await self.keeper.retry_pending())
             except AppError as exc:
                 log.warning("sweep could not retry copies: %s", exc.detail)
+                summary.counts["errors"] += 1
+        if self.purchases is not None:
+            # Purchases still pending: a lost Stripe webhook never loses a purchase.
+            try:
+                purchase_counts = await self.purchases.reconcile()
+                summary.counts.update({f"purchases_{k}": v for k, v in purchase_counts.items()})
+            except AppError as exc:
+                log.warning("sweep could not reconcile purchases: %s", exc.detail)
                 summary.counts["errors"] += 1
         if self.remover is not None:
             try:

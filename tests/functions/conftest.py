@@ -166,6 +166,12 @@ def settings_overrides() -> dict[str, object]:
 
 
 @pytest.fixture
+def api_base_url() -> str:
+    """The API's URL, fixed up front so the emulators know where to send webhooks."""
+    return f"http://127.0.0.1:{free_port()}"
+
+
+@pytest.fixture
 def settings(
     request: pytest.FixtureRequest,
     database_url: str,
@@ -174,9 +180,10 @@ def settings(
     settings_overrides: dict[str, object],
     stack_mode: DevMode,
     tmp_path: Path,
+    api_base_url: str,
 ) -> Settings:
     """The API's settings; its URL is fixed up front so webhooks know where to go."""
-    url = f"http://127.0.0.1:{free_port()}"
+    url = api_base_url
     production: dict[str, object] = {}
     if stack_mode == "supabase":  # the emulator starts only for the tests that use it
         production = supabase_overrides(secrets, request.getfixturevalue("supabase_url"))

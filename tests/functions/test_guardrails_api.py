@@ -70,7 +70,7 @@ async def test_burst_of_30_creates_is_cut_at_10_per_minute_and_charges_nothing_m
     assert statuses == [201] * 10 + [429] * 20
     assert limited is not None
     assert limited.json()["code"] == "rate_limited"
-    assert "10 generations a minute" in limited.json()["detail"]
+    assert "10 generations or checkouts a minute" in limited.json()["detail"]
     assert 1 <= int(limited.headers["Retry-After"]) <= 60
     assert await balance(stack.admin, user) == 100  # ten charged, ten refunded, no more
     cur = await stack.admin.execute(
@@ -369,6 +369,9 @@ async def test_stats_of_a_scripted_run_count_how_each_outcome_arrived(
     assert stats["refunds"] == {"count": 2, "credits": 20}
     assert stats["credits"]["spent"] == 80
     assert stats["provider"]["spend_usd"] > 0
+    # Nothing bought (payments' figures: tests/functions/test_payments.py): margin = -spend.
+    assert (stats["revenue"]["value"], stats["revenue"]["purchases"]) == (0.0, 0)
+    assert stats["margin"]["value"] == pytest.approx(-stats["provider"]["spend_usd"])
 
 
 async def test_the_sweep_runs_retention(

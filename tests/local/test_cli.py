@@ -192,3 +192,55 @@ def test_dev_stack_runs_production_configuration_unless_direct(
     assert production.supabase_jwt_secret is None  # ES256 through the JWKS only
     assert (direct.rpc_transport, direct.storage_backend) == ("postgres", "local")
     assert direct.storage_public_base_url == "http://127.0.0.1:8600"
+
+
+async def test_purchases_and_hold_lift_for_payments_support(
+    database_url: str, admin: AdminConn, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from shared.core.purchases import StripeFact
+    from shared.db.purchases import PurchaseStore
+    from shared.db.rpc import PostgresTransport
+    from shared.payments.packs import DEFAULT_PACKS
+    from tests.support import create_user
+
+    user = await create_user(admin, credits=0, email="buyer@example.test")
+    store = PurchaseStore(await PostgresTransport.open(database_url, role="service_role"))
+    try:
+        bought, _ = await store.create_purchase(
+            user, DEFAULT_PACKS[0], idempotency_key=None, rate_per_minute=None
+        )
+        await store.apply_event(
+            StripeFact(
+                "evt_a",
+                "checkout.session.completed",
+                purchase_id=bought.id,
+                payment_intent="pi_a",
+                payment_status="paid",
+                amount=500,
+                currency="usd",
+            )
+        )
+        await store.apply_event(StripeFact("evt_b", "charge.dispute.created", payment_intent="pi_a",
+                                           dispute_id="dp_a", dispute_amount=500,
+                                           dispute_status="open"))  # fmt: skip
+    finally:
+        await store.transport.aclose()
+
+    code, out = await _in_thread(run, capsys, database_url, "purchases", "buyer@example.test")
+    assert code == 0, out
+    listed = json.loads(out.strip())
+    assert (listed["status"], listed["dispute_status"]) == ("paid", "open")
+
+    why = "customer called; dispute filed by mistake"
+    code, out = await _in_thread(run, capsys, database_url, "hold", "lift", str(user),
+                                 "--reason", why)  # fmt: skip
+    assert code == 0, out
+    assert json.loads(out) == {
+        "user_id": str(user),
+        "was_held": True,
+        "hold_reason": "a card payment is disputed",
+    }
+    cur = await admin.execute(
+        "select held_at, hold_lift_reason from public.users where id = %s", (user,)
+    )
+    assert await cur.fetchone() == (None, why)

@@ -11,7 +11,11 @@ import pytest
 
 from shared.core import errors
 from shared.core.domain import Generation
+from shared.core.purchases import CreditPack
+from shared.db.purchases import PurchaseStore
 from shared.db.rpc import Rpc
+from shared.payments.packs import DEFAULT_PACKS
+from tests.purchase_support import bought, dispute, paid, refunded
 from tests.support import AdminConn, balance, create_user, new_generation
 
 PRICE = 0.002  # USD per second of provider time, as the catalog would give it
@@ -147,7 +151,7 @@ async def test_the_11th_create_in_a_minute_is_rate_limited_and_charges_nothing(
     assert caught.value.status == 429
     assert caught.value.code == "rate_limited"
     assert 1 <= int(caught.value.headers["Retry-After"]) <= 60
-    assert "10 generations a minute" in caught.value.detail
+    assert "10 generations or checkouts a minute" in caught.value.detail
     assert await balance(admin, user) == 1000 - 10 * 10
     cur = await admin.execute("select count(*) from public.generations where user_id = %s", (user,))
     assert await cur.fetchone() == (10,)
@@ -280,8 +284,35 @@ async def test_budget_reached_refuses_creates_until_spend_ages_out(
 # --- the operator's numbers ---------------------------------------------------------------------
 
 
+async def buy_packs(rpc: Rpc, admin: AdminConn) -> None:
+    """Purchases paid in the window: 20.00 USD with 5.00 refunded, 5.00 lost to a dispute,
+    5.00 disputed (open), 4.50 EUR; one pending; 5.00 paid before the window."""
+    store = PurchaseStore(rpc.transport)
+    medium = DEFAULT_PACKS[1]
+    refunded_one = await paid(store, await create_user(admin, credits=0), medium)
+    await store.apply_event(refunded(refunded_one, 500))  # 125 credits taken back
+    lost = await paid(store, await create_user(admin, credits=0))
+    for status in ("open", "lost"):
+        await store.apply_event(dispute(lost, status))  # 100 taken back
+    await store.apply_event(dispute(await paid(store, await create_user(admin, credits=0)), "open"))
+    euro = CreditPack(id="euro", credits=100, amount=450, currency="eur")
+    await paid(store, await create_user(admin, credits=0), euro)
+    await bought(store, await create_user(admin, credits=0))
+    earlier = await paid(store, await create_user(admin, credits=0))
+    await admin.execute(
+        "update public.purchases set paid_at = now() - interval '2 hours' where id = %s",
+        (earlier.id,),
+    )
+    await admin.execute(
+        "update public.credit_transactions set created_at = now() - interval '2 hours'"
+        " where purchase_id = %s",
+        (earlier.id,),
+    )
+
+
 async def test_stats_report_a_scripted_scenario_exactly(rpc: Rpc, admin: AdminConn) -> None:
-    """8 completed (one settled by the sweeper), 2 failed: each figure and its verdict."""
+    """8 completed (one settled by the sweeper), 2 failed, and the purchases of buy_packs: each
+    figure and its verdict."""
     user = await create_user(admin, credits=1000)
     durations = [60, 60, 60, 60, 120, 120, 120, 600]  # seconds, the completed ones
     gens: list[tuple[Generation, int]] = []
@@ -297,6 +328,7 @@ async def test_stats_report_a_scripted_scenario_exactly(rpc: Rpc, admin: AdminCo
             " where id = %s",
             (seconds, gen.id),
         )
+    await buy_packs(rpc, admin)
 
     stats = await rpc.operator_stats(
         since=datetime.now(UTC) - timedelta(hours=1),
@@ -319,16 +351,25 @@ async def test_stats_report_a_scripted_scenario_exactly(rpc: Rpc, admin: AdminCo
     accuracy = stats["credit_accuracy"]
     assert isinstance(accuracy, dict)
     assert (accuracy["value"], accuracy["met"], accuracy["users_wrong"]) == (1, True, 0)
+    assert (accuracy["purchases_checked"], accuracy["purchases_wrong"]) == (6, 0)
     assert stats["refunds"] == {"count": 2, "credits": 20}
-    credits = stats["credits"]
-    assert isinstance(credits, dict)
-    assert (credits["deducted"], credits["refunded"], credits["spent"]) == (100, 20, 80)
+    assert stats["credits"] == {
+        "deducted": 100, "refunded": 20, "spent": 80, "granted": 7 * 100,  # signup bonuses
+        "bought": 500 + 100 + 100 + 100,  # the earlier purchase's grant is outside the window
+        "taken_back": 125 + 100 + 100,  # a quarter of 500, the lost and the open dispute
+    }  # fmt: skip
     provider = stats["provider"]
     assert isinstance(provider, dict)
     assert provider["spend_usd"] == pytest.approx(8 * 100 * PRICE + 2 * 10 * PRICE)
     assert provider["predict_time_s"] == 820.0
     assert provider["budget_exhausted"] is False
-    assert (stats["revenue"], stats["margin"]) == (None, None)
+    # USD: 30.00 paid - 5.00 refunded - 5.00 lost; the open dispute still counts (at risk).
+    assert stats["revenue"] == {
+        "value": 20.0, "currency": "usd", "gross": 30.0, "refunded": 5.0,
+        "disputes_lost": 5.0, "disputes_open": 5.0, "purchases": 4, "credits_sold": 800,
+        "other_currencies": {"eur": 450},
+    }  # fmt: skip
+    assert stats["margin"] == {"value": 18.36, "currency": "usd"}  # 20.00 - 1.64 spent
 
 
 async def test_stats_see_a_broken_ledger(rpc: Rpc, admin: AdminConn) -> None:

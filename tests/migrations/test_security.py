@@ -37,6 +37,15 @@ SERVICE_FUNCTIONS = [
     "release_media",
     "configure_guardrails",
     "operator_stats",
+    # payments
+    "create_purchase",
+    "attach_checkout_session",
+    "apply_stripe_event",
+    "apply_unmatched_stripe_events",
+    "settle_purchase",
+    "claim_pending_purchases",
+    "list_purchases",
+    "lift_hold",
 ]
 
 
@@ -135,7 +144,13 @@ async def test_service_functions_are_hardened(admin: AdminConn) -> None:
     for name, secdef, volatility, config in rows:
         assert secdef, f"{name} is not SECURITY DEFINER"
         assert config == ['search_path=""'], f"{name} has search_path {config}"
-        if name not in ("get_generation", "list_generations", "get_credits", "operator_stats"):
+        if name not in (
+            "get_generation",
+            "list_generations",
+            "get_credits",
+            "operator_stats",
+            "list_purchases",
+        ):
             assert volatility == "v", f"{name} is not VOLATILE"
 
 
@@ -152,6 +167,15 @@ WRITES = [
     "update public.generations set status = 'completed', video_path = 'x'",
     "delete from public.generations",
     "truncate public.generations cascade",
+    # payments: only the payment functions write purchases and the Stripe event record
+    "insert into public.purchases (user_id, pack_id, credits, amount, currency) "
+    "select id, 'small', 100, 500, 'usd' from public.users",
+    "update public.purchases set status = 'paid'",
+    "delete from public.purchases",
+    "truncate public.purchases cascade",
+    "insert into public.stripe_events (id, type, outcome) values ('evt_x', 'x', 'ignored')",
+    "update public.stripe_events set outcome = 'granted'",
+    "delete from public.stripe_events",
 ]
 
 
@@ -196,3 +220,30 @@ async def test_user_reads_the_public_columns_of_own_generations(rpc: Rpc, admin:
         assert await cur.fetchall() == [
             (alice, "queued", 10, "a robot painting a portrait", 0, None)
         ]
+
+
+@pytest.mark.parametrize(
+    "column",
+    ["session_id", "checkout_url", "payment_intent", "idempotency_key", "review_reason",
+     "check_attempts"],
+)  # fmt: skip
+async def test_user_cannot_read_internal_purchase_columns(
+    rpc: Rpc, admin: AdminConn, column: str
+) -> None:
+    alice, _ = await seed_two_users(rpc, admin)
+    async with admin.transaction(force_rollback=True):
+        await act_as(admin, "authenticated", alice)
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            await admin.execute(f"select {column} from public.purchases")
+
+
+async def test_nobody_but_the_service_reads_stripe_events(rpc: Rpc, admin: AdminConn) -> None:
+    alice, _ = await seed_two_users(rpc, admin)
+    for role in ("anon", "authenticated"):
+        async with admin.transaction(force_rollback=True):
+            await act_as(admin, role, alice if role == "authenticated" else None)
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                await admin.execute("select id from public.stripe_events")
+    async with admin.transaction(force_rollback=True):
+        await act_as(admin, "service_role")
+        await admin.execute("select id, outcome from public.stripe_events")

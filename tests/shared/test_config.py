@@ -22,13 +22,16 @@ def test_missing_secrets_are_all_named_at_once() -> None:
 def test_an_api_start_names_every_missing_setting(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("SUPABASE_URL", "SUPABASE_SERVICE_ROLE_KEY", "SUPABASE_JWT_SECRET",
                  "SUPABASE_JWKS_URL", "REPLICATE_API_TOKEN", "REPLICATE_WEBHOOK_SECRET",
-                 "PUBLIC_WEBHOOK_URL", "RPC_TRANSPORT", "STORAGE_BACKEND"):  # fmt: skip
+                 "PUBLIC_WEBHOOK_URL", "RPC_TRANSPORT", "STORAGE_BACKEND",
+                 "STRIPE_SECRET_KEY", "STRIPE_WEBHOOK_SECRET", "CHECKOUT_SUCCESS_URL",
+                 "CHECKOUT_CANCEL_URL"):  # fmt: skip
         monkeypatch.delenv(name, raising=False)
     with pytest.raises(ConfigurationError) as caught:
         Settings(environment="production").require_api()
     assert caught.value.detail == (
         "settings are incomplete (missing: REPLICATE_API_TOKEN, REPLICATE_WEBHOOK_SECRET, "
-        "PUBLIC_WEBHOOK_URL, SUPABASE_JWT_SECRET, SUPABASE_URL, SUPABASE_SERVICE_ROLE_KEY)"
+        "PUBLIC_WEBHOOK_URL, STRIPE_SECRET_KEY, STRIPE_WEBHOOK_SECRET, CHECKOUT_SUCCESS_URL, "
+        "CHECKOUT_CANCEL_URL, SUPABASE_JWT_SECRET, SUPABASE_URL, SUPABASE_SERVICE_ROLE_KEY)"
     )
 
 

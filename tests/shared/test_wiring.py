@@ -24,10 +24,15 @@ from shared.core.domain import Generation
 from shared.core.errors import NotFound
 from shared.provider.replicate import Prediction
 from shared.web.registry import provided
-from shared.wiring import StatusServices, WebhookServices
+from shared.wiring import (
+    PaymentServices,
+    StatusServices,
+    StripeWebhookServices,
+    WebhookServices,
+)
 
 ROOT = Path(__file__).resolve().parent.parent.parent
-WATCHED = ("PIL", "jwt", "replicate", "supabase", "httpx", "shared")
+WATCHED = ("PIL", "jwt", "replicate", "supabase", "httpx", "stripe", "shared")
 
 CHILD = """
 import asyncio, json, sys
@@ -81,14 +86,14 @@ CASES = {
     # No video copier, no update batcher, no image library; the bounded poll uses the provider.
     "status": (
         ["Authenticator", "StatusServices"],
-        {"PIL", "supabase", "shared.flows.keeper", "shared.db.batching"},
+        {"PIL", "supabase", "stripe", "shared.flows.keeper", "shared.db.batching"},
         {"replicate"},
     ),
     # On Modal the copy is spawned: no copier here, and a webhook has neither users nor
     # provider calls.
     "webhook": (
         ["WebhookServices"],
-        {"jwt", "replicate", "PIL", "supabase", "httpx", "shared.flows.keeper"},
+        {"jwt", "replicate", "PIL", "supabase", "httpx", "stripe", "shared.flows.keeper"},
         {"shared.db.batching"},
     ),
     # Locally the copy runs in this process, but its client opens with the first copy (in the
@@ -100,8 +105,20 @@ CASES = {
     ),
     "text_to_video": (
         ["Authenticator", "SubmitServices"],
-        {"PIL", "supabase", "shared.flows.keeper", "shared.db.batching"},
+        {"PIL", "supabase", "stripe", "shared.flows.keeper", "shared.db.batching"},
         {"replicate", "jwt"},
+    ),
+    # Packs, checkout and purchases ride with the controls: they open the Stripe client.
+    "controls": (
+        ["Authenticator", "ControlServices", "PaymentServices"],
+        {"PIL", "supabase", "shared.flows.keeper", "shared.db.batching"},
+        {"stripe", "jwt"},
+    ),
+    # Stripe's webhook: no users, no provider, no storage client, no copier.
+    "stripe_webhook": (
+        ["StripeWebhookServices"],
+        {"jwt", "replicate", "PIL", "supabase", "shared.flows.keeper", "shared.db.batching"},
+        {"stripe", "shared.flows.purchases"},
     ),
 }
 
@@ -118,7 +135,9 @@ async def test_each_group_opens_and_imports_only_what_it_uses(
     assert present <= modules
 
 
-@pytest.mark.parametrize("services", [StatusServices, WebhookServices])
+@pytest.mark.parametrize(
+    "services", [StatusServices, WebhookServices, PaymentServices, StripeWebhookServices]
+)
 def test_built_services_cannot_be_reassigned(services: type[object]) -> None:
     params = getattr(services, "__dataclass_params__", None)
     assert params is not None

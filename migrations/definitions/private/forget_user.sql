@@ -8,7 +8,9 @@
 -- stay on the rows until public.release_media records them removed, so the reconciliation
 -- pass finishes a removal that was interrupted. Idempotent.
 --
--- Lock order as everywhere: generations (by id), then the user.
+-- Purchases and their ledger rows stay (the books), without the client's idempotency keys.
+-- Lock order as everywhere: generations (by id), purchases (by id; the payment functions lock
+-- a purchase before its user), then the user.
 create or replace function private.forget_user(p_user_id uuid, p_reason text)
 returns jsonb
 language plpgsql
@@ -25,6 +27,7 @@ begin
   perform 1 from public.generations g
    where g.user_id = p_user_id and g.status in ('queued', 'processing')
    order by g.id for no key update;
+  perform 1 from public.purchases p where p.user_id = p_user_id order by p.id for no key update;
   perform 1 from public.users u where u.id = p_user_id for no key update;
 
   select coalesce(array_agg(g.job_id order by g.id) filter (where g.job_id is not null), '{}')
@@ -58,6 +61,8 @@ begin
          video_url = null, idempotency_key = null, request_hash = '', params = '{}'::jsonb,
          updated_at = now()
    where g.user_id = p_user_id;
+  update public.purchases p set idempotency_key = null, updated_at = now()
+   where p.user_id = p_user_id and p.idempotency_key is not null;
   update public.users u
      set email = null, deleted_at = coalesce(u.deleted_at, now()), updated_at = now()
    where u.id = p_user_id;

@@ -1,5 +1,5 @@
 -- private.raise_not_found: the one WN404 every function raises; DETAIL names what is missing
--- ("user" or "generation"), which the API turns into its message.
+-- ("user", "generation" or "purchase"), which the API turns into its message.
 create or replace function private.raise_not_found(p_entity text)
 returns void
 language plpgsql security definer set search_path = '' as $$
@@ -9,5 +9,5 @@ begin
 end
 $$;
 
-comment on function private.raise_not_found is 'Raise WN404 for a missing user or generation.';
+comment on function private.raise_not_found is 'Raise WN404 for a missing user, generation or purchase.';
 revoke all on function private.raise_not_found(text) from public, anon, authenticated, service_role;
