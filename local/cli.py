@@ -21,6 +21,7 @@ import argparse
 import asyncio
 import json
 import os
+import signal
 import sys
 import uuid
 from collections.abc import Sequence
@@ -320,10 +321,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _interrupted(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if not hasattr(args, "database_url"):
         args.database_url = None
+    if args.command == "dev":
+        # uvicorn shuts its servers down on SIGTERM, then raises the signal again with this
+        # handler in place: an interrupt, so the process ends normally and the embedded
+        # PostgreSQL it started is stopped (pgserver stops it at exit), as with Ctrl-C.
+        signal.signal(signal.SIGTERM, _interrupted)
     try:
         code: int = asyncio.run(args.handler(args))
     except AppError as exc:
