@@ -15,9 +15,10 @@ psycopg loop, 64 connections, same rounds. Target: >= 0.5 x floor and the exact 
 
 The clients run in a process of their own (bench.loadgen), and so do the emulator and the API
 (bench.server, one API process per CPU); the floors run in this process. Each API process has
-a pool of 16 connections; the active cap is 100 (bench.common.API_OVERRIDES). The emulator's
-predictions stay `starting` and their webhooks are dropped, so no side traffic runs while a
-figure is timed.
+a pool of 16 connections; the active cap is 100 and the create rate 10,000 a minute per user
+(bench.common.API_OVERRIDES), and the floors pass those same limits to create_generation. The
+emulator's predictions stay `starting` and their webhooks are dropped, so no side traffic runs
+while a figure is timed.
 """
 
 from __future__ import annotations
