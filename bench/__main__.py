@@ -3,10 +3,10 @@
     python -m bench                  # all groups (make bench); writes bench/results.json
     python -m bench submit webhook   # some groups; prints only
 
-Groups: cold_start, output_copy, submit, webhook, sweep, backlog, status_reads, history. Each
-figure is a ratio to a floor measured in the same run (or an absolute target), the median of at
-least 5 repeats; see each module's docstring for what is measured and against what. The exit
-status is 1 when a figure misses its target.
+Groups: cold_start, output_copy, submit, webhook, sweep, backlog, status_reads, history,
+tus_upload, stripe_events. Each figure is a ratio to a floor measured in the same run (or an
+absolute target), the median of at least 5 repeats; see each module's docstring for what is
+measured and against what. The exit status is 1 when a figure misses its target.
 """
 
 from __future__ import annotations
@@ -21,7 +21,17 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from bench import backlog, cold_start, history, status_reads, submit, sweep, webhook
+from bench import (
+    backlog,
+    cold_start,
+    history,
+    status_reads,
+    stripe_events,
+    submit,
+    sweep,
+    tus_upload,
+    webhook,
+)
 from bench.common import (
     KEEPALIVE_RTT_MS,
     REPEATS,
@@ -80,6 +90,8 @@ GROUPS: dict[str, Callable[[Postgres], list[Figure]]] = {
     "backlog": backlog.run,
     "status_reads": status_reads.run,
     "history": history.run,
+    "tus_upload": tus_upload.group,
+    "stripe_events": stripe_events.run,
 }
 
 

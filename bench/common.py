@@ -68,8 +68,11 @@ T2V_COST = 10
 API_OVERRIDES: dict[str, object] = {
     "database_pool_min": 1,
     "database_pool_max": CONCURRENCY,
-    # The one-user figure sends 64 submits at once; the credits must be the only limit.
+    # The one-user figure sends 64 submits at once; the credits must be the only limit (the
+    # per-user create rate, 10 a minute by default, would refuse 54 of them; the floors pass
+    # the same limits, so both sides run the same guardrail SQL).
     "max_active_generations": 100,
+    "create_rate_per_minute": 10_000,
     "log_level": "INFO",
 }
 

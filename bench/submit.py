@@ -15,9 +15,10 @@ psycopg loop, 64 connections, same rounds. Target: >= 0.5 x floor and the exact 
 
 The clients run in a process of their own (bench.loadgen), and so do the emulator and the API
 (bench.server, one API process per CPU); the floors run in this process. Each API process has
-a pool of 16 connections; the active cap is 100 (bench.common.API_OVERRIDES). The emulator's
-predictions stay `starting` and their webhooks are dropped, so no side traffic runs while a
-figure is timed.
+a pool of 16 connections; the active cap is 100 and the create rate 10,000 a minute per user
+(bench.common.API_OVERRIDES), and the floors pass those same limits to create_generation. The
+emulator's predictions stay `starting` and their webhooks are dropped, so no side traffic runs
+while a figure is timed.
 """
 
 from __future__ import annotations
@@ -56,6 +57,7 @@ from bench.common import (
 )
 from bench.loadgen import render, run_load
 from shared.core.catalog import load_catalog
+from shared.core.config import Settings
 from shared.core.domain import NewGeneration
 from shared.provider.replicate import ReplicateProvider
 
@@ -70,7 +72,7 @@ SUBMIT_PATH = "/api/generation/text-to-video"
 # The text PostgresTransport sends, so both sides use the same prepared statements.
 CREATE_SQL = (
     "select * from public.create_generation(p_new => %(p_new)s, p_max_active => %(p_max_active)s, "
-    "p_rate_per_minute => null, p_daily_budget_usd => null)"
+    "p_rate_per_minute => %(p_rate_per_minute)s, p_daily_budget_usd => %(p_daily_budget_usd)s)"
 )
 MARK_SQL = (
     "select * from public.mark_submitted(p_generation_id => %(p_generation_id)s, "
@@ -78,7 +80,9 @@ MARK_SQL = (
 )
 
 
-def _create_args(user_id: uuid.UUID, max_active: int) -> dict[str, Any]:
+def _create_args(user_id: uuid.UUID, settings: Settings) -> dict[str, Any]:
+    """create_generation's arguments with the API's own limits (max active, create rate,
+    daily budget), so the floor runs the same guardrail SQL as the API."""
     new = NewGeneration(
         user_id=user_id,
         kind="t2v",
@@ -87,7 +91,12 @@ def _create_args(user_id: uuid.UUID, max_active: int) -> dict[str, Any]:
         prompt=PROMPT,
         cost=T2V_COST,
     )
-    return {"p_new": Jsonb(new.model_dump(mode="json")), "p_max_active": max_active}
+    return {
+        "p_new": Jsonb(new.model_dump(mode="json")),
+        "p_max_active": settings.max_active_generations,
+        "p_rate_per_minute": settings.create_rate_per_minute,
+        "p_daily_budget_usd": settings.provider_daily_budget_usd,
+    }
 
 
 def _submit_requests(stack: Stack, users: Sequence[uuid.UUID], count: int) -> list[bytes]:
@@ -137,11 +146,10 @@ async def _bare_submits(stack: Stack, users: Sequence[uuid.UUID], count: int) ->
         headers={"Cancel-After": f"{settings.prediction_deadline_s}s"},
     )
     conns = [await connect(stack.database_url, role="service_role") for _ in range(CONCURRENCY)]
-    max_active = settings.max_active_generations
     try:
 
         async def one(conn: DictConn, user_id: uuid.UUID) -> None:
-            cur = await conn.execute(CREATE_SQL, _create_args(user_id, max_active))
+            cur = await conn.execute(CREATE_SQL, _create_args(user_id, settings))
             row = await cur.fetchone()
             assert row is not None
             gen_id = row["generation"]["id"]
@@ -169,7 +177,9 @@ async def _bare_submits(stack: Stack, users: Sequence[uuid.UUID], count: int) ->
         await transport.aclose()
 
 
-async def _bare_one_user(url: str, users: Sequence[uuid.UUID]) -> tuple[float, list[int]]:
+async def _bare_one_user(
+    url: str, settings: Settings, users: Sequence[uuid.UUID]
+) -> tuple[float, list[int]]:
     """Per user (one round each), BURST create_generation calls at once on BURST connections.
     Returns calls per second and the number accepted in each round."""
     conns = [await connect(url, role="service_role") for _ in range(BURST)]
@@ -178,7 +188,7 @@ async def _bare_one_user(url: str, users: Sequence[uuid.UUID]) -> tuple[float, l
 
         async def one(conn: DictConn, user_id: uuid.UUID) -> bool:
             try:
-                await conn.execute(CREATE_SQL, _create_args(user_id, 100))
+                await conn.execute(CREATE_SQL, _create_args(user_id, settings))
             except psycopg.Error as exc:
                 if exc.sqlstate != "WN402":
                     raise
@@ -244,7 +254,7 @@ def one_user_burst(stack: Stack) -> Figure:
     cpu_s = 0.0
     for repeat in range(REPEATS):
         floor_users = asyncio.run(_users(url, ROUNDS, credits))
-        floor, floor_accepted = asyncio.run(_bare_one_user(url, floor_users))
+        floor, floor_accepted = asyncio.run(_bare_one_user(url, stack.settings, floor_users))
         users = asyncio.run(_users(url, ROUNDS, credits))
         requests = [
             r for u in users for r in _submit_requests(stack, [u], BURST)

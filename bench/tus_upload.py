@@ -7,18 +7,31 @@ Serves a padded 50 MB MP4 on loopback, copies it with `copy_output` into `Supaba
 against the Storage emulator (TUS, 6 MB chunks), once clean and once with the third chunk's
 connection dropped (resumed after a HEAD). Prints the PATCH count, the time and the process's
 peak RSS growth. The servers run in this process, so their memory counts too.
+
+Figures (`python -m bench tus_upload`, REPEATS fresh processes, as bench output_copy does):
+- tus_upload_peak_rss_growth: the larger of the two copies' peak RSS growth, median over the
+  repeats. Target: < 64 MB, output_copy's bound (a TUS copy streams 6 MB chunks, it must not
+  hold the video).
+- tus_upload_patches: PATCH requests of the clean copy and of the one with a dropped chunk.
+  Target: exactly ceil(50 MB / 6 MB) = 9 clean and one more with the dropped chunk (resumed
+  from the server's offset, not restarted), in every repeat.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
+import math
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 import httpx
 
-from bench.output_copy import _peak_rss
+from bench.common import REPEATS, Figure, Postgres, median, report
+from bench.output_copy import TARGET_RSS_MB, _peak_rss
 from local.emulator_media import mp4_server
 from local.secrets import api_key
 from local.serve import serve
@@ -27,9 +40,12 @@ from local.supabase.storage import standalone_storage_app
 from local.supabase.storage_state import Bucket, StorageState
 from shared.flows.outputs import copy_output
 from shared.storage.supabase import SupabaseStorage
+from shared.storage.tus import CHUNK_BYTES
 
 MB = 1024 * 1024
 SIZE = 50 * MB
+CHUNK = CHUNK_BYTES
+CLEAN_PATCHES = math.ceil(SIZE / CHUNK)
 SECRET = "bench-storage-emulator-jwt-secret-0123456789"  # noqa: S105 (a local emulator)
 
 
@@ -74,6 +90,58 @@ def run() -> dict[str, dict[str, float]]:
     return {"clean": clean, "dropped_chunk": dropped}
 
 
+def group(_pg: Postgres | None = None) -> list[Figure]:
+    """The figures: `run` once per repeat, each in a fresh process (peak RSS growth is only
+    meaningful in a process whose heap has not grown for an earlier copy)."""
+    code = "import json; from bench.tus_upload import run; print(json.dumps(run()))"
+    runs: list[dict[str, dict[str, float]]] = []
+    for _ in range(REPEATS):
+        done = subprocess.run(  # noqa: S603 (our own interpreter and module)
+            [sys.executable, "-c", code], capture_output=True, text=True, check=True
+        )
+        runs.append(json.loads(done.stdout.strip().splitlines()[-1]))
+    peaks = [max(r["clean"]["peak_rss_growth_mb"], r["dropped_chunk"]["peak_rss_growth_mb"])
+             for r in runs]  # fmt: skip
+    rss = median(peaks)
+    seconds = median([r["clean"]["seconds"] for r in runs])
+    repeats = [{f"{k}_{n}": v for k, fig in r.items() for n, v in fig.items()} for r in runs]
+    patches = [(int(r["clean"]["patches"]), int(r["dropped_chunk"]["patches"])) for r in runs]
+    exact = all(p == (CLEAN_PATCHES, CLEAN_PATCHES + 1) for p in patches)
+    clean, dropped = patches[len(patches) // 2]
+    return [
+        report(
+            Figure(
+                name="tus_upload_peak_rss_growth",
+                value=rss,
+                unit="MB",
+                target=f"< {TARGET_RSS_MB} MB",
+                passed=rss < TARGET_RSS_MB,
+                repeats=repeats,
+                detail={
+                    "video_mb": SIZE // MB,
+                    "chunk_mb": CHUNK // MB,
+                    "clean_seconds": seconds,
+                    "throughput_mb_s": round(SIZE / MB / seconds, 1),
+                    "note": f"50 MB video, clean copy {SIZE / MB / seconds:.0f} MB/s",
+                },
+            )
+        ),
+        report(
+            Figure(
+                name="tus_upload_patches",
+                value=float(dropped - clean),
+                unit="PATCH resent",
+                target=f"{CLEAN_PATCHES} PATCHes clean, {CLEAN_PATCHES + 1} with a dropped chunk",
+                passed=exact,
+                repeats=[{"clean": c, "dropped_chunk": d} for c, d in patches],
+                detail={
+                    "note": f"{clean} clean, {dropped} with a dropped chunk"
+                    + ("" if exact else "; not in every repeat"),
+                },
+            )
+        ),
+    ]
+
+
 if __name__ == "__main__":
-    for name, figures in run().items():
-        print(f"tus_upload_{name}: {figures}")
+    group()
