@@ -24,13 +24,8 @@ create or replace function public.operator_stats(
   p_webhook_target double precision,
   p_daily_budget_usd double precision
 ) returns table (stats jsonb)
-language plpgsql
-stable
-security definer
-set search_path = ''
-as $$
-declare
-  v_gen record;
+language plpgsql stable security definer set search_path = '' as $$
+declare v_gen record;
   v_ledger record;
   v_sales record;
   v_other jsonb;
