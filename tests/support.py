@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
+from collections.abc import Awaitable, Iterable
 from typing import TYPE_CHECKING
 
 import psycopg
@@ -12,6 +14,7 @@ from shared.core.domain import NewGeneration
 AdminConn = psycopg.AsyncConnection[tuple[object, ...]]
 if TYPE_CHECKING:
     from shared.core.domain import Generation
+    from shared.core.errors import AppError
     from shared.db.rpc import Rpc
 
 
@@ -135,3 +138,17 @@ async def queued_generation(rpc: Rpc, user: uuid.UUID) -> Generation:
     """A queued text-to-video generation of `user` (10 credits)."""
     created = await rpc.create_generation(new_generation(user), max_active=100)
     return created.generation
+
+
+async def outcomes(calls: Iterable[Awaitable[object]], refused: type[AppError]) -> list[str]:
+    """Run the calls at once; each one's outcome: "ok", or the code of the `refused` it raised
+    (any other error fails the test)."""
+
+    async def one(call: Awaitable[object]) -> str:
+        try:
+            await call
+        except refused as exc:
+            return exc.code
+        return "ok"
+
+    return list(await asyncio.gather(*(one(c) for c in calls)))

@@ -17,6 +17,5 @@ $$;
 
 comment on function public.configure_guardrails(integer) is
   'Store SIGNUP_BONUS_CREDITS for the signup trigger.';
-
-revoke execute on function public.configure_guardrails(integer) from public, anon, authenticated;
+revoke all on function public.configure_guardrails(integer) from public, anon, authenticated;
 grant execute on function public.configure_guardrails(integer) to service_role;

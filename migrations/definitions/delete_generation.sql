@@ -33,6 +33,5 @@ $$;
 comment on function public.delete_generation(uuid, uuid) is
   'Tombstone the owner''s finished generation (prompt cleared); returns it with the stored '
   'paths to remove.';
-
-revoke execute on function public.delete_generation(uuid, uuid) from public, anon, authenticated;
+revoke all on function public.delete_generation(uuid, uuid) from public, anon, authenticated;
 grant execute on function public.delete_generation(uuid, uuid) to service_role;
