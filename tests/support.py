@@ -140,6 +140,16 @@ async def queued_generation(rpc: Rpc, user: uuid.UUID) -> Generation:
     return created.generation
 
 
+async def completed_generation(
+    rpc: Rpc, admin: AdminConn, video_url: str = "https://example.test/out.mp4"
+) -> Generation:
+    """A new user's generation, submitted and then reported completed with `video_url`."""
+    gen = await queued_generation(rpc, await create_user(admin))
+    await rpc.mark_submitted(gen.id, f"job-{gen.id.hex[:12]}")
+    applied = await rpc.apply_prediction(gen.id, "completed", video_url=video_url)
+    return applied.generation
+
+
 async def outcomes(calls: Iterable[Awaitable[object]], refused: type[AppError]) -> list[str]:
     """Run the calls at once; each one's outcome: "ok", or the code of the `refused` it raised
     (any other error fails the test)."""
