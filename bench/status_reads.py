@@ -30,8 +30,6 @@ from bench.common import (
     api_load,
     connect,
     local_stack,
-    median,
-    percentile,
     processing_generations,
     ratio_figure,
     report_checked,
@@ -39,6 +37,7 @@ from bench.common import (
     token,
 )
 from bench.loadgen import render, run_load
+from bench.open_loop import open_loop_latency
 
 GENERATIONS = 400
 ROUNDS = 5  # reads of each generation per repeat
@@ -144,29 +143,13 @@ def latency(stack: Stack, reads: Sequence[Read], max_throughput: float) -> Figur
     rate = max_throughput / 2
     count = int(rate * LATENCY_SECONDS)
     requests = _requests(stack, (list(reads) * (count // len(reads) + 1))[:count])
-    p99s: list[float] = []
-    p50s: list[float] = []
-    errors = 0
-    for _ in range(REPEATS):
-        result = run_load(stack.api_url, requests, concurrency=CONCURRENCY, rate=rate)
-        errors += len(result.statuses) - result.count(200)
-        p99s.append(percentile(result.latencies_s, 99) * 1000)
-        p50s.append(percentile(result.latencies_s, 50) * 1000)
-    value = median(p99s)
-    return Figure(
-        name="status_read_p99_latency",
-        value=value,
-        unit="ms",
-        target=f"< {TARGET_P99_MS:g} ms",
-        passed=value < TARGET_P99_MS and errors == 0,
-        repeats=[{"p99_ms": a, "p50_ms": b} for a, b in zip(p99s, p50s, strict=True)],
-        detail={
-            "rate_per_s": round(rate, 1),
-            "requests_per_repeat": count,
-            "p50_ms": round(median(p50s), 2),
-            "non_200_answers": errors,
-            "note": f"open loop at {rate:.0f}/s, p50 {median(p50s):.1f} ms",
-        },
+    return open_loop_latency(
+        stack,
+        "status_read_p99_latency",
+        rate=rate,
+        count=count,
+        target_ms=TARGET_P99_MS,
+        requests=lambda: requests,
     )
 
 

@@ -29,8 +29,6 @@ import asyncio
 import contextlib
 import hmac
 import re
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Annotated, Literal
 
 import httpx
@@ -43,6 +41,7 @@ from local.emulator_engine import Engine
 from local.emulator_faults import EmulatorConfig, Faults, changed, parse_duration
 from local.emulator_media import mp4_chunks, padded_size
 from local.emulator_prediction import ALL_EVENTS, Prediction
+from local.serve import engine_lifespan
 from shared.core.catalog import DEFAULT_OFFERINGS
 
 _TITLES = {
@@ -85,15 +84,7 @@ def create_emulator_app(settings: EmulatorConfig) -> FastAPI:
     """The emulator as an ASGI app; its state lives in the app and starts with its lifespan."""
     engine = Engine(settings)
 
-    @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        await engine.start()
-        try:
-            yield
-        finally:
-            await engine.aclose()
-
-    app = FastAPI(title="Replicate emulator", lifespan=lifespan)
+    app = FastAPI(title="Replicate emulator", lifespan=engine_lifespan(engine))
 
     @app.exception_handler(ProblemError)
     async def on_problem(_: Request, exc: ProblemError) -> JSONResponse:

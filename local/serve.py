@@ -16,8 +16,9 @@ import contextlib
 import socket
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
+from typing import Protocol
 
 import uvicorn
 from starlette.types import ASGIApp
@@ -94,3 +95,25 @@ def serve(
             server.force_exit = True
             thread.join(shutdown_timeout_s)
         sock.close()
+
+
+class Engine(Protocol):
+    """An emulator's background machinery (deliveries, timers): runs while its app is served."""
+
+    async def start(self) -> None: ...
+
+    async def aclose(self) -> None: ...
+
+
+def engine_lifespan(engine: Engine) -> Callable[[object], AbstractAsyncContextManager[None]]:
+    """The lifespan of an emulator app: its engine starts with the app and closes after it."""
+
+    @asynccontextmanager
+    async def lifespan(_: object) -> AsyncIterator[None]:
+        await engine.start()
+        try:
+            yield
+        finally:
+            await engine.aclose()
+
+    return lifespan

@@ -20,8 +20,7 @@ from __future__ import annotations
 import hmac
 import html
 import time
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 from typing import Annotated
 from urllib.parse import parse_qsl
 
@@ -29,6 +28,7 @@ from fastapi import FastAPI, Header, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from pydantic import JsonValue
 
+from local.serve import engine_lifespan
 from local.stripe_controls import StripeProblem, controls_router
 from local.stripe_engine import (
     Json,
@@ -75,15 +75,7 @@ def create_stripe_emulator_app(config: StripeEmulatorConfig) -> FastAPI:
     engine = StripeEngine(config)
     replies: dict[str, tuple[int, Json]] = {}
 
-    @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        await engine.start()
-        try:
-            yield
-        finally:
-            await engine.aclose()
-
-    app = FastAPI(title="Stripe emulator", lifespan=lifespan)
+    app = FastAPI(title="Stripe emulator", lifespan=engine_lifespan(engine))
     app.state.engine = engine
 
     @app.exception_handler(StripeProblem)

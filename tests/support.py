@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
+from collections.abc import Awaitable, Iterable
 from typing import TYPE_CHECKING
 
 import psycopg
@@ -12,6 +14,7 @@ from shared.core.domain import NewGeneration
 AdminConn = psycopg.AsyncConnection[tuple[object, ...]]
 if TYPE_CHECKING:
     from shared.core.domain import Generation
+    from shared.core.errors import AppError
     from shared.db.rpc import Rpc
 
 
@@ -135,3 +138,27 @@ async def queued_generation(rpc: Rpc, user: uuid.UUID) -> Generation:
     """A queued text-to-video generation of `user` (10 credits)."""
     created = await rpc.create_generation(new_generation(user), max_active=100)
     return created.generation
+
+
+async def completed_generation(
+    rpc: Rpc, admin: AdminConn, video_url: str = "https://example.test/out.mp4"
+) -> Generation:
+    """A new user's generation, submitted and then reported completed with `video_url`."""
+    gen = await queued_generation(rpc, await create_user(admin))
+    await rpc.mark_submitted(gen.id, f"job-{gen.id.hex[:12]}")
+    applied = await rpc.apply_prediction(gen.id, "completed", video_url=video_url)
+    return applied.generation
+
+
+async def outcomes(calls: Iterable[Awaitable[object]], refused: type[AppError]) -> list[str]:
+    """Run the calls at once; each one's outcome: "ok", or the code of the `refused` it raised
+    (any other error fails the test)."""
+
+    async def one(call: Awaitable[object]) -> str:
+        try:
+            await call
+        except refused as exc:
+            return exc.code
+        return "ok"
+
+    return list(await asyncio.gather(*(one(c) for c in calls)))

@@ -8,20 +8,11 @@
 -- image another generation outside the batch still uses stays).
 create or replace function public.claim_expired_media(p_retention_days integer, p_limit integer)
 returns table (generation jsonb, paths jsonb)
-language plpgsql
-volatile
-security definer
-set search_path = ''
-as $$
-declare
-  v_ids uuid[];
+language plpgsql volatile security definer set search_path = '' as $$
+declare v_ids uuid[];
 begin
-  if p_retention_days is null or p_retention_days < 0 then
-    raise exception using errcode = 'WN422', message = 'retention_days must be >= 0';
-  end if;
-  if p_limit is null or p_limit not between 1 and 10000 then
-    raise exception using errcode = 'WN422', message = 'limit must be 1-10000';
-  end if;
+  perform private.require_between('retention_days', p_retention_days, 0, null);
+  perform private.require_between('limit', p_limit, 1, 10000);
   select array_agg(c.id) into v_ids from (
     select g.id from public.generations g
      where (g.video_path is not null or g.input_image_path is not null or g.video_url is not null)
@@ -46,7 +37,6 @@ $$;
 
 comment on function public.claim_expired_media(integer, integer) is
   'Finished generations whose media is past retention or deleted, oldest first, at most p_limit.';
-
-revoke execute on function public.claim_expired_media(integer, integer)
+revoke all on function public.claim_expired_media(integer, integer)
   from public, anon, authenticated;
 grant execute on function public.claim_expired_media(integer, integer) to service_role;

@@ -2,11 +2,7 @@
 -- trigger) needs. Called by `wanctl migrate` and by the local stack at start, from settings.
 create or replace function public.configure_guardrails(p_signup_bonus_credits integer)
 returns table (signup_bonus_credits integer)
-language plpgsql
-volatile
-security definer
-set search_path = ''
-as $$
+language plpgsql volatile security definer set search_path = '' as $$
 begin
   if p_signup_bonus_credits is null or p_signup_bonus_credits not between 0 and 1000000 then
     raise exception using errcode = 'WN422', message = 'signup bonus must be 0-1000000';
@@ -21,6 +17,5 @@ $$;
 
 comment on function public.configure_guardrails(integer) is
   'Store SIGNUP_BONUS_CREDITS for the signup trigger.';
-
-revoke execute on function public.configure_guardrails(integer) from public, anon, authenticated;
+revoke all on function public.configure_guardrails(integer) from public, anon, authenticated;
 grant execute on function public.configure_guardrails(integer) to service_role;

@@ -3,17 +3,11 @@
 -- calls release_media, and deletes the auth user (whose trigger finds nothing left to do).
 create or replace function public.delete_account(p_user_id uuid)
 returns table (paths jsonb, job_ids jsonb, generation_ids jsonb)
-language plpgsql
-volatile
-security definer
-set search_path = ''
-as $$
-declare
-  v_forgotten jsonb;
+language plpgsql volatile security definer set search_path = '' as $$
+declare v_forgotten jsonb;
 begin
   if not exists (select 1 from public.users u where u.id = p_user_id) then
-    raise exception using errcode = 'WN404', message = 'user not found',
-      detail = json_build_object('entity', 'user')::text;
+    perform private.raise_not_found('user');
   end if;
   v_forgotten := private.forget_user(p_user_id, 'Account deleted');
   return query select v_forgotten -> 'paths', v_forgotten -> 'job_ids',
@@ -24,6 +18,5 @@ $$;
 comment on function public.delete_account(uuid) is
   'Forget a user''s personal data (prompts, email; files to remove are returned), keep the '
   'ledger and purchases; live generations end canceled and refunded.';
-
-revoke execute on function public.delete_account(uuid) from public, anon, authenticated;
+revoke all on function public.delete_account(uuid) from public, anon, authenticated;
 grant execute on function public.delete_account(uuid) to service_role;

@@ -7,13 +7,8 @@
 --   WN404 not the caller's, or already deleted    WN412 still running ("cancel it first")
 create or replace function public.delete_generation(p_user_id uuid, p_generation_id uuid)
 returns table (generation jsonb, paths jsonb)
-language plpgsql
-volatile
-security definer
-set search_path = ''
-as $$
-declare
-  v_row public.generations;
+language plpgsql volatile security definer set search_path = '' as $$
+declare v_row public.generations;
 begin
   select * into v_row from public.generations g
    where g.id = p_generation_id and g.user_id = p_user_id and g.deleted_at is null
@@ -38,6 +33,5 @@ $$;
 comment on function public.delete_generation(uuid, uuid) is
   'Tombstone the owner''s finished generation (prompt cleared); returns it with the stored '
   'paths to remove.';
-
-revoke execute on function public.delete_generation(uuid, uuid) from public, anon, authenticated;
+revoke all on function public.delete_generation(uuid, uuid) from public, anon, authenticated;
 grant execute on function public.delete_generation(uuid, uuid) to service_role;

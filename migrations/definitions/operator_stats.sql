@@ -24,13 +24,8 @@ create or replace function public.operator_stats(
   p_webhook_target double precision,
   p_daily_budget_usd double precision
 ) returns table (stats jsonb)
-language plpgsql
-stable
-security definer
-set search_path = ''
-as $$
-declare
-  v_gen record;
+language plpgsql stable security definer set search_path = '' as $$
+declare v_gen record;
   v_ledger record;
   v_sales record;
   v_other jsonb;
@@ -201,8 +196,7 @@ $$;
 comment on function public.operator_stats(timestamptz, double precision, double precision, double precision,
   double precision) is
   'The operator''s numbers since p_since, each against its target (see the header).';
-
-revoke execute on function public.operator_stats(timestamptz, double precision, double precision, double precision,
+revoke all on function public.operator_stats(timestamptz, double precision, double precision, double precision,
   double precision)
   from public, anon, authenticated;
 grant execute on function public.operator_stats(timestamptz, double precision, double precision, double precision,

@@ -3,13 +3,8 @@
 -- history say so instead of showing a broken link). Returns how many rows changed.
 create or replace function public.release_media(p_generation_ids uuid[])
 returns table (released integer)
-language plpgsql
-volatile
-security definer
-set search_path = ''
-as $$
-declare
-  v_count integer;
+language plpgsql volatile security definer set search_path = '' as $$
+declare v_count integer;
 begin
   if p_generation_ids is null or cardinality(p_generation_ids) > 10000 then
     raise exception using errcode = 'WN422', message = 'ids must be a list of at most 10000';
@@ -28,6 +23,5 @@ $$;
 
 comment on function public.release_media(uuid[]) is
   'Record that these finished generations'' files are gone (expired unless deleted).';
-
-revoke execute on function public.release_media(uuid[]) from public, anon, authenticated;
+revoke all on function public.release_media(uuid[]) from public, anon, authenticated;
 grant execute on function public.release_media(uuid[]) to service_role;

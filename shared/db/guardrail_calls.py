@@ -10,7 +10,7 @@ from datetime import datetime
 
 from shared.core.domain import Generation, JsonObject
 from shared.core.errors import AppError, JsonValue
-from shared.db.transports import RpcArg, RpcRow, Transport
+from shared.db.calls import SqlCalls, row_generation, row_int
 
 
 @dataclass(frozen=True)
@@ -23,21 +23,13 @@ class ForgottenAccount:
     generation_ids: list[uuid.UUID]
 
 
-class GuardrailCalls:
-    transport: Transport
-
-    async def _one(self, fn: str, **args: RpcArg) -> RpcRow:
-        rows = await self.transport.call(fn, args)
-        if not rows:
-            raise AppError(f"{fn} returned no row.")
-        return rows[0]
-
+class GuardrailCalls(SqlCalls):
     async def delete_generation(
         self, user_id: uuid.UUID, generation_id: uuid.UUID
     ) -> tuple[Generation, list[str]]:
         """Tombstone the owner's finished generation; the stored files to remove."""
         row = await self._one("delete_generation", p_user_id=user_id, p_generation_id=generation_id)
-        return _generation(row), _strings(row.get("paths"))
+        return row_generation(row), _strings(row.get("paths"))
 
     async def delete_account(self, user_id: uuid.UUID) -> ForgottenAccount:
         """Forget the user's personal data; what is left to do outside the database."""
@@ -55,11 +47,11 @@ class GuardrailCalls:
         rows = await self.transport.call(
             "claim_expired_media", {"p_retention_days": retention_days, "p_limit": limit}
         )
-        return [(_generation(row), _strings(row.get("paths"))) for row in rows]
+        return [(row_generation(row), _strings(row.get("paths"))) for row in rows]
 
     async def release_media(self, generation_ids: Sequence[uuid.UUID]) -> int:
         row = await self._one("release_media", p_generation_ids=list(generation_ids))
-        return _int(row, "released")
+        return row_int(row, "released")
 
     async def configure_guardrails(self, *, signup_bonus_credits: int) -> None:
         await self._one("configure_guardrails", p_signup_bonus_credits=signup_bonus_credits)
@@ -85,15 +77,6 @@ class GuardrailCalls:
         if not isinstance(stats, dict):
             raise AppError("operator_stats returned no figures.")
         return stats
-
-
-def _generation(row: RpcRow) -> Generation:
-    return Generation.model_validate(row["generation"])
-
-
-def _int(row: RpcRow, key: str) -> int:
-    value = row.get(key)
-    return value if isinstance(value, int) else 0
 
 
 def _strings(value: JsonValue) -> list[str]:

@@ -9,26 +9,17 @@ from __future__ import annotations
 import uuid
 from dataclasses import asdict
 
-from shared.core.errors import AppError
 from shared.core.purchases import CreditPack, EventOutcome, Purchase, StripeFact
-from shared.db.transports import RpcArg, RpcRow, Transport
+from shared.db.calls import SqlCalls
+from shared.db.transports import RpcArg
 
 
 def _purchase(value: object) -> Purchase:
     return Purchase.model_validate(value)
 
 
-class PurchaseStore:
+class PurchaseStore(SqlCalls):
     """One method per payment SQL function."""
-
-    def __init__(self, transport: Transport) -> None:
-        self.transport = transport
-
-    async def _one(self, fn: str, **args: RpcArg) -> RpcRow:
-        rows = await self.transport.call(fn, args)
-        if not rows:
-            raise AppError(f"{fn} returned no row.")
-        return rows[0]
 
     async def create_purchase(
         self,

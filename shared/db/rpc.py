@@ -13,6 +13,7 @@ from datetime import datetime
 
 from shared.core.domain import Generation, JsonObject, NewGeneration
 from shared.core.errors import AppError, JsonValue
+from shared.db.calls import row_generation, row_int
 from shared.db.guardrail_calls import GuardrailCalls
 from shared.db.transports import (
     SQLSTATE_ERRORS,
@@ -71,31 +72,13 @@ class Update:
         return {k: str(v) if isinstance(v, uuid.UUID) else v for k, v in asdict(self).items()}
 
 
-def _generation(row: RpcRow) -> Generation:
-    return Generation.model_validate(row["generation"])
-
-
 def _applied(row: RpcRow) -> Applied:
-    return Applied(_generation(row), bool(row["changed"]), _int(row, "refunded"))
-
-
-def _int(row: RpcRow, key: str) -> int:
-    value = row.get(key)
-    return value if isinstance(value, int) else 0
+    return Applied(row_generation(row), bool(row["changed"]), row_int(row, "refunded"))
 
 
 class Rpc(GuardrailCalls):
     """One method per SQL function; each is one atomic database call (the guardrails' in
     `shared.db.guardrail_calls`)."""
-
-    def __init__(self, transport: Transport) -> None:
-        self.transport = transport
-
-    async def _one(self, fn: str, **args: RpcArg) -> RpcRow:
-        rows = await self.transport.call(fn, args)
-        if not rows:
-            raise AppError(f"{fn} returned no row.")
-        return rows[0]
 
     async def create_generation(
         self,
@@ -117,7 +100,7 @@ class Rpc(GuardrailCalls):
             p_rate_per_minute=rate_per_minute,
             p_daily_budget_usd=daily_budget_usd,
         )
-        return Created(_generation(row), bool(row["created"]), _int(row, "balance"))
+        return Created(row_generation(row), bool(row["created"]), row_int(row, "balance"))
 
     async def mark_submitted(self, generation_id: uuid.UUID, job_id: str) -> Applied:
         row = await self._one("mark_submitted", p_generation_id=generation_id, p_job_id=job_id)
@@ -179,7 +162,7 @@ class Rpc(GuardrailCalls):
         rows = await self.transport.call(
             "claim_stale_generations", {"p_limit": limit, "p_stale_after_s": stale_after_s}
         )
-        return [_generation(row) for row in rows]
+        return [row_generation(row) for row in rows]
 
     async def set_video_path(self, generation_id: uuid.UUID, video_path: str) -> Applied:
         row = await self._one(
@@ -200,7 +183,7 @@ class Rpc(GuardrailCalls):
                 "p_lease_s": lease_s,
             },
         )
-        return [_generation(row) for row in rows]
+        return [row_generation(row) for row in rows]
 
     async def claim_copy(
         self, generation_id: uuid.UUID, *, lease_s: int, max_attempts: int
@@ -212,7 +195,7 @@ class Rpc(GuardrailCalls):
             p_lease_s=lease_s,
             p_max_attempts=max_attempts,
         )
-        return _generation(row), bool(row["claimed"])
+        return row_generation(row), bool(row["claimed"])
 
     async def record_copy_failure(
         self, generation_id: uuid.UUID, error: str, *, retryable: bool, retry_after_s: int
@@ -227,7 +210,7 @@ class Rpc(GuardrailCalls):
 
     async def get_generation(self, user_id: uuid.UUID, generation_id: uuid.UUID) -> Generation:
         row = await self._one("get_generation", p_user_id=user_id, p_generation_id=generation_id)
-        return _generation(row)
+        return row_generation(row)
 
     async def read_generation(
         self, user_id: uuid.UUID, generation_id: uuid.UUID, *, poll_after_s: int, max_polls: int
@@ -240,7 +223,7 @@ class Rpc(GuardrailCalls):
             p_poll_after_s=poll_after_s,
             p_max_polls=max_polls,
         )
-        return _generation(row), bool(row["claimed"])
+        return row_generation(row), bool(row["claimed"])
 
     async def list_generations(
         self,
@@ -258,12 +241,12 @@ class Rpc(GuardrailCalls):
                 "p_before_id": before[1] if before else None,
             },
         )
-        return [_generation(row) for row in rows]
+        return [row_generation(row) for row in rows]
 
     async def get_credits(self, user_id: uuid.UUID, *, limit: int) -> tuple[int, list[JsonValue]]:
         row = await self._one("get_credits", p_user_id=user_id, p_limit=limit)
         entries = row.get("transactions")
-        return _int(row, "balance"), list(entries) if isinstance(entries, list) else []
+        return row_int(row, "balance"), list(entries) if isinstance(entries, list) else []
 
     async def add_credits(
         self,
@@ -280,11 +263,11 @@ class Rpc(GuardrailCalls):
             p_type=type,
             p_description=description,
         )
-        return _int(row, "balance")
+        return row_int(row, "balance")
 
     async def refund_credits(self, generation_id: uuid.UUID) -> int:
         row = await self._one("refund_credits", p_generation_id=generation_id)
-        return _int(row, "refunded")
+        return row_int(row, "refunded")
 
     async def aclose(self) -> None:
         await self.transport.aclose()

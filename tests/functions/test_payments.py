@@ -103,6 +103,14 @@ async def press_pay(emulator: httpx.AsyncClient, checkout_url: str) -> None:
     assert paid.status_code == 303, paid.text
 
 
+async def pay(stack: Stack, emulator: httpx.AsyncClient, headers: dict[str, str]) -> Json:
+    """Check out the small pack, pay on the hosted page, and wait until its webhooks went."""
+    started = await checkout(stack, headers)
+    await press_pay(emulator, str(started["checkout_url"]))
+    await settled(emulator)
+    return started
+
+
 async def purchases(stack: Stack, headers: dict[str, str]) -> list[Json]:
     response = await stack.api.get("/api/credits/purchases", headers=headers)
     assert response.status_code == 200, response.text
@@ -154,9 +162,7 @@ async def test_bad_signature_is_400_and_changes_nothing(
 ) -> None:
     user, headers = await stack.user(credits=0)
     await faults(stripe_emulator, webhook_drop_rate=1.0)
-    started = await checkout(stack, headers)
-    await press_pay(stripe_emulator, str(started["checkout_url"]))
-    await settled(stripe_emulator)
+    await pay(stack, stripe_emulator, headers)
     event = (await stripe_emulator.get("/__emulator/events")).json()[-1]
     body = json.dumps(event).encode()
     stale = signature_header(secrets.stripe_webhook_secret, int(time.time()) - 600, body)
@@ -179,9 +185,7 @@ async def test_twenty_concurrent_deliveries_and_two_more_events_grant_once(
 ) -> None:
     user, headers = await stack.user(credits=0)
     await faults(stripe_emulator, webhook_drop_rate=1.0)
-    started = await checkout(stack, headers)
-    await press_pay(stripe_emulator, str(started["checkout_url"]))
-    await settled(stripe_emulator)
+    await pay(stack, stripe_emulator, headers)
     [completed] = [
         e for e in (await stripe_emulator.get("/__emulator/events")).json()
         if e["type"] == "checkout.session.completed"
@@ -228,9 +232,7 @@ async def test_completion_twice_and_refunds_twice_move_credits_once(
 ) -> None:
     user, headers = await stack.user(credits=0)
     await faults(stripe_emulator, webhook_duplicate_rate=1.0)
-    started = await checkout(stack, headers)
-    await press_pay(stripe_emulator, str(started["checkout_url"]))
-    await settled(stripe_emulator)
+    started = await pay(stack, stripe_emulator, headers)
     assert await balance(stack.admin, user) == 100
     session = await stripe_client.v1.checkout.sessions.retrieve_async(str(started["session_id"]))
     assert isinstance(session.payment_intent, str)
@@ -248,9 +250,7 @@ async def test_dispute_holds_the_account_and_a_won_dispute_gives_everything_back
     stack: Stack, stripe_emulator: httpx.AsyncClient
 ) -> None:
     user, headers = await stack.user(credits=0)
-    started = await checkout(stack, headers)
-    await press_pay(stripe_emulator, str(started["checkout_url"]))
-    await settled(stripe_emulator)
+    started = await pay(stack, stripe_emulator, headers)
     session_id = started["session_id"]
     opened = await stripe_emulator.post(f"/__emulator/sessions/{session_id}/dispute", json={})
     assert opened.status_code == 200
@@ -281,9 +281,7 @@ async def test_every_webhook_dropped_and_reconciliation_still_fulfils(
 ) -> None:
     user, headers = await stack.user(credits=0)
     await faults(stripe_emulator, webhook_drop_rate=1.0)
-    started = await checkout(stack, headers)
-    await press_pay(stripe_emulator, str(started["checkout_url"]))
-    await settled(stripe_emulator)
+    await pay(stack, stripe_emulator, headers)
     assert await balance(stack.admin, user) == 0
 
     summary = await services.reconciler.sweep()
@@ -298,9 +296,7 @@ async def test_paid_amount_that_differs_from_the_pack_grants_nothing_and_is_flag
 ) -> None:
     user, headers = await stack.user(credits=0)
     await faults(stripe_emulator, paid_amount=50)
-    started = await checkout(stack, headers)
-    await press_pay(stripe_emulator, str(started["checkout_url"]))
-    await settled(stripe_emulator)
+    await pay(stack, stripe_emulator, headers)
     assert await balance(stack.admin, user) == 0
     assert (await purchases(stack, headers))[0]["status"] == "review"
     cur = await stack.admin.execute("select review_reason from public.purchases")
@@ -312,9 +308,7 @@ async def test_asynchronous_payment_that_fails_grants_nothing(
 ) -> None:
     user, headers = await stack.user(credits=0)
     await faults(stripe_emulator, async_fail_rate=1.0)
-    started = await checkout(stack, headers)
-    await press_pay(stripe_emulator, str(started["checkout_url"]))
-    await settled(stripe_emulator)
+    await pay(stack, stripe_emulator, headers)
     assert await balance(stack.admin, user) == 0
     assert (await purchases(stack, headers))[0]["status"] == "failed"
 
@@ -345,9 +339,7 @@ async def test_failed_asynchronous_payment_with_its_webhooks_dropped_is_ended_by
 ) -> None:
     user, headers = await stack.user(credits=0)
     await faults(stripe_emulator, async_fail_rate=1.0, webhook_drop_rate=1.0)
-    started = await checkout(stack, headers)
-    await press_pay(stripe_emulator, str(started["checkout_url"]))
-    await settled(stripe_emulator)
+    await pay(stack, stripe_emulator, headers)
     assert (await purchases(stack, headers))[0]["status"] == "pending"
 
     summary = await services.reconciler.sweep()
@@ -373,9 +365,7 @@ async def test_stats_show_revenue_and_margin_of_a_paid_and_partly_refunded_pack(
     stack: Stack, stripe_emulator: httpx.AsyncClient, stripe_client: stripe.StripeClient
 ) -> None:
     user, headers = await stack.user(credits=0)
-    started = await checkout(stack, headers)
-    await press_pay(stripe_emulator, str(started["checkout_url"]))
-    await settled(stripe_emulator)
+    started = await pay(stack, stripe_emulator, headers)
     session = await stripe_client.v1.checkout.sessions.retrieve_async(str(started["session_id"]))
     assert isinstance(session.payment_intent, str)
     await stripe_client.v1.refunds.create_async(

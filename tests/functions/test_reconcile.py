@@ -88,6 +88,16 @@ async def settle_all(stack: Stack) -> None:
         await stack.settle(str(gen_id))
 
 
+async def submitted(
+    stack: Stack, count: int = 1, **faults: object
+) -> tuple[uuid.UUID, dict[str, str], list[str]]:
+    """With these emulator faults, a user with 100 credits submits `count` generations."""
+    await stack.faults(**faults)
+    user, headers = await stack.user(credits=100)
+    ids = [(await stack.submit(headers)).json()["id"] for _ in range(count)]
+    return user, headers, ids
+
+
 async def heal(stack: Stack, services: SweepServices, config: SweepConfig = NOW) -> SweepSummary:
     """Let every prediction finish, then sweep until nothing is live (bounded)."""
     await settle_all(stack)
@@ -103,9 +113,7 @@ async def heal(stack: Stack, services: SweepServices, config: SweepConfig = NOW)
 async def test_every_webhook_dropped_still_completes_after_sweeps(
     stack: Stack, services: SweepServices
 ) -> None:
-    await stack.faults(webhook_drop_rate=1.0, duration_s=0.1)
-    user, headers = await stack.user(credits=100)
-    ids = [(await stack.submit(headers)).json()["id"] for _ in range(3)]
+    user, headers, ids = await submitted(stack, 3, webhook_drop_rate=1.0, duration_s=0.1)
     summary = await heal(stack, services)
     for gen_id in ids:
         assert (await stack.status(gen_id, headers)).json()["status"] == "completed"
@@ -116,9 +124,9 @@ async def test_every_webhook_dropped_still_completes_after_sweeps(
 async def test_every_prediction_failing_refunds_each_once(
     stack: Stack, services: SweepServices
 ) -> None:
-    await stack.faults(fail_rate=1.0, webhook_drop_rate=1.0, duration_s=0.05)
-    user, headers = await stack.user(credits=100)
-    ids = [(await stack.submit(headers)).json()["id"] for _ in range(3)]
+    user, headers, ids = await submitted(
+        stack, 3, fail_rate=1.0, webhook_drop_rate=1.0, duration_s=0.05
+    )
     await heal(stack, services)
     statuses = {(await stack.status(i, headers)).json()["status"] for i in ids}
     assert statuses == {"failed"}
@@ -128,9 +136,9 @@ async def test_every_prediction_failing_refunds_each_once(
 async def test_aborted_prediction_is_failed_and_refunded(
     stack: Stack, services: SweepServices
 ) -> None:
-    await stack.faults(abort_rate=1.0, webhook_drop_rate=1.0, duration_s=0.05)
-    user, headers = await stack.user(credits=100)
-    gen_id = (await stack.submit(headers)).json()["id"]
+    user, headers, [gen_id] = await submitted(
+        stack, abort_rate=1.0, webhook_drop_rate=1.0, duration_s=0.05
+    )
     await heal(stack, services)
     body = (await stack.status(gen_id, headers)).json()
     assert body["status"] == "failed"
@@ -141,9 +149,7 @@ async def test_aborted_prediction_is_failed_and_refunded(
 async def test_prediction_past_the_run_limit_is_canceled_and_refunded(
     stack: Stack, services: SweepServices
 ) -> None:
-    await stack.faults(webhook_drop_rate=1.0, duration_s=60.0)
-    user, headers = await stack.user(credits=100)
-    gen_id = (await stack.submit(headers)).json()["id"]
+    user, headers, [gen_id] = await submitted(stack, webhook_drop_rate=1.0, duration_s=60.0)
     await stack.admin.execute(
         "update public.generations set created_at = now() - interval '2 hours' where id = %s",
         (uuid.UUID(gen_id),),
@@ -224,9 +230,7 @@ async def test_crash_at_each_submit_step_heals(
 
 @both_configs
 async def test_status_poll_is_claimed_once_by_many_tabs(stack: Stack) -> None:
-    await stack.faults(webhook_drop_rate=1.0, duration_s=0.05)
-    _, headers = await stack.user(credits=100)
-    gen_id = (await stack.submit(headers)).json()["id"]
+    _, headers, [gen_id] = await submitted(stack, webhook_drop_rate=1.0, duration_s=0.05)
     await stack.settle(gen_id)
     await stack.admin.execute(
         "update public.generations set updated_at = now() - interval '10 minutes' where id = %s",
@@ -242,9 +246,8 @@ async def test_status_poll_is_claimed_once_by_many_tabs(stack: Stack) -> None:
 
 
 async def test_status_poll_stops_at_the_cap(stack: Stack, services: SweepServices) -> None:
-    await stack.faults(webhook_drop_rate=1.0, duration_s=600)
-    user, headers = await stack.user(credits=100)
-    gen_id = uuid.UUID((await stack.submit(headers)).json()["id"])
+    user, _, [submitted_id] = await submitted(stack, webhook_drop_rate=1.0, duration_s=600)
+    gen_id = uuid.UUID(submitted_id)
     capped = replace(services.lifecycle, poll_after_s=0, max_polls=2)
     for _ in range(5):
         gen: Generation = await capped.read(user, gen_id)
@@ -260,9 +263,9 @@ async def test_sweep_keeps_videos_whose_webhooks_were_lost(
     stack: Stack, services: SweepServices
 ) -> None:
     # Over 6 MB: Supabase Storage takes it by TUS in chunks (production's configuration).
-    await stack.faults(webhook_drop_rate=1.0, duration_s=0.05, output_size_bytes=7_000_000)
-    user, headers = await stack.user(credits=100)
-    gen_id = (await stack.submit(headers)).json()["id"]
+    user, headers, [gen_id] = await submitted(
+        stack, webhook_drop_rate=1.0, duration_s=0.05, output_size_bytes=7_000_000
+    )
     summary = await heal(stack, services)
     assert summary.counts["copies_kept"] == 1
     cur = await stack.admin.execute(
@@ -278,9 +281,7 @@ async def test_sweep_keeps_videos_whose_webhooks_were_lost(
 async def test_vanished_output_is_recorded_and_not_retried(
     stack: Stack, services: SweepServices
 ) -> None:
-    await stack.faults(webhook_drop_rate=1.0, duration_s=0.05)
-    _, headers = await stack.user(credits=100)
-    gen_id = (await stack.submit(headers)).json()["id"]
+    _, _, [gen_id] = await submitted(stack, webhook_drop_rate=1.0, duration_s=0.05)
     await settle_all(stack)
     await stack.emulator.post("/__emulator/reset")  # the provider deleted the output
     gen = await services.lifecycle.apply_update(
@@ -302,9 +303,7 @@ async def test_vanished_output_is_recorded_and_not_retried(
 async def test_malformed_output_url_is_a_clean_copy_failure(
     stack: Stack, services: SweepServices
 ) -> None:
-    await stack.faults(webhook_drop_rate=1.0, duration_s=0.05)
-    _, headers = await stack.user(credits=100)
-    gen_id = (await stack.submit(headers)).json()["id"]
+    _, _, [gen_id] = await submitted(stack, webhook_drop_rate=1.0, duration_s=0.05)
     await settle_all(stack)
     applied = await services.lifecycle.apply_update(
         uuid.UUID(gen_id),

@@ -16,17 +16,13 @@ from local.emulator_media import sample_mp4
 from shared.db.rpc import Rpc
 from shared.flows.keeper import Keeper
 from shared.storage.port import Storage
-from tests.support import AdminConn, create_user, new_generation
+from tests.support import AdminConn, completed_generation, create_user, new_generation
 
 LEASE_S = 660
 
 
 async def completed(rpc: Rpc, admin: AdminConn) -> uuid.UUID:
-    user = await create_user(admin, credits=100)
-    gen = (await rpc.create_generation(new_generation(user), max_active=3)).generation
-    await rpc.mark_submitted(gen.id, f"job-{gen.id.hex[:12]}")
-    await rpc.apply_prediction(gen.id, "completed", video_url="https://example.test/out.mp4")
-    return gen.id
+    return (await completed_generation(rpc, admin)).id
 
 
 async def pending(rpc: Rpc, *, retry_after_s: int = 0) -> list[uuid.UUID]:

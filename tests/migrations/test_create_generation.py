@@ -9,7 +9,7 @@ import pytest
 
 from shared.core import errors
 from shared.db.rpc import Created, Rpc
-from tests.support import AdminConn, balance, create_user, ledger_types, new_generation
+from tests.support import AdminConn, balance, create_user, ledger_types, new_generation, outcomes
 
 
 async def create(
@@ -35,16 +35,9 @@ async def test_200_concurrent_creates_charge_exactly_what_the_balance_covers(
 ) -> None:
     user = await create_user(admin, credits=500)  # covers 50 generations of 10
 
-    async def attempt() -> str:
-        try:
-            await create(rpc, user)
-        except errors.InsufficientCredits as exc:
-            return exc.code
-        return "ok"
-
-    outcomes = await asyncio.gather(*(attempt() for _ in range(200)))
-    assert outcomes.count("ok") == 50
-    assert outcomes.count("insufficient_credits") == 150
+    results = await outcomes((create(rpc, user) for _ in range(200)), errors.InsufficientCredits)
+    assert results.count("ok") == 50
+    assert results.count("insufficient_credits") == 150
     assert await balance(admin, user) == 0
 
 

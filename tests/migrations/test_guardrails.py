@@ -10,13 +10,13 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from shared.core import errors
-from shared.core.domain import Generation
+from shared.core.domain import Generation, JsonObject
 from shared.core.purchases import CreditPack
 from shared.db.purchases import PurchaseStore
 from shared.db.rpc import Rpc
 from shared.payments.packs import DEFAULT_PACKS
 from tests.purchase_support import bought, dispute, paid, refunded
-from tests.support import AdminConn, balance, create_user, new_generation
+from tests.support import AdminConn, balance, create_user, new_generation, outcomes
 
 PRICE = 0.002  # USD per second of provider time, as the catalog would give it
 
@@ -140,6 +140,17 @@ async def create(
     return created.generation
 
 
+async def last_hour_stats(rpc: Rpc) -> JsonObject:
+    """The operator's numbers of the last hour against the default targets, no budget."""
+    return await rpc.operator_stats(
+        since=datetime.now(UTC) - timedelta(hours=1),
+        success_target=0.95,
+        completion_target_s=300,
+        webhook_target=0.99,
+        daily_budget_usd=None,
+    )
+
+
 async def test_the_11th_create_in_a_minute_is_rate_limited_and_charges_nothing(
     rpc: Rpc, admin: AdminConn
 ) -> None:
@@ -160,16 +171,9 @@ async def test_the_11th_create_in_a_minute_is_rate_limited_and_charges_nothing(
 async def test_concurrent_burst_takes_exactly_the_limit(rpc: Rpc, admin: AdminConn) -> None:
     user = await create_user(admin, credits=1000)
 
-    async def attempt() -> str:
-        try:
-            await create(rpc, user)
-        except errors.RateLimited as exc:
-            return exc.code
-        return "ok"
-
-    outcomes = await asyncio.gather(*(attempt() for _ in range(30)))
-    assert outcomes.count("ok") == 10
-    assert outcomes.count("rate_limited") == 20
+    results = await outcomes((create(rpc, user) for _ in range(30)), errors.RateLimited)
+    assert results.count("ok") == 10
+    assert results.count("rate_limited") == 20
     assert await balance(admin, user) == 900
 
 
@@ -330,13 +334,7 @@ async def test_stats_report_a_scripted_scenario_exactly(rpc: Rpc, admin: AdminCo
         )
     await buy_packs(rpc, admin)
 
-    stats = await rpc.operator_stats(
-        since=datetime.now(UTC) - timedelta(hours=1),
-        success_target=0.95,
-        completion_target_s=300,
-        webhook_target=0.99,
-        daily_budget_usd=None,
-    )
+    stats = await last_hour_stats(rpc)
     assert stats["generations"] == {
         "finished": 10, "completed": 8, "failed": 2, "canceled": 0, "media_expired": 0,
         "finished_by": {"webhook": 9, "poll": 0, "sweep": 1, "cancel": 0, "submit": 0},
@@ -376,13 +374,7 @@ async def test_stats_see_a_broken_ledger(rpc: Rpc, admin: AdminConn) -> None:
     user = await create_user(admin)
     await create_user(admin)
     await admin.execute("update public.users set credits = credits + 1 where id = %s", (user,))
-    stats = await rpc.operator_stats(
-        since=datetime.now(UTC) - timedelta(hours=1),
-        success_target=0.95,
-        completion_target_s=300,
-        webhook_target=0.99,
-        daily_budget_usd=None,
-    )
+    stats = await last_hour_stats(rpc)
     accuracy = stats["credit_accuracy"]
     assert isinstance(accuracy, dict)
     assert (accuracy["users_wrong"], accuracy["met"]) == (1, False)

@@ -22,7 +22,7 @@ from shared.db.rpc import Rpc
 from shared.flows.keeper import Keeper, video_path
 from shared.flows.links import VideoLinks
 from shared.storage.supabase import SupabaseStorage
-from tests.support import AdminConn, create_user, queued_generation
+from tests.support import AdminConn, completed_generation
 
 MB = 1024 * 1024
 JWT_SECRET = "keeper-test-jwt-secret-for-the-emulator"
@@ -55,14 +55,6 @@ async def keeper(rpc: Rpc, emulator: tuple[str, StorageState, FaultState]) -> As
     await storage.aclose()
 
 
-async def completed(rpc: Rpc, admin: AdminConn, video_url: str) -> Generation:
-    created = await queued_generation(rpc, await create_user(admin))
-    gen_id = created.id
-    await rpc.mark_submitted(gen_id, f"job-{gen_id.hex[:8]}")
-    applied = await rpc.apply_prediction(gen_id, "completed", video_url=video_url)
-    return applied.generation
-
-
 async def pending_ids(rpc: Rpc) -> list[uuid.UUID]:
     claimed = await rpc.claim_pending_copies(
         limit=10, retry_after_s=0, max_age_s=3600, max_attempts=5, lease_s=60
@@ -84,7 +76,7 @@ async def test_large_video_is_kept_by_tus_and_served_by_its_signed_link(
     source: str,
     emulator: tuple[str, StorageState, FaultState],
 ) -> None:
-    gen = await completed(rpc, admin, f"{source}/output.mp4?size={9 * MB}")
+    gen = await completed_generation(rpc, admin, f"{source}/output.mp4?size={9 * MB}")
     assert await keeper.keep(gen)
     kept = await rpc.get_generation(gen.user_id, gen.id)
     assert kept.video_path == video_path(gen)
@@ -101,7 +93,7 @@ async def test_large_video_is_kept_by_tus_and_served_by_its_signed_link(
 async def test_video_over_the_bucket_limit_fails_once_and_is_never_retried(
     rpc: Rpc, admin: AdminConn, keeper: Keeper, source: str
 ) -> None:
-    gen = await completed(rpc, admin, f"{source}/output.mp4?size={12 * MB}")
+    gen = await completed_generation(rpc, admin, f"{source}/output.mp4?size={12 * MB}")
     assert not await keeper.keep(gen)
     assert "maximum allowed size" in (await copy_error(admin, gen) or "")
     assert await pending_ids(rpc) == []  # the sweeper will not pick it up again
@@ -115,7 +107,7 @@ async def test_storage_outage_is_left_for_the_sweeper_to_retry(
     source: str,
     emulator: tuple[str, StorageState, FaultState],
 ) -> None:
-    gen = await completed(rpc, admin, f"{source}/output.mp4?size={MB}")
+    gen = await completed_generation(rpc, admin, f"{source}/output.mp4?size={MB}")
     emulator[2].change({"gateway_error_rate": 1.0, "gateway_status": 502})
     assert not await keeper.keep(gen)
     emulator[2].reset()

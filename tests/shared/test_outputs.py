@@ -26,6 +26,7 @@ from shared.storage.local import LocalStorage
 
 MB = 1024 * 1024
 VIDEO = "user-1/videos/gen-1.mp4"
+PROVIDER_URL = "https://replicate.delivery/x.mp4"  # answered by a mocked client
 TOKEN = "r8_outputs_test_token"
 SECRET = "whsec_" + base64.b64encode(b"outputs-test-signing-key-32bytes").decode()
 
@@ -168,14 +169,7 @@ async def test_error_status_says_whether_a_retry_can_help(
 ) -> None:
     async with mocked(status, text="nope") as client:
         with pytest.raises(OutputCopyError, match=f"HTTP {status}") as caught:
-            await copy_output(
-                "https://replicate.delivery/x.mp4",
-                storage,
-                VIDEO,
-                client=client,
-                max_bytes=MB,
-                timeout_s=5,
-            )
+            await copy(PROVIDER_URL, storage, client, max_bytes=MB)
     assert caught.value.retryable is retryable
     assert caught.value.extra["source_status"] == status
 
@@ -189,14 +183,7 @@ async def test_network_failure_is_retryable(storage: LocalStorage, error: Except
 
     async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as client:
         with pytest.raises(OutputCopyError) as caught:
-            await copy_output(
-                "https://replicate.delivery/x.mp4",
-                storage,
-                VIDEO,
-                client=client,
-                max_bytes=MB,
-                timeout_s=5,
-            )
+            await copy(PROVIDER_URL, storage, client, max_bytes=MB)
     assert caught.value.retryable
     assert caught.value.__cause__ is error
 
@@ -204,14 +191,7 @@ async def test_network_failure_is_retryable(storage: LocalStorage, error: Except
 async def test_empty_video_is_refused(storage: LocalStorage) -> None:
     async with mocked(200, content=b"", headers={"content-type": "video/mp4"}) as client:
         with pytest.raises(OutputCopyError, match="empty"):
-            await copy_output(
-                "https://replicate.delivery/x.mp4",
-                storage,
-                VIDEO,
-                client=client,
-                max_bytes=MB,
-                timeout_s=5,
-            )
+            await copy(PROVIDER_URL, storage, client, max_bytes=MB)
 
 
 async def test_storage_failure_is_not_mistaken_for_the_provider(

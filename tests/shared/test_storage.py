@@ -28,19 +28,12 @@ from shared.storage.local import LocalStorage
 from shared.storage.port import StorageLimitExceeded, StorageUnavailable, check_path
 from shared.storage.supabase import SupabaseStorage
 from shared.wiring import open_storage
+from tests.support import Clock
 
 KEY = "local-signing-key-for-tests"
 VIDEO = "user-1/videos/gen-1.mp4"
 SUPABASE_URL = "https://project.supabase.co"
 SERVICE_KEY = "service-role-key"
-
-
-class Clock:
-    def __init__(self, now: float = 1_700_000_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture

@@ -6,13 +6,8 @@
 --   WN503 budget exhausted   DETAIL: {"retry_after_s": n}
 create or replace function private.check_provider_budget(p_budget_usd double precision)
 returns void
-language plpgsql
-stable
-security definer
-set search_path = ''
-as $$
-declare
-  v_spend numeric;
+language plpgsql stable security definer set search_path = '' as $$
+declare v_spend numeric;
   v_retry_s integer;
 begin
   if p_budget_usd is null then

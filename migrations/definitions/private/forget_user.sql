@@ -13,13 +13,8 @@
 -- a purchase before its user), then the user.
 create or replace function private.forget_user(p_user_id uuid, p_reason text)
 returns jsonb
-language plpgsql
-volatile
-security definer
-set search_path = ''
-as $$
-declare
-  v_live uuid;
+language plpgsql volatile security definer set search_path = '' as $$
+declare v_live uuid;
   v_jobs text[];
   v_paths text[];
   v_ids uuid[];

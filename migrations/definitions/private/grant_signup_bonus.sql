@@ -9,13 +9,8 @@ create or replace function private.grant_signup_bonus(
   p_is_anonymous boolean,
   p_confirmed_at timestamptz
 ) returns void
-language plpgsql
-volatile
-security definer
-set search_path = ''
-as $$
-declare
-  v_amount integer;
+language plpgsql volatile security definer set search_path = '' as $$
+declare v_amount integer;
 begin
   if coalesce(p_is_anonymous, false) or p_confirmed_at is null then
     return;

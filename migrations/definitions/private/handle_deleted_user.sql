@@ -3,11 +3,7 @@
 -- reconciliation pass (the rows still name them until it does).
 create or replace function private.handle_deleted_user()
 returns trigger
-language plpgsql
-volatile
-security definer
-set search_path = ''
-as $$
+language plpgsql volatile security definer set search_path = '' as $$
 begin
   perform private.forget_user(old.id, 'Account deleted');
   return old;

@@ -4,11 +4,7 @@
 -- the rows it releases, so the last one finds nobody else).
 create or replace function private.removable_paths(p_generation_ids uuid[])
 returns text[]
-language sql
-stable
-security definer
-set search_path = ''
-as $$
+language sql stable security definer set search_path = '' as $$
   select coalesce(array_agg(distinct p.path order by p.path), '{}')
     from (
       select g.video_path as path from public.generations g

@@ -8,13 +8,8 @@
 --   WN430 rate limited   DETAIL: {"limit": n, "retry_after_s": n}
 create or replace function private.take_create_slot(p_user_id uuid, p_per_minute integer)
 returns void
-language plpgsql
-volatile
-security definer
-set search_path = ''
-as $$
-declare
-  v_count integer;
+language plpgsql volatile security definer set search_path = '' as $$
+declare v_count integer;
   v_oldest timestamptz;
 begin
   if p_per_minute is null or p_per_minute < 1 then
