@@ -9,6 +9,7 @@ UUID is treated as absent (the event is then not ours, or matched by its payment
 from __future__ import annotations
 
 import uuid
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -29,6 +30,11 @@ DISPUTE_EVENTS = frozenset({"charge.dispute.created", "charge.dispute.closed"})
 _DISPUTE_WON = frozenset({"won", "warning_closed"})
 
 
+# Amounts are integers in the currency's minor unit; Stripe's largest is 99,999,999. Anything
+# past a 32-bit integer is no Stripe amount (and no SQL integer): the event is refused (422).
+_Amount = Annotated[int, Field(ge=-(2**31), le=2**31 - 1)]
+
+
 class _Ref(BaseModel):
     model_config = ConfigDict(extra="ignore")
     id: str
@@ -44,9 +50,9 @@ class _Object(BaseModel):
     metadata: dict[str, str | None] = Field(default_factory=dict)
     payment_status: str | None = None
     payment_intent: str | _Ref | None = None
-    amount_total: int | None = None
-    amount: int | None = None
-    amount_refunded: int | None = None
+    amount_total: _Amount | None = None
+    amount: _Amount | None = None
+    amount_refunded: _Amount | None = None
     currency: str | None = None
     status: str | None = None
 

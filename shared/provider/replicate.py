@@ -69,6 +69,13 @@ class Prediction(BaseModel):
             return None
         return float(value) if 0 <= value < 7 * 86400 else None
 
+    @field_validator("metrics", mode="before")
+    @classmethod
+    def _metrics_or_nothing(cls, value: object) -> object:
+        # Only `predict_time` is read from it: metrics of another shape never block the report
+        # (a final report must apply, and refund, whatever else it holds).
+        return value if isinstance(value, dict) else None
+
     @field_validator("id")
     @classmethod
     def _storable_id(cls, value: str) -> str:

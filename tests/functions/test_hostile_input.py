@@ -240,6 +240,9 @@ ODD_FAILURES: list[dict[str, object]] = [
     {"error": "x" * 100_000},
     {"error": "boom", "logs": "50%|\x00\ud800| 25/50 [", "output": ["\x00"]},
     {"error": "\x00"},
+    {"error": "boom", "metrics": [1, 2]},
+    {"error": "boom", "metrics": {"predict_time": "NaN"}},
+    {"error": "boom", "metrics": {"predict_time": 1e308}},
 ]
 UNSTORABLE_OUTPUTS = [
     "https://replicate.delivery/x/out\x00.mp4",

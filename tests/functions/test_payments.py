@@ -383,3 +383,39 @@ async def test_stats_show_revenue_and_margin_of_a_paid_and_partly_refunded_pack(
     assert (stats["credits"]["bought"], stats["credits"]["taken_back"]) == (100, 40)
     assert stats["credit_accuracy"]["purchases_checked"] == 1
     assert stats["credit_accuracy"]["met"] is True
+
+
+ODD_EVENTS = [
+    # Numbers no column holds, ids that are not ours, wrong types where objects go.
+    {"id": "evt_odd_1", "type": "checkout.session.completed", "data": {"object": {
+        "id": "cs_x", "payment_status": "paid", "amount_total": 10**23, "currency": "usd",
+        "metadata": {"purchase_id": "not-a-uuid"}, "client_reference_id": "x"}}},
+    {"id": "evt_odd_2", "type": "checkout.session.completed", "data": {"object": {
+        "id": "cs_y", "payment_status": "paid", "amount_total": -5, "currency": "usd",
+        "metadata": {"purchase_id": "00000000-0000-0000-0000-000000000000"}}}},
+    {"id": "evt_odd_3", "type": "charge.refunded", "data": {"object": {
+        "payment_intent": {"id": "pi_nested"}, "amount_refunded": 10**30, "amount": 500}}},
+    {"id": "evt_odd_4", "type": "charge.dispute.closed", "data": {"object": {
+        "id": "dp_1", "status": None, "amount": -1, "payment_intent": "pi_unknown"}}},
+    {"id": "evt_odd_5", "type": "charge.dispute.created", "data": {"object": {
+        "id": "dp_2", "status": "needs_response", "amount": 1.5, "payment_intent": ""}}},
+    {"id": "evt_odd_6", "type": "some.future.event", "data": {"object": [1, 2, 3]}},
+    {"id": "x" * 5000, "type": "checkout.session.expired", "data": {"object": {"id": "cs_z"}}},
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("event", ODD_EVENTS, ids=[f"odd{i}" for i in range(len(ODD_EVENTS))])
+async def test_a_signed_event_with_odd_contents_is_answered_cleanly(
+    stack: Stack, secrets: LocalSecrets, event: Json
+) -> None:
+    user, _ = await stack.user(credits=7)
+    body = json.dumps(event).encode()
+    header = signature_header(secrets.stripe_webhook_secret, int(time.time()), body)
+    response = await stack.api.post(
+        STRIPE_WEBHOOK_PATH, content=body, headers={"Stripe-Signature": header}
+    )
+    assert response.status_code < 500, response.text
+    if response.status_code >= 400:
+        assert isinstance(response.json()["detail"], str)
+        assert isinstance(response.json()["code"], str)
+    assert await balance(stack.admin, user) == 7
