@@ -38,7 +38,9 @@ from bench.common import (
     Figure,
     Postgres,
     median,
+    peak_rss_figure,
     report,
+    runs_in_fresh_processes,
 )
 from bench.env import setup_logging
 from bench.output_copy import TARGET_RSS_MB
@@ -48,25 +50,16 @@ RESULTS = Path(__file__).with_name("results.json")
 
 
 def output_copy(_pg: Postgres) -> list[Figure]:
-    """bench.output_copy, once per repeat, each in a fresh process (peak RSS growth is only
-    meaningful in a process whose heap has not already grown for an earlier copy)."""
-    code = "import json; from bench.output_copy import run; print(json.dumps(run()))"
-    runs: list[dict[str, float]] = []
-    for _ in range(REPEATS):
-        done = subprocess.run(  # noqa: S603 (our own interpreter and module)
-            [sys.executable, "-c", code], capture_output=True, text=True, check=True
-        )
-        runs.append(json.loads(done.stdout.strip().splitlines()[-1]))
+    """bench.output_copy, once per repeat, each in a fresh process."""
+    runs: list[dict[str, float]] = runs_in_fresh_processes("bench.output_copy")
     peaks = [r["output_copy_peak_rss_growth_mb"] for r in runs]
     value = median(peaks)
     return [
         report(
-            Figure(
-                name="output_copy_peak_rss_growth",
-                value=value,
-                unit="MB",
-                target=f"< {TARGET_RSS_MB} MB",
-                passed=value < TARGET_RSS_MB,
+            peak_rss_figure(
+                "output_copy_peak_rss_growth",
+                value,
+                target_mb=TARGET_RSS_MB,
                 repeats=[{k.removeprefix("output_copy_"): v for k, v in r.items()} for r in runs],
                 detail={
                     "video_mb": 200,

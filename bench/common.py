@@ -22,6 +22,8 @@ import math
 import os
 import socket
 import statistics
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
@@ -180,6 +182,40 @@ def run_alone(run: Callable[[Postgres], list[Figure]]) -> None:
     postgres = Postgres()
     postgres.prepare_template()
     run(postgres)
+
+
+def runs_in_fresh_processes(module: str) -> list[Any]:
+    """`module.run()` once per repeat, each in a fresh interpreter (peak RSS growth is only
+    meaningful in a process whose heap has not already grown for an earlier run); what each
+    printed last, as JSON."""
+    code = f"import json; from {module} import run; print(json.dumps(run()))"
+    runs: list[Any] = []
+    for _ in range(REPEATS):
+        done = subprocess.run(  # noqa: S603 (our own interpreter and module)
+            [sys.executable, "-c", code], capture_output=True, text=True, check=True
+        )
+        runs.append(json.loads(done.stdout.strip().splitlines()[-1]))
+    return runs
+
+
+def peak_rss_figure(
+    name: str,
+    value: float,
+    *,
+    target_mb: float,
+    repeats: list[dict[str, float]],
+    detail: dict[str, JsonValue],
+) -> Figure:
+    """A peak RSS growth in MB, which passes below `target_mb`."""
+    return Figure(
+        name=name,
+        value=value,
+        unit="MB",
+        target=f"< {target_mb} MB",
+        passed=value < target_mb,
+        repeats=repeats,
+        detail=detail,
+    )
 
 
 def report(figure: Figure) -> Figure:

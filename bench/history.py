@@ -77,8 +77,7 @@ async def _one_user_history(url: str) -> tuple[uuid.UUID, tuple[object, object]]
             " order by created_at desc, id desc offset %s limit 1",
             (user, DEPTH),
         )
-        row = await cur.fetchone()
-        assert row is not None
+        (row,) = await cur.fetchall()
         return user, (row["created_at"], row["id"])
     finally:
         await conn.close()

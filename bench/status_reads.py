@@ -31,13 +31,13 @@ from bench.common import (
     connect,
     local_stack,
     processing_generations,
-    ratio_figure,
     report_checked,
     run_alone,
     token,
 )
 from bench.loadgen import render, run_load
 from bench.open_loop import open_loop_latency
+from bench.throughput import ApiRepeats, api_throughput_figure, bare_loop
 
 GENERATIONS = 400
 ROUNDS = 5  # reads of each generation per repeat
@@ -81,31 +81,21 @@ def _requests(stack: Stack, reads: Sequence[Read]) -> list[bytes]:
 async def _bare_reads(stack: Stack, reads: Sequence[Read]) -> float:
     """read_generation for each read, CONCURRENCY connections; reads per second."""
     settings = stack.settings
-    conns = [await connect(stack.database_url, role="service_role") for _ in range(CONCURRENCY)]
-    queue = list(reversed(reads))
-    try:
 
-        async def worker(conn: DictConn) -> None:
-            while queue:
-                owner, gen = queue.pop()
-                cur = await conn.execute(
-                    READ_SQL,
-                    {
-                        "p_user_id": owner,
-                        "p_generation_id": gen,
-                        "p_poll_after_s": settings.status_poll_after_s,
-                        "p_max_polls": settings.status_max_polls,
-                    },
-                )
-                await cur.fetchall()
+    async def read(conn: DictConn, one: Read) -> None:
+        owner, gen = one
+        cur = await conn.execute(
+            READ_SQL,
+            {
+                "p_user_id": owner,
+                "p_generation_id": gen,
+                "p_poll_after_s": settings.status_poll_after_s,
+                "p_max_polls": settings.status_max_polls,
+            },
+        )
+        await cur.fetchall()
 
-        loop = asyncio.get_running_loop()
-        started = loop.time()
-        await asyncio.gather(*(worker(c) for c in conns))
-        return len(reads) / (loop.time() - started)
-    finally:
-        for conn in conns:
-            await conn.close()
+    return await bare_loop(stack.database_url, reads, read)
 
 
 def throughput(stack: Stack, reads: Sequence[Read]) -> Figure:
@@ -113,29 +103,17 @@ def throughput(stack: Stack, reads: Sequence[Read]) -> Figure:
     requests = _requests(stack, rounds)
     run_load(stack.api_url, requests[: len(reads)], concurrency=CONCURRENCY)  # warm up
     asyncio.run(_bare_reads(stack, reads))
-    pairs: list[tuple[float, float]] = []
-    errors = 0
-    cpu_s = 0.0
+    repeats = ApiRepeats(expected=200)
     for _ in range(REPEATS):
         floor = asyncio.run(_bare_reads(stack, rounds))
-        result, cpu = api_load(stack, requests, concurrency=CONCURRENCY)
-        cpu_s += cpu
-        errors += len(result.statuses) - result.count(200)
-        pairs.append((result.throughput, floor))
-    return ratio_figure(
+        repeats.add(api_load(stack, requests, concurrency=CONCURRENCY), floor)
+    return api_throughput_figure(
         "status_read_throughput",
-        pairs,
-        raw_unit="reads/s",
+        stack,
+        repeats,
+        noun="read",
+        per_repeat=len(requests),
         at_least=0.6,
-        extra_ok=errors == 0,
-        detail={
-            "clients": CONCURRENCY,
-            "api_processes": len(stack.api_pids),
-            "api_cpu_ms_per_read": round(1000 * cpu_s / (REPEATS * len(requests)), 3),
-            "reads_per_repeat": len(requests),
-            "non_200_answers": errors,
-            "note": "16 clients" + (f", {errors} answers not 200" if errors else ""),
-        },
     )
 
 

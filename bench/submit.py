@@ -56,6 +56,7 @@ from bench.common import (
     token,
 )
 from bench.loadgen import render, run_load
+from bench.throughput import ApiRepeats, api_throughput_figure, bare_loop
 from shared.core.catalog import load_catalog
 from shared.core.config import Settings
 from shared.core.domain import NewGeneration
@@ -145,35 +146,24 @@ async def _bare_submits(stack: Stack, users: Sequence[uuid.UUID], count: int) ->
         timeout=httpx.Timeout(settings.replicate_timeout_s, connect=5.0),
         headers={"Cancel-After": f"{settings.prediction_deadline_s}s"},
     )
-    conns = [await connect(stack.database_url, role="service_role") for _ in range(CONCURRENCY)]
+
+    async def one(conn: DictConn, user_id: uuid.UUID) -> None:
+        cur = await conn.execute(CREATE_SQL, _create_args(user_id, settings))
+        row = await cur.fetchone()
+        assert row is not None
+        gen_id = row["generation"]["id"]
+        made = await client.models.predictions.async_create(
+            model=offering.replicate_model,
+            input=model_input,
+            webhook=f"{webhook_base}?generation_id={gen_id}",
+            webhook_events_filter=list(ReplicateProvider.WEBHOOK_EVENTS),
+        )
+        await conn.execute(MARK_SQL, {"p_generation_id": gen_id, "p_job_id": made.id})
+
     try:
-
-        async def one(conn: DictConn, user_id: uuid.UUID) -> None:
-            cur = await conn.execute(CREATE_SQL, _create_args(user_id, settings))
-            row = await cur.fetchone()
-            assert row is not None
-            gen_id = row["generation"]["id"]
-            made = await client.models.predictions.async_create(
-                model=offering.replicate_model,
-                input=model_input,
-                webhook=f"{webhook_base}?generation_id={gen_id}",
-                webhook_events_filter=list(ReplicateProvider.WEBHOOK_EVENTS),
-            )
-            await conn.execute(MARK_SQL, {"p_generation_id": gen_id, "p_job_id": made.id})
-
-        queue = [users[i % len(users)] for i in range(count)]
-
-        async def worker(conn: DictConn) -> None:
-            while queue:
-                await one(conn, queue.pop())
-
-        loop = asyncio.get_running_loop()
-        started = loop.time()
-        await asyncio.gather(*(worker(c) for c in conns))
-        return count / (loop.time() - started)
+        submits = [users[i % len(users)] for i in range(count)]
+        return await bare_loop(stack.database_url, submits, one)
     finally:
-        for conn in conns:
-            await conn.close()
         await transport.aclose()
 
 
@@ -216,33 +206,20 @@ def submit_throughput(stack: Stack) -> Figure:
     run_load(stack.api_url, _submit_requests(stack, warm_users, WARMUP), concurrency=CONCURRENCY)
     asyncio.run(_bare_submits(stack, warm_users, WARMUP))
 
-    pairs: list[tuple[float, float]] = []
-    errors = 0
-    cpu_s = 0.0
+    repeats = ApiRepeats(expected=201)
     for _ in range(REPEATS):
         floor_users = asyncio.run(_users(url, USERS, 10_000))
         floor = asyncio.run(_bare_submits(stack, floor_users, SUBMITS))
         users = asyncio.run(_users(url, USERS, 10_000))
-        result, cpu = api_load(
-            stack, _submit_requests(stack, users, SUBMITS), concurrency=CONCURRENCY
-        )
-        cpu_s += cpu
-        errors += len(result.statuses) - result.count(201)
-        pairs.append((result.throughput, floor))
-    return ratio_figure(
+        requests = _submit_requests(stack, users, SUBMITS)
+        repeats.add(api_load(stack, requests, concurrency=CONCURRENCY), floor)
+    return api_throughput_figure(
         "submit_throughput",
-        pairs,
-        raw_unit="submits/s",
+        stack,
+        repeats,
+        noun="submit",
+        per_repeat=SUBMITS,
         at_least=0.6,
-        extra_ok=errors == 0,
-        detail={
-            "clients": CONCURRENCY,
-            "api_processes": len(stack.api_pids),
-            "api_cpu_ms_per_submit": round(1000 * cpu_s / (REPEATS * SUBMITS), 3),
-            "submits_per_repeat": SUBMITS,
-            "non_201_answers": errors,
-            "note": "16 clients" + (f", {errors} answers not 201" if errors else ""),
-        },
     )
 
 

@@ -20,17 +20,21 @@ Figures (`python -m bench tus_upload`, REPEATS fresh processes, as bench output_
 from __future__ import annotations
 
 import asyncio
-import json
 import math
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import httpx
 
-from bench.common import REPEATS, Figure, Postgres, median, report
+from bench.common import (
+    Figure,
+    Postgres,
+    median,
+    peak_rss_figure,
+    report,
+    runs_in_fresh_processes,
+)
 from bench.output_copy import TARGET_RSS_MB, _peak_rss
 from local.emulator_media import mp4_server
 from local.secrets import api_key
@@ -91,15 +95,8 @@ def run() -> dict[str, dict[str, float]]:
 
 
 def group(_pg: Postgres | None = None) -> list[Figure]:
-    """The figures: `run` once per repeat, each in a fresh process (peak RSS growth is only
-    meaningful in a process whose heap has not grown for an earlier copy)."""
-    code = "import json; from bench.tus_upload import run; print(json.dumps(run()))"
-    runs: list[dict[str, dict[str, float]]] = []
-    for _ in range(REPEATS):
-        done = subprocess.run(  # noqa: S603 (our own interpreter and module)
-            [sys.executable, "-c", code], capture_output=True, text=True, check=True
-        )
-        runs.append(json.loads(done.stdout.strip().splitlines()[-1]))
+    """The figures: `run` once per repeat, each in a fresh process."""
+    runs: list[dict[str, dict[str, float]]] = runs_in_fresh_processes("bench.tus_upload")
     peaks = [max(r["clean"]["peak_rss_growth_mb"], r["dropped_chunk"]["peak_rss_growth_mb"])
              for r in runs]  # fmt: skip
     rss = median(peaks)
@@ -110,12 +107,10 @@ def group(_pg: Postgres | None = None) -> list[Figure]:
     clean, dropped = patches[len(patches) // 2]
     return [
         report(
-            Figure(
-                name="tus_upload_peak_rss_growth",
-                value=rss,
-                unit="MB",
-                target=f"< {TARGET_RSS_MB} MB",
-                passed=rss < TARGET_RSS_MB,
+            peak_rss_figure(
+                "tus_upload_peak_rss_growth",
+                rss,
+                target_mb=TARGET_RSS_MB,
                 repeats=repeats,
                 detail={
                     "video_mb": SIZE // MB,

@@ -38,12 +38,12 @@ from bench.common import (
     connect,
     local_stack,
     processing_generations,
-    ratio_figure,
     report_checked,
     run_alone,
 )
 from bench.loadgen import render, run_load
 from bench.open_loop import open_loop_latency
+from bench.throughput import ApiRepeats, api_throughput_figure, bare_loop
 from local.emulator_prediction import progress_line
 from local.stack import WEBHOOK_PATH
 from shared.web.signatures import signed_headers
@@ -130,35 +130,25 @@ async def _running(url: str, count: int) -> list[tuple[uuid.UUID, str]]:
 
 async def _bare_apply(url: str, updates: Sequence[Update]) -> float:
     """apply_prediction for each update, CONCURRENCY connections; updates per second."""
-    conns = [await connect(url, role="service_role") for _ in range(CONCURRENCY)]
-    queue = list(reversed(updates))
-    try:
 
-        async def worker(conn: DictConn) -> None:
-            while queue:
-                gen, job, progress = queue.pop()
-                cur = await conn.execute(
-                    APPLY_SQL,
-                    {
-                        "p_generation_id": gen,
-                        "p_status": "processing",
-                        "p_job_id": job,
-                        "p_progress": progress,
-                        "p_video_url": None,
-                        "p_error": None,
-                        "p_source": "webhook",
-                        "p_predict_time": None,
-                    },
-                )
-                await cur.fetchall()
+    async def apply(conn: DictConn, update: Update) -> None:
+        gen, job, progress = update
+        cur = await conn.execute(
+            APPLY_SQL,
+            {
+                "p_generation_id": gen,
+                "p_status": "processing",
+                "p_job_id": job,
+                "p_progress": progress,
+                "p_video_url": None,
+                "p_error": None,
+                "p_source": "webhook",
+                "p_predict_time": None,
+            },
+        )
+        await cur.fetchall()
 
-        loop = asyncio.get_running_loop()
-        started = loop.time()
-        await asyncio.gather(*(worker(c) for c in conns))
-        return len(updates) / (loop.time() - started)
-    finally:
-        for conn in conns:
-            await conn.close()
+    return await bare_loop(url, updates, apply)
 
 
 def throughput(stack: Stack) -> Figure:
@@ -167,34 +157,25 @@ def throughput(stack: Stack) -> Figure:
     run_load(stack.api_url, _requests(stack, _updates(warm, (5,))), concurrency=CONCURRENCY)
     asyncio.run(_bare_apply(url, _updates(warm, (6,))))
 
-    pairs: list[tuple[float, float]] = []
-    errors = unapplied = 0
-    cpu_s = 0.0
+    repeats = ApiRepeats(expected=200)
+    unapplied = 0
     for _ in range(REPEATS):
         floor_gens = asyncio.run(_running(url, GENERATIONS))
         floor = asyncio.run(_bare_apply(url, _updates(floor_gens, LEVELS)))
         gens = asyncio.run(_running(url, GENERATIONS))
         requests = _requests(stack, _updates(gens, LEVELS))
-        result, cpu = api_load(stack, requests, concurrency=CONCURRENCY)
-        cpu_s += cpu
-        errors += len(result.statuses) - result.count(200)
+        repeats.add(api_load(stack, requests, concurrency=CONCURRENCY), floor)
         unapplied += asyncio.run(_not_at(url, [g for g, _ in gens], LEVELS[-1]))
-        pairs.append((result.throughput, floor))
-    return ratio_figure(
+    return api_throughput_figure(
         "webhook_throughput",
-        pairs,
-        raw_unit="webhooks/s",
+        stack,
+        repeats,
+        noun="webhook",
+        per_repeat=GENERATIONS * len(LEVELS),
         at_least=0.5,
-        extra_ok=errors == 0 and unapplied == 0,
-        detail={
-            "senders": CONCURRENCY,
-            "api_processes": len(stack.api_pids),
-            "api_cpu_ms_per_webhook": round(1000 * cpu_s / (REPEATS * len(requests)), 3),
-            "webhooks_per_repeat": GENERATIONS * len(LEVELS),
-            "non_200_answers": errors,
-            "generations_not_at_final_progress": unapplied,
-            "note": "16 senders" + (f", {errors} answers not 200" if errors else ""),
-        },
+        clients="senders",
+        extra_ok=unapplied == 0,
+        detail={"generations_not_at_final_progress": unapplied},
     )
 
 
