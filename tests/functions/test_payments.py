@@ -111,6 +111,37 @@ async def pay(stack: Stack, emulator: httpx.AsyncClient, headers: dict[str, str]
     return started
 
 
+async def paid_with_faults(
+    stack: Stack, emulator: httpx.AsyncClient, **knobs: object
+) -> tuple[uuid.UUID, dict[str, str], Json]:
+    """A user with no credits who bought the small pack, with the Stripe emulator's fault
+    knobs set first: the user, their headers and the checkout, once its webhooks went."""
+    user, headers = await stack.user(credits=0)
+    await faults(emulator, **knobs)
+    return user, headers, await pay(stack, emulator, headers)
+
+
+async def deliver(stack: Stack, secrets: LocalSecrets, event: Json) -> httpx.Response:
+    """Post an event to the webhook endpoint, signed now as Stripe signs it."""
+    body = json.dumps(event).encode()
+    header = signature_header(secrets.stripe_webhook_secret, int(time.time()), body)
+    return await stack.api.post(
+        STRIPE_WEBHOOK_PATH, content=body, headers={"Stripe-Signature": header}
+    )
+
+
+async def refund(client: stripe.StripeClient, checkout: Json, amount: int | None = None) -> None:
+    """Refund the checkout's payment through the library (all of it unless `amount`)."""
+    session = await client.v1.checkout.sessions.retrieve_async(str(checkout["session_id"]))
+    assert isinstance(session.payment_intent, str)
+    if amount is None:
+        await client.v1.refunds.create_async({"payment_intent": session.payment_intent})
+    else:
+        await client.v1.refunds.create_async(
+            {"payment_intent": session.payment_intent, "amount": amount}
+        )
+
+
 async def purchases(stack: Stack, headers: dict[str, str]) -> list[Json]:
     response = await stack.api.get("/api/credits/purchases", headers=headers)
     assert response.status_code == 200, response.text
@@ -160,9 +191,7 @@ async def test_unknown_pack_is_a_clear_422(stack: Stack) -> None:
 async def test_bad_signature_is_400_and_changes_nothing(
     stack: Stack, stripe_emulator: httpx.AsyncClient, secrets: LocalSecrets
 ) -> None:
-    user, headers = await stack.user(credits=0)
-    await faults(stripe_emulator, webhook_drop_rate=1.0)
-    await pay(stack, stripe_emulator, headers)
+    user, _, _ = await paid_with_faults(stack, stripe_emulator, webhook_drop_rate=1.0)
     event = (await stripe_emulator.get("/__emulator/events")).json()[-1]
     body = json.dumps(event).encode()
     stale = signature_header(secrets.stripe_webhook_secret, int(time.time()) - 600, body)
@@ -183,9 +212,7 @@ async def test_bad_signature_is_400_and_changes_nothing(
 async def test_twenty_concurrent_deliveries_and_two_more_events_grant_once(
     stack: Stack, stripe_emulator: httpx.AsyncClient, secrets: LocalSecrets
 ) -> None:
-    user, headers = await stack.user(credits=0)
-    await faults(stripe_emulator, webhook_drop_rate=1.0)
-    await pay(stack, stripe_emulator, headers)
+    user, _, _ = await paid_with_faults(stack, stripe_emulator, webhook_drop_rate=1.0)
     [completed] = [
         e for e in (await stripe_emulator.get("/__emulator/events")).json()
         if e["type"] == "checkout.session.completed"
@@ -195,15 +222,7 @@ async def test_twenty_concurrent_deliveries_and_two_more_events_grant_once(
         {**completed, "id": f"evt_{uuid.uuid4().hex}",
          "type": "checkout.session.async_payment_succeeded"},
     ]  # fmt: skip
-
-    async def deliver(event: Json) -> httpx.Response:
-        body = json.dumps(event).encode()
-        header = signature_header(secrets.stripe_webhook_secret, int(time.time()), body)
-        return await stack.api.post(
-            STRIPE_WEBHOOK_PATH, content=body, headers={"Stripe-Signature": header}
-        )
-
-    answers = await asyncio.gather(*(deliver(e) for e in [completed] * 20 + others))
+    answers = await asyncio.gather(*(deliver(stack, secrets, e) for e in [completed] * 20 + others))
     assert {a.status_code for a in answers} == {200}
     assert sum(not a.json()["duplicate"] for a in answers[:20]) == 1
     assert await balance(stack.admin, user) == 100
@@ -216,9 +235,7 @@ async def test_refund_before_the_delayed_completion_ends_with_nothing_granted(
     await faults(stripe_emulator, webhook_reorder=True)
     started = await checkout(stack, headers)
     await press_pay(stripe_emulator, str(started["checkout_url"]))
-    session = await stripe_client.v1.checkout.sessions.retrieve_async(str(started["session_id"]))
-    assert isinstance(session.payment_intent, str)
-    await stripe_client.v1.refunds.create_async({"payment_intent": session.payment_intent})
+    await refund(stripe_client, started)
     await settled(stripe_emulator)  # the completion was held back and went after the refund
     types = [d["type"] for d in (await stripe_emulator.get("/__emulator/deliveries")).json()]
     assert types == ["charge.refunded", "checkout.session.completed"]
@@ -230,16 +247,12 @@ async def test_refund_before_the_delayed_completion_ends_with_nothing_granted(
 async def test_completion_twice_and_refunds_twice_move_credits_once(
     stack: Stack, stripe_emulator: httpx.AsyncClient, stripe_client: stripe.StripeClient
 ) -> None:
-    user, headers = await stack.user(credits=0)
-    await faults(stripe_emulator, webhook_duplicate_rate=1.0)
-    started = await pay(stack, stripe_emulator, headers)
+    user, headers, started = await paid_with_faults(
+        stack, stripe_emulator, webhook_duplicate_rate=1.0
+    )
     assert await balance(stack.admin, user) == 100
-    session = await stripe_client.v1.checkout.sessions.retrieve_async(str(started["session_id"]))
-    assert isinstance(session.payment_intent, str)
     for amount in (200, 200):  # two partial refunds, each event delivered twice
-        await stripe_client.v1.refunds.create_async(
-            {"payment_intent": session.payment_intent, "amount": amount}
-        )
+        await refund(stripe_client, started, amount)
     await settled(stripe_emulator)
     assert await balance(stack.admin, user) == 20  # 400 of 500 refunded: 80 credits back
     [done] = await purchases(stack, headers)
@@ -279,9 +292,7 @@ async def test_dispute_holds_the_account_and_a_won_dispute_gives_everything_back
 async def test_every_webhook_dropped_and_reconciliation_still_fulfils(
     stack: Stack, stripe_emulator: httpx.AsyncClient, services: Services
 ) -> None:
-    user, headers = await stack.user(credits=0)
-    await faults(stripe_emulator, webhook_drop_rate=1.0)
-    await pay(stack, stripe_emulator, headers)
+    user, _, _ = await paid_with_faults(stack, stripe_emulator, webhook_drop_rate=1.0)
     assert await balance(stack.admin, user) == 0
 
     summary = await services.reconciler.sweep()
@@ -291,26 +302,26 @@ async def test_every_webhook_dropped_and_reconciliation_still_fulfils(
     assert again.counts["purchases_claimed"] == 0
 
 
-async def test_paid_amount_that_differs_from_the_pack_grants_nothing_and_is_flagged(
-    stack: Stack, stripe_emulator: httpx.AsyncClient, services: Services
+@pytest.mark.parametrize(
+    ("knobs", "status", "review_reason"),
+    [
+        ({"paid_amount": 50}, "review", "paid 50 USD, but the pack costs 500 USD"),
+        ({"async_fail_rate": 1.0}, "failed", None),
+    ],
+    ids=["paid amount differs from the pack: flagged", "asynchronous payment failed"],
+)
+async def test_payment_that_differs_from_the_pack_or_fails_grants_nothing(
+    stack: Stack,
+    stripe_emulator: httpx.AsyncClient,
+    knobs: Json,
+    status: str,
+    review_reason: str | None,
 ) -> None:
-    user, headers = await stack.user(credits=0)
-    await faults(stripe_emulator, paid_amount=50)
-    await pay(stack, stripe_emulator, headers)
+    user, headers, _ = await paid_with_faults(stack, stripe_emulator, **knobs)
     assert await balance(stack.admin, user) == 0
-    assert (await purchases(stack, headers))[0]["status"] == "review"
+    assert (await purchases(stack, headers))[0]["status"] == status
     cur = await stack.admin.execute("select review_reason from public.purchases")
-    assert await cur.fetchone() == ("paid 50 USD, but the pack costs 500 USD",)
-
-
-async def test_asynchronous_payment_that_fails_grants_nothing(
-    stack: Stack, stripe_emulator: httpx.AsyncClient
-) -> None:
-    user, headers = await stack.user(credits=0)
-    await faults(stripe_emulator, async_fail_rate=1.0)
-    await pay(stack, stripe_emulator, headers)
-    assert await balance(stack.admin, user) == 0
-    assert (await purchases(stack, headers))[0]["status"] == "failed"
+    assert await cur.fetchone() == (review_reason,)
 
 
 async def test_stripe_down_or_refusing_is_translated_once(
@@ -337,9 +348,9 @@ async def test_stripe_down_or_refusing_is_translated_once(
 async def test_failed_asynchronous_payment_with_its_webhooks_dropped_is_ended_by_reconciliation(
     stack: Stack, stripe_emulator: httpx.AsyncClient, services: Services
 ) -> None:
-    user, headers = await stack.user(credits=0)
-    await faults(stripe_emulator, async_fail_rate=1.0, webhook_drop_rate=1.0)
-    await pay(stack, stripe_emulator, headers)
+    user, headers, _ = await paid_with_faults(
+        stack, stripe_emulator, async_fail_rate=1.0, webhook_drop_rate=1.0
+    )
     assert (await purchases(stack, headers))[0]["status"] == "pending"
 
     summary = await services.reconciler.sweep()
@@ -364,13 +375,8 @@ async def test_checkout_is_rate_limited_like_creates(stack: Stack) -> None:
 async def test_stats_show_revenue_and_margin_of_a_paid_and_partly_refunded_pack(
     stack: Stack, stripe_emulator: httpx.AsyncClient, stripe_client: stripe.StripeClient
 ) -> None:
-    user, headers = await stack.user(credits=0)
-    started = await pay(stack, stripe_emulator, headers)
-    session = await stripe_client.v1.checkout.sessions.retrieve_async(str(started["session_id"]))
-    assert isinstance(session.payment_intent, str)
-    await stripe_client.v1.refunds.create_async(
-        {"payment_intent": session.payment_intent, "amount": 200}
-    )
+    user, _, started = await paid_with_faults(stack, stripe_emulator)
+    await refund(stripe_client, started, 200)
     await settled(stripe_emulator)
 
     admin_headers = {"Authorization": f"Bearer {stack.token(user, app_role='admin')}"}
@@ -409,11 +415,7 @@ async def test_a_signed_event_with_odd_contents_is_answered_cleanly(
     stack: Stack, secrets: LocalSecrets, event: Json
 ) -> None:
     user, _ = await stack.user(credits=7)
-    body = json.dumps(event).encode()
-    header = signature_header(secrets.stripe_webhook_secret, int(time.time()), body)
-    response = await stack.api.post(
-        STRIPE_WEBHOOK_PATH, content=body, headers={"Stripe-Signature": header}
-    )
+    response = await deliver(stack, secrets, event)
     assert response.status_code < 500, response.text
     if response.status_code >= 400:
         assert isinstance(response.json()["detail"], str)
