@@ -153,6 +153,41 @@ def replicate_client(
         client._client.close()
 
 
+@dataclass(frozen=True)
+class Hooked:
+    """The emulator as the tests with webhooks drive it: the real client, plain HTTP, and the
+    receiver its webhooks go to."""
+
+    client: Client
+    http: httpx.Client
+    hooks: Receiver
+    hook_url: str
+
+    def predict(self, **faults: JsonValue) -> str:
+        """With these fault knobs set first, one prediction whose webhooks go to the
+        receiver; its id."""
+        if faults:
+            set_faults(self.http, **faults)
+        created = self.client.predictions.create(
+            model=MODEL, input={"prompt": "p"}, webhook=self.hook_url
+        )
+        return created.id
+
+    def settled(self, **faults: JsonValue) -> tuple[str, Json]:
+        """`predict`, then wait until it has settled: its id and the emulator's record."""
+        prediction_id = self.predict(**faults)
+        return prediction_id, settle(self.http, prediction_id)
+
+    def finals(self) -> list[Delivery]:
+        """The deliveries of the succeeded prediction's final webhook."""
+        return [d for d in self.hooks.deliveries if d.status == "succeeded"]
+
+
+@pytest.fixture
+def emu(client: Client, http: httpx.Client, hooks: Receiver, hook_url: str) -> Hooked:
+    return Hooked(client, http, hooks, hook_url)
+
+
 def set_faults(http: httpx.Client, **faults: JsonValue) -> None:
     http.post("/__emulator/faults", json=faults).raise_for_status()
 
@@ -220,27 +255,26 @@ def test_create_answers_201_with_a_replicate_shaped_prediction(http: httpx.Clien
         assert key in body
 
 
-def test_webhooks_arrive_signed_with_fresh_ids_and_keep_the_query(
-    client: Client, http: httpx.Client, hooks: Receiver, hook_url: str
-) -> None:
-    created = client.predictions.create(model=MODEL, input={"prompt": "a cat"}, webhook=hook_url)
-    settle(http, created.id)
-    assert len(hooks.deliveries) >= 3
-    assert all(d.verified for d in hooks.deliveries)
-    assert all(d.query == "generation_id=gen-1" for d in hooks.deliveries)
-    ids = [d.msg_id for d in hooks.deliveries]
+def test_webhooks_arrive_signed_with_fresh_ids_and_keep_the_query(emu: Hooked) -> None:
+    emu.settled()
+    deliveries = emu.hooks.deliveries
+    assert len(deliveries) >= 3
+    assert all(d.verified for d in deliveries)
+    assert all(d.query == "generation_id=gen-1" for d in deliveries)
+    ids = [d.msg_id for d in deliveries]
     assert all(i.startswith("msg_") for i in ids)
     assert len(set(ids)) == len(ids)
 
 
-def test_events_filter_limits_webhooks_to_completed(
-    client: Client, http: httpx.Client, hooks: Receiver, hook_url: str
-) -> None:
-    created = client.predictions.create(
-        model=MODEL, input={"prompt": "x"}, webhook=hook_url, webhook_events_filter=["completed"]
+def test_events_filter_limits_webhooks_to_completed(emu: Hooked) -> None:
+    created = emu.client.predictions.create(
+        model=MODEL,
+        input={"prompt": "x"},
+        webhook=emu.hook_url,
+        webhook_events_filter=["completed"],
     )
-    settle(http, created.id)
-    assert [d.status for d in hooks.deliveries] == ["succeeded"]
+    settle(emu.http, created.id)
+    assert [d.status for d in emu.hooks.deliveries] == ["succeeded"]
 
 
 def test_prefer_wait_returns_the_finished_prediction(client: Client) -> None:
@@ -294,29 +328,23 @@ def test_unknown_prediction_is_404(client: Client) -> None:
 # --- fault knobs -------------------------------------------------------------------------
 
 
-def test_fail_rate_one_fails_the_prediction(
-    client: Client, http: httpx.Client, hooks: Receiver, hook_url: str
-) -> None:
-    set_faults(http, fail_rate=1.0)
-    created = client.predictions.create(model=MODEL, input={"prompt": "p"}, webhook=hook_url)
-    settle(http, created.id)
-    failed = client.predictions.get(created.id)
+def test_fail_rate_one_fails_the_prediction(emu: Hooked) -> None:
+    prediction_id, _ = emu.settled(fail_rate=1.0)
+    failed = emu.client.predictions.get(prediction_id)
     assert failed.status == "failed"
     assert failed.error
-    assert hooks.deliveries[-1].status == "failed"
+    assert emu.hooks.deliveries[-1].status == "failed"
 
 
-def test_abort_rate_one_aborts_without_starting(
-    client: Client, http: httpx.Client, hooks: Receiver, hook_url: str
-) -> None:
-    set_faults(http, abort_rate=1.0)
-    created = client.predictions.create(model=MODEL, input={"prompt": "p"}, webhook=hook_url)
-    settle(http, created.id)
+def test_abort_rate_one_aborts_without_starting(emu: Hooked) -> None:
+    prediction_id, _ = emu.settled(abort_rate=1.0)
     # replicate 1.0.x cannot parse "aborted", so read it over plain HTTP.
-    body = http.get(f"/v1/predictions/{created.id}", headers={"Authorization": f"Bearer {TOKEN}"})
+    body = emu.http.get(
+        f"/v1/predictions/{prediction_id}", headers={"Authorization": f"Bearer {TOKEN}"}
+    )
     assert body.json()["status"] == "aborted"
     assert body.json()["started_at"] is None
-    assert [d.status for d in hooks.deliveries] == ["starting", "aborted"]
+    assert [d.status for d in emu.hooks.deliveries] == ["starting", "aborted"]
 
 
 def test_create_error_status_503_raises_replicate_error(client: Client, http: httpx.Client) -> None:
@@ -360,57 +388,40 @@ def test_replicate_client_create_ignores_its_timeout(emulator_url: str, http: ht
         assert impatient.predictions.create(model=MODEL, input={"prompt": "p"}).id
 
 
-def test_webhook_drop_rate_one_delivers_nothing(
-    client: Client, http: httpx.Client, hooks: Receiver, hook_url: str
-) -> None:
-    set_faults(http, webhook_drop_rate=1.0)
-    created = client.predictions.create(model=MODEL, input={"prompt": "p"}, webhook=hook_url)
-    record = settle(http, created.id)
+def test_webhook_drop_rate_one_delivers_nothing(emu: Hooked) -> None:
+    _, record = emu.settled(webhook_drop_rate=1.0)
     assert record["webhooks"]
     assert all(w["outcome"] == "dropped" for w in record["webhooks"])
-    assert hooks.deliveries == []
+    assert emu.hooks.deliveries == []
 
 
-def test_duplicate_rate_one_delivers_the_completed_webhook_twice(
-    client: Client, http: httpx.Client, hooks: Receiver, hook_url: str
-) -> None:
-    set_faults(http, webhook_duplicate_rate=1.0)
-    created = client.predictions.create(model=MODEL, input={"prompt": "p"}, webhook=hook_url)
-    settle(http, created.id)
-    finals = [d for d in hooks.deliveries if d.status == "succeeded"]
+def test_duplicate_rate_one_delivers_the_completed_webhook_twice(emu: Hooked) -> None:
+    emu.settled(webhook_duplicate_rate=1.0)
+    finals = emu.finals()
     assert len(finals) == 2
     assert finals[0].payload == finals[1].payload
     assert finals[0].msg_id != finals[1].msg_id
 
 
-def test_reorder_delivers_the_final_webhook_first(
-    client: Client, http: httpx.Client, hooks: Receiver, hook_url: str
-) -> None:
-    set_faults(http, webhook_reorder=True)
-    created = client.predictions.create(model=MODEL, input={"prompt": "p"}, webhook=hook_url)
-    settle(http, created.id)
-    statuses = [d.status for d in hooks.deliveries]
+def test_reorder_delivers_the_final_webhook_first(emu: Hooked) -> None:
+    emu.settled(webhook_reorder=True)
+    statuses = [d.status for d in emu.hooks.deliveries]
     assert statuses[0] == "succeeded"
     assert len(statuses) > 1
     assert "succeeded" not in statuses[1:]
 
 
-def test_webhook_delay_still_delivers_everything(
-    client: Client, http: httpx.Client, hooks: Receiver, hook_url: str
-) -> None:
-    set_faults(http, webhook_delay_s=0.01)
-    client.predictions.create(model=MODEL, input={"prompt": "p"}, webhook=hook_url)
-    delivered = hooks.wait_for(lambda ds: any(d.status == "succeeded" for d in ds))
+def test_webhook_delay_still_delivers_everything(emu: Hooked) -> None:
+    emu.predict(webhook_delay_s=0.01)
+    delivered = emu.hooks.wait_for(lambda ds: any(d.status == "succeeded" for d in ds))
     assert delivered[0].status == "starting"
     assert all(d.verified for d in delivered)
 
 
-def test_only_the_final_webhook_is_retried(
-    client: Client, http: httpx.Client, hooks: Receiver, hook_url: str
-) -> None:
-    hooks.fail_all = True
-    created = client.predictions.create(model=MODEL, input={"prompt": "p"}, webhook=hook_url)
-    webhooks = settle(http, created.id)["webhooks"]
+def test_only_the_final_webhook_is_retried(emu: Hooked) -> None:
+    emu.hooks.fail_all = True
+    _, record = emu.settled()
+    webhooks = record["webhooks"]
     assert isinstance(webhooks, list)
     attempts = {str(w["event"]): w["attempts"] for w in webhooks}
     assert attempts["start"] == 1
@@ -418,13 +429,10 @@ def test_only_the_final_webhook_is_retried(
     assert attempts["completed"] == 1 + len(CONFIG.webhook_retry_delays_s)
 
 
-def test_final_webhook_is_retried_until_accepted(
-    client: Client, http: httpx.Client, hooks: Receiver, hook_url: str
-) -> None:
-    hooks.fail_completed = 1
-    created = client.predictions.create(model=MODEL, input={"prompt": "p"}, webhook=hook_url)
-    settle(http, created.id)
-    finals = [d for d in hooks.deliveries if d.status == "succeeded"]
+def test_final_webhook_is_retried_until_accepted(emu: Hooked) -> None:
+    emu.hooks.fail_completed = 1
+    emu.settled()
+    finals = emu.finals()
     assert [d.answered for d in finals] == [500, 200]
     assert finals[0].msg_id == finals[1].msg_id  # a retry is the same message
 
@@ -508,15 +516,12 @@ def test_malformed_cancel_after_is_422(emulator_url: str, http: httpx.Client) ->
     assert info.value.status == 422
 
 
-def test_cancel_stops_a_running_prediction(
-    client: Client, http: httpx.Client, hooks: Receiver, hook_url: str
-) -> None:
-    set_faults(http, duration_s=30.0)
-    created = client.predictions.create(model=MODEL, input={"prompt": "p"}, webhook=hook_url)
-    assert client.predictions.cancel(created.id).status == "canceled"
-    settle(http, created.id)
-    assert client.predictions.get(created.id).status == "canceled"
-    assert hooks.deliveries[-1].status == "canceled"
+def test_cancel_stops_a_running_prediction(emu: Hooked) -> None:
+    prediction_id = emu.predict(duration_s=30.0)
+    assert emu.client.predictions.cancel(prediction_id).status == "canceled"
+    settle(emu.http, prediction_id)
+    assert emu.client.predictions.get(prediction_id).status == "canceled"
+    assert emu.hooks.deliveries[-1].status == "canceled"
 
 
 @pytest.mark.parametrize(
