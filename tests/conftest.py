@@ -28,7 +28,7 @@ from local.secrets import LocalSecrets, load_local_secrets
 from local.serve import serve
 from local.supabase.app import create_app as create_supabase_app
 from shared.db.rpc import PostgresTransport, Rpc, SupabaseTransport
-from tests.support import assert_ledger_invariants
+from tests.support import Clock, assert_ledger_invariants
 
 TEMPLATE = "wan_test_template"
 
@@ -87,6 +87,12 @@ async def rpc(database_url: str) -> AsyncIterator[Rpc]:
         yield client
     finally:
         await client.aclose()
+
+
+@pytest.fixture
+def clock() -> Clock:
+    """A clock that stands still until the test moves it."""
+    return Clock()
 
 
 @pytest.fixture

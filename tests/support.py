@@ -7,6 +7,7 @@ import uuid
 from collections.abc import Awaitable, Iterable
 from typing import TYPE_CHECKING
 
+import httpx
 import psycopg
 
 from shared.core.domain import NewGeneration
@@ -16,6 +17,7 @@ if TYPE_CHECKING:
     from shared.core.domain import Generation
     from shared.core.errors import AppError
     from shared.db.rpc import Rpc
+    from shared.storage.port import Storage
 
 
 async def create_user(
@@ -162,3 +164,13 @@ async def outcomes(calls: Iterable[Awaitable[object]], refused: type[AppError]) 
         return "ok"
 
     return list(await asyncio.gather(*(one(c) for c in calls)))
+
+
+async def fetch_link_signed_for_another_file(storage: Storage) -> httpx.Response:
+    """Store two users' videos, then fetch the first one's signed link with the second one's
+    path put in its place (a signature must cover the path)."""
+    await storage.put_bytes("user-1/videos/gen-1.mp4", b"video", "video/mp4")
+    await storage.put_bytes("user-2/videos/gen-2.mp4", b"other", "video/mp4")
+    url = await storage.signed_url("user-1/videos/gen-1.mp4", 60)
+    async with httpx.AsyncClient() as http:
+        return await http.get(url.replace("user-1/videos/gen-1", "user-2/videos/gen-2"))

@@ -256,12 +256,4 @@ async def stack(
         httpx.AsyncClient(base_url=api_url, timeout=10) as api,
         httpx.AsyncClient(base_url=emulator_url, timeout=10) as emulator,
     ):
-        yield Stack(
-            api=api,
-            emulator=emulator,
-            admin=admin,
-            secrets=secrets,
-            api_url=api_url,
-            mode=stack_mode,
-            stored_links=stored_links,
-        )
+        yield Stack(api, emulator, admin, secrets, api_url, stack_mode, stored_links)

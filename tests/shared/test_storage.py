@@ -12,6 +12,7 @@ import hashlib
 import tracemalloc
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -28,7 +29,7 @@ from shared.storage.local import LocalStorage
 from shared.storage.port import StorageLimitExceeded, StorageUnavailable, check_path
 from shared.storage.supabase import SupabaseStorage
 from shared.wiring import open_storage
-from tests.support import Clock
+from tests.support import Clock, fetch_link_signed_for_another_file
 
 KEY = "local-signing-key-for-tests"
 VIDEO = "user-1/videos/gen-1.mp4"
@@ -39,11 +40,6 @@ SERVICE_KEY = "service-role-key"
 @pytest.fixture
 def root(tmp_path: Path) -> Path:
     return tmp_path / "storage"
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
 
 
 async def chunks(total: int, size: int = 256 * 1024) -> AsyncIterator[bytes]:
@@ -107,25 +103,27 @@ async def test_put_stream_memory_does_not_grow_with_the_size(root: Path) -> None
     assert peak < 16 * 1024 * 1024, f"peak {peak / 1e6:.1f} MB"
 
 
-def test_open_storage_names_missing_local_settings() -> None:
-    settings = Settings(
-        environment="test",
-        storage_backend="local",
-        storage_public_base_url=None,
-        storage_signing_key=None,
-    )
-    with pytest.raises(ConfigurationError, match=r"STORAGE_PUBLIC_BASE_URL.*STORAGE_SIGNING_KEY"):
-        open_storage(settings)
-
-
-def test_open_storage_names_missing_supabase_settings() -> None:
-    settings = Settings(
-        environment="test",
-        storage_backend="supabase",
-        supabase_url=None,
-        supabase_service_role_key=None,
-    )
-    with pytest.raises(ConfigurationError, match=r"SUPABASE_URL.*SUPABASE_SERVICE_ROLE_KEY"):
+@pytest.mark.parametrize(
+    ("given", "named"),
+    [
+        (
+            {"storage_backend": "local", "storage_public_base_url": None,
+             "storage_signing_key": None},
+            r"STORAGE_PUBLIC_BASE_URL.*STORAGE_SIGNING_KEY",
+        ),
+        (
+            {"storage_backend": "supabase", "supabase_url": None,
+             "supabase_service_role_key": None},
+            r"SUPABASE_URL.*SUPABASE_SERVICE_ROLE_KEY",
+        ),
+    ],
+    ids=["local", "supabase"],
+)  # fmt: skip
+def test_open_storage_names_the_missing_settings_of_its_backend(
+    given: dict[str, Any], named: str
+) -> None:
+    settings = Settings(environment="test", **given)
+    with pytest.raises(ConfigurationError, match=named):
         open_storage(settings)
 
 
@@ -354,11 +352,7 @@ async def test_signed_url_serves_the_file_until_it_expires(
 async def test_signed_url_for_another_file_is_refused(
     emulated: Emulated, supabase_storage: SupabaseStorage
 ) -> None:
-    await supabase_storage.put_bytes(VIDEO, b"video", "video/mp4")
-    await supabase_storage.put_bytes("user-2/videos/gen-2.mp4", b"other", "video/mp4")
-    url = await supabase_storage.signed_url(VIDEO, 60)
-    async with httpx.AsyncClient() as http:
-        response = await http.get(url.replace("user-1/videos/gen-1", "user-2/videos/gen-2"))
+    response = await fetch_link_signed_for_another_file(supabase_storage)
     assert response.status_code == 400
     assert b"other" not in response.content
 
