@@ -4,8 +4,7 @@ is retried by the sweeper."""
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -27,6 +26,8 @@ from tests.support import AdminConn, completed_generation
 MB = 1024 * 1024
 JWT_SECRET = "keeper-test-jwt-secret-for-the-emulator"
 BUCKET = "generations"
+Emulator = tuple[str, StorageState, FaultState]  # its URL, what it holds, its fault knobs
+Completed = Callable[[int], Awaitable[Generation]]
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +37,7 @@ def source() -> Iterator[str]:
 
 
 @pytest.fixture
-def emulator(tmp_path: Path) -> Iterator[tuple[str, StorageState, FaultState]]:
+def emulator(tmp_path: Path) -> Iterator[Emulator]:
     faults = FaultState()
     app, state = standalone_storage_app(
         tmp_path, JWT_SECRET, faults=faults, buckets=(Bucket(BUCKET, file_size_limit=10 * MB),)
@@ -46,7 +47,7 @@ def emulator(tmp_path: Path) -> Iterator[tuple[str, StorageState, FaultState]]:
 
 
 @pytest.fixture
-async def keeper(rpc: Rpc, emulator: tuple[str, StorageState, FaultState]) -> AsyncIterator[Keeper]:
+async def keeper(rpc: Rpc, emulator: Emulator) -> AsyncIterator[Keeper]:
     storage = SupabaseStorage(
         emulator[0], api_key(JWT_SECRET, "service_role"), BUCKET, retry_delays_s=(0.0,)
     )
@@ -55,11 +56,21 @@ async def keeper(rpc: Rpc, emulator: tuple[str, StorageState, FaultState]) -> As
     await storage.aclose()
 
 
-async def pending_ids(rpc: Rpc) -> list[uuid.UUID]:
-    claimed = await rpc.claim_pending_copies(
+@pytest.fixture
+def completed(rpc: Rpc, admin: AdminConn, source: str) -> Completed:
+    """Makes a completed generation whose output at Replicate is an MP4 of the given size."""
+
+    async def make(size: int) -> Generation:
+        return await completed_generation(rpc, admin, f"{source}/output.mp4?size={size}")
+
+    return make
+
+
+async def claim_copies(rpc: Rpc) -> list[Generation]:
+    """What the sweeper claims to copy now."""
+    return await rpc.claim_pending_copies(
         limit=10, retry_after_s=0, max_age_s=3600, max_attempts=5, lease_s=60
     )
-    return [gen.id for gen in claimed]
 
 
 async def copy_error(admin: AdminConn, gen: Generation) -> str | None:
@@ -70,13 +81,9 @@ async def copy_error(admin: AdminConn, gen: Generation) -> str | None:
 
 
 async def test_large_video_is_kept_by_tus_and_served_by_its_signed_link(
-    rpc: Rpc,
-    admin: AdminConn,
-    keeper: Keeper,
-    source: str,
-    emulator: tuple[str, StorageState, FaultState],
+    rpc: Rpc, keeper: Keeper, emulator: Emulator, completed: Completed
 ) -> None:
-    gen = await completed_generation(rpc, admin, f"{source}/output.mp4?size={9 * MB}")
+    gen = await completed(9 * MB)
     assert await keeper.keep(gen)
     kept = await rpc.get_generation(gen.user_id, gen.id)
     assert kept.video_path == video_path(gen)
@@ -91,29 +98,23 @@ async def test_large_video_is_kept_by_tus_and_served_by_its_signed_link(
 
 
 async def test_video_over_the_bucket_limit_fails_once_and_is_never_retried(
-    rpc: Rpc, admin: AdminConn, keeper: Keeper, source: str
+    rpc: Rpc, admin: AdminConn, keeper: Keeper, completed: Completed
 ) -> None:
-    gen = await completed_generation(rpc, admin, f"{source}/output.mp4?size={12 * MB}")
+    gen = await completed(12 * MB)
     assert not await keeper.keep(gen)
     assert "maximum allowed size" in (await copy_error(admin, gen) or "")
-    assert await pending_ids(rpc) == []  # the sweeper will not pick it up again
+    assert await claim_copies(rpc) == []  # the sweeper will not pick it up again
     assert (await rpc.get_generation(gen.user_id, gen.id)).video_path is None
 
 
 async def test_storage_outage_is_left_for_the_sweeper_to_retry(
-    rpc: Rpc,
-    admin: AdminConn,
-    keeper: Keeper,
-    source: str,
-    emulator: tuple[str, StorageState, FaultState],
+    rpc: Rpc, keeper: Keeper, emulator: Emulator, completed: Completed
 ) -> None:
-    gen = await completed_generation(rpc, admin, f"{source}/output.mp4?size={MB}")
+    gen = await completed(MB)
     emulator[2].change({"gateway_error_rate": 1.0, "gateway_status": 502})
     assert not await keeper.keep(gen)
     emulator[2].reset()
     # Released for the sweeper: it claims the row, and its copy goes through.
-    (claimed,) = await rpc.claim_pending_copies(
-        limit=10, retry_after_s=0, max_age_s=3600, max_attempts=5, lease_s=60
-    )
+    (claimed,) = await claim_copies(rpc)
     assert claimed.id == gen.id
     assert await keeper.keep(claimed, claimed=True)
