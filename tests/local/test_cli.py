@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from pathlib import Path
+from typing import Protocol
 
 import jwt
 import pytest
@@ -20,37 +22,55 @@ from shared.web.auth import Authenticator
 from tests.support import AdminConn, balance, create_user
 
 
-def run(capsys: pytest.CaptureFixture[str], database_url: str, *args: str) -> tuple[int, str]:
-    code = cli.main(["--database-url", database_url, *args])
-    captured = capsys.readouterr()
-    return code, captured.out + captured.err
+class Wanctl(Protocol):
+    async def __call__(self, *args: str) -> tuple[int, str]: ...
+
+
+@pytest.fixture
+def wanctl(database_url: str, capsys: pytest.CaptureFixture[str]) -> Wanctl:
+    """wanctl against the test database: its exit code and all it printed. It runs in a thread
+    of its own, as it runs its own event loop (asyncio.run)."""
+
+    def run(*args: str) -> tuple[int, str]:
+        code = cli.main(["--database-url", database_url, *args])
+        captured = capsys.readouterr()
+        return code, captured.out + captured.err
+
+    async def in_thread(*args: str) -> tuple[int, str]:
+        return await asyncio.to_thread(run, *args)
+
+    return in_thread
+
+
+@pytest.fixture
+def local_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """wanctl's local folder: the one where the `local_secrets` fixture (behind the Supabase
+    emulator) keeps the project's secrets."""
+    local_dir = tmp_path / "secrets"
+    monkeypatch.setattr(cli, "LOCAL_DIR", local_dir)
+    return local_dir
 
 
 async def test_user_create_grant_and_token(
-    database_url: str,
+    wanctl: Wanctl,
     admin: AdminConn,
-    capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
     supabase_url: str,
-    tmp_path: Path,
+    local_dir: Path,
 ) -> None:
-    local_dir = tmp_path / "secrets"  # where the `local_secrets` behind supabase_url live
-    monkeypatch.setattr(cli, "LOCAL_DIR", local_dir)
     monkeypatch.delenv("WAN_DEV_MODE", raising=False)
-    code, out = await _in_thread(run, capsys, database_url, "user", "create", "ops@example.test",
-                                 "--credits", "40")  # fmt: skip
+    code, out = await wanctl("user", "create", "ops@example.test", "--credits", "40")
     assert code == 0, out
     user_id = uuid.UUID(out.split("user_id: ")[1].split()[0])
     assert await balance(admin, user_id) == 40
 
-    code, out = await _in_thread(run, capsys, database_url, "credits", "grant",
-                                 "ops@example.test", "15", "--reason", "goodwill")  # fmt: skip
+    code, out = await wanctl("credits", "grant", "ops@example.test", "15", "--reason", "goodwill")
     assert code == 0, out
     assert json.loads(out)["balance"] == 55
 
     # By default the local stack runs production's configuration: ES256, through the JWKS of
     # the Supabase emulator (which serves the same local project's keys).
-    code, token = await _in_thread(run, capsys, database_url, "token", str(user_id))
+    code, token = await wanctl("token", str(user_id))
     assert code == 0
     jwks = Settings(supabase_jwks_url=supabase_url + JWKS_PATH, environment="test")
     assert jwt.get_unverified_header(token.strip())["alg"] == "ES256"
@@ -58,52 +78,39 @@ async def test_user_create_grant_and_token(
     assert (await auth.authenticate(f"Bearer {token.strip()}")).id == user_id
 
     monkeypatch.setenv("WAN_DEV_MODE", "direct")  # the direct configuration: HS256
-    code, token = await _in_thread(run, capsys, database_url, "token", str(user_id))
+    code, token = await wanctl("token", str(user_id))
     assert code == 0
     secret = json.loads((local_dir / "secrets.json").read_text())["jwt_secret"]
     auth = Authenticator.from_settings(Settings(supabase_jwt_secret=secret, environment="test"))
     assert (await auth.authenticate(f"Bearer {token.strip()}")).id == user_id
 
 
-async def test_unknown_user_is_a_clean_error(
-    database_url: str, capsys: pytest.CaptureFixture[str]
-) -> None:
-    code, out = await _in_thread(run, capsys, database_url, "credits", "grant", "nobody@x", "5")
+async def test_unknown_user_is_a_clean_error(wanctl: Wanctl) -> None:
+    code, out = await wanctl("credits", "grant", "nobody@x", "5")
     assert code == 2
     assert "No user 'nobody@x'" in out
 
 
-async def test_migrate_is_up_to_date_on_a_migrated_database(
-    database_url: str, capsys: pytest.CaptureFixture[str]
-) -> None:
-    code, out = await _in_thread(run, capsys, database_url, "migrate")
+async def test_migrate_is_up_to_date_on_a_migrated_database(wanctl: Wanctl) -> None:
+    code, out = await wanctl("migrate")
     assert code == 0
     assert out.splitlines() == ["up to date", "configured: SIGNUP_BONUS_CREDITS=100"]
 
 
 async def test_migrate_writes_the_signup_bonus_setting(
-    database_url: str,
-    admin: AdminConn,
-    capsys: pytest.CaptureFixture[str],
-    monkeypatch: pytest.MonkeyPatch,
+    wanctl: Wanctl, admin: AdminConn, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("SIGNUP_BONUS_CREDITS", "40")
-    code, out = await _in_thread(run, capsys, database_url, "migrate")
+    code, out = await wanctl("migrate")
     assert code == 0, out
     cur = await admin.execute("select signup_bonus_credits from private.guardrail_config")
     assert await cur.fetchone() == (40,)
 
 
 async def test_user_create_unconfirmed_has_no_bonus_until_confirmed(
-    database_url: str,
-    admin: AdminConn,
-    capsys: pytest.CaptureFixture[str],
-    monkeypatch: pytest.MonkeyPatch,
-    tmp_path: Path,
+    wanctl: Wanctl, admin: AdminConn, local_dir: Path
 ) -> None:
-    monkeypatch.setattr(cli, "LOCAL_DIR", tmp_path)
-    code, out = await _in_thread(run, capsys, database_url, "user", "create", "new@example.test",
-                                 "--unconfirmed")  # fmt: skip
+    code, out = await wanctl("user", "create", "new@example.test", "--unconfirmed")
     assert code == 0, out
     user_id = uuid.UUID(out.split("user_id: ")[1].split()[0])
     assert await balance(admin, user_id) == 0
@@ -113,27 +120,25 @@ async def test_user_create_unconfirmed_has_no_bonus_until_confirmed(
     assert await balance(admin, user_id) == 100
 
 
-async def test_stats_print_each_figure_with_its_target(
-    database_url: str, admin: AdminConn, capsys: pytest.CaptureFixture[str]
-) -> None:
+async def test_stats_print_each_figure_with_its_target(wanctl: Wanctl, admin: AdminConn) -> None:
     await create_user(admin)
-    code, out = await _in_thread(run, capsys, database_url, "stats", "--since", "7d")
+    code, out = await wanctl("stats", "--since", "7d")
     assert code == 0, out
     assert "generation success rate" in out
     assert "target > 95.0%" in out
     assert "credit accuracy" in out
-    code, out = await _in_thread(run, capsys, database_url, "stats", "--json")
+    code, out = await wanctl("stats", "--json")
     assert code == 0, out
     stats = json.loads(out)
     assert stats["credit_accuracy"]["met"] is True
     assert stats["success_rate"]["met"] is None  # nothing finished yet
-    code, out = await _in_thread(run, capsys, database_url, "stats", "--since", "forever")
+    code, out = await wanctl("stats", "--since", "forever")
     assert code == 2
     assert "since must look like" in out
 
 
 async def test_migrate_on_a_partly_migrated_old_database_says_how_to_reset(
-    database_url: str, admin: AdminConn, capsys: pytest.CaptureFixture[str]
+    wanctl: Wanctl, admin: AdminConn
 ) -> None:
     await admin.execute("delete from app_migrations.applied")
     await admin.execute(
@@ -141,32 +146,18 @@ async def test_migrate_on_a_partly_migrated_old_database_says_how_to_reset(
         " values ('0001', 'tables', %s)",
         (LEGACY_CHECKSUMS["0001"],),
     )
-    code, out = await _in_thread(run, capsys, database_url, "migrate")
+    code, out = await wanctl("migrate")
     assert code == 2
     assert "partly migrated" in out
     assert "rm -rf .local/pgdata" in out
 
 
-async def _in_thread(*args: object) -> tuple[int, str]:
-    # wanctl runs its own event loop (asyncio.run): give it a thread of its own.
-    import asyncio
-
-    fn, *rest = args
-    assert callable(fn)
-    result: tuple[int, str] = await asyncio.to_thread(fn, *rest)
-    return result
-
-
 async def test_sweep_prints_one_summary(
-    database_url: str,
-    capsys: pytest.CaptureFixture[str],
-    monkeypatch: pytest.MonkeyPatch,
-    tmp_path: Path,
+    wanctl: Wanctl, monkeypatch: pytest.MonkeyPatch, local_dir: Path
 ) -> None:
-    monkeypatch.setattr(cli, "LOCAL_DIR", tmp_path)
     # Production's configuration sweeps through the running stack's emulator; none runs here.
     monkeypatch.setenv("WAN_DEV_MODE", "direct")
-    code, out = await _in_thread(run, capsys, database_url, "sweep")
+    code, out = await wanctl("sweep")
     assert code == 0, out
     summary = json.loads(out.strip().splitlines()[-1])
     assert summary["claimed"] == 0
@@ -195,7 +186,7 @@ def test_dev_stack_runs_production_configuration_unless_direct(
 
 
 async def test_purchases_and_hold_lift_for_payments_support(
-    database_url: str, admin: AdminConn, capsys: pytest.CaptureFixture[str]
+    wanctl: Wanctl, database_url: str, admin: AdminConn
 ) -> None:
     from shared.core.purchases import StripeFact
     from shared.db.purchases import PurchaseStore
@@ -226,14 +217,13 @@ async def test_purchases_and_hold_lift_for_payments_support(
     finally:
         await store.transport.aclose()
 
-    code, out = await _in_thread(run, capsys, database_url, "purchases", "buyer@example.test")
+    code, out = await wanctl("purchases", "buyer@example.test")
     assert code == 0, out
     listed = json.loads(out.strip())
     assert (listed["status"], listed["dispute_status"]) == ("paid", "open")
 
     why = "customer called; dispute filed by mistake"
-    code, out = await _in_thread(run, capsys, database_url, "hold", "lift", str(user),
-                                 "--reason", why)  # fmt: skip
+    code, out = await wanctl("hold", "lift", str(user), "--reason", why)
     assert code == 0, out
     assert json.loads(out) == {
         "user_id": str(user),
