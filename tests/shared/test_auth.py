@@ -134,6 +134,14 @@ def ec_server() -> FakeJwks:
     return FakeJwks({"keys": [jwk(EC_KEY, "ec-1", "ES256")]})
 
 
+async def keys_fetched_once() -> tuple[FakeJwks, FakeClock, Authenticator]:
+    """A JWKS authenticator on a fake clock that has fetched the keys once (for one user)."""
+    server, clock = ec_server(), FakeClock()
+    auth = jwks_auth(server, clock)
+    await auth.authenticate(bearer(es256(user_claims())))
+    return server, clock, auth
+
+
 async def rejection(auth: Authenticator, header: str | None) -> str:
     with pytest.raises(AuthenticationError) as caught:
         await auth.authenticate(header)
@@ -355,18 +363,14 @@ async def test_keys_are_fetched_once_and_cached() -> None:
 
 
 async def test_keys_are_refetched_after_the_ttl() -> None:
-    server, clock = ec_server(), FakeClock()
-    auth = jwks_auth(server, clock)
-    await auth.authenticate(bearer(es256(user_claims())))
+    server, clock, auth = await keys_fetched_once()
     clock.now += JWKS_TTL_S
     await auth.authenticate(bearer(es256(user_claims())))
     assert server.fetches == 2
 
 
 async def test_unknown_kid_triggers_exactly_one_refetch() -> None:
-    server, clock = ec_server(), FakeClock()
-    auth = jwks_auth(server, clock)
-    await auth.authenticate(bearer(es256(user_claims())))
+    server, clock, auth = await keys_fetched_once()
     rotated = ec.generate_private_key(ec.SECP256R1())
     server.document = {"keys": [jwk(EC_KEY, "ec-1", "ES256"), jwk(rotated, "ec-2", "ES256")]}
     clock.now += JWKS_REFETCH_COOLDOWN_S
@@ -378,9 +382,7 @@ async def test_unknown_kid_triggers_exactly_one_refetch() -> None:
 
 
 async def test_never_published_kid_is_rejected_after_one_refetch() -> None:
-    server, clock = ec_server(), FakeClock()
-    auth = jwks_auth(server, clock)
-    await auth.authenticate(bearer(es256(user_claims())))
+    server, clock, auth = await keys_fetched_once()
     clock.now += JWKS_REFETCH_COOLDOWN_S
 
     detail = await rejection(auth, bearer(es256(user_claims(), kid="made-up")))
@@ -390,9 +392,7 @@ async def test_never_published_kid_is_rejected_after_one_refetch() -> None:
 
 
 async def test_unknown_kids_do_not_refetch_within_the_cooldown() -> None:
-    server = ec_server()
-    auth = jwks_auth(server)
-    await auth.authenticate(bearer(es256(user_claims())))
+    server, _, auth = await keys_fetched_once()
     for kid in ("made-up-1", "made-up-2", "made-up-3"):
         await rejection(auth, bearer(es256(user_claims(), kid=kid)))
     assert server.fetches == 1
@@ -441,9 +441,7 @@ async def test_jwks_fetch_recovers_after_a_failure() -> None:
 
 
 async def test_stale_keys_serve_other_requests_while_one_refresh_is_in_flight() -> None:
-    server, clock = ec_server(), FakeClock()
-    auth = jwks_auth(server, clock)
-    await auth.authenticate(bearer(es256(user_claims())))
+    server, clock, auth = await keys_fetched_once()
     clock.now += JWKS_TTL_S
     server.gate = asyncio.Event()
 
