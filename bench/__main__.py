@@ -38,8 +38,7 @@ from bench.common import (
     Figure,
     Postgres,
     median,
-    peak_rss_figure,
-    report,
+    report_peak_rss,
     runs_in_fresh_processes,
 )
 from bench.env import setup_logging
@@ -55,21 +54,17 @@ def output_copy(_pg: Postgres) -> list[Figure]:
     peaks = [r["output_copy_peak_rss_growth_mb"] for r in runs]
     value = median(peaks)
     return [
-        report(
-            peak_rss_figure(
-                "output_copy_peak_rss_growth",
-                value,
-                target_mb=TARGET_RSS_MB,
-                repeats=[{k.removeprefix("output_copy_"): v for k, v in r.items()} for r in runs],
-                detail={
-                    "video_mb": 200,
-                    "throughput_mb_s": median([r["output_copy_throughput_mb_s"] for r in runs]),
-                    "tracemalloc_peak_mb": median(
-                        [r["output_copy_tracemalloc_peak_mb"] for r in runs]
-                    ),
-                    "note": "200 MB video",
-                },
-            )
+        report_peak_rss(
+            "output_copy_peak_rss_growth",
+            value,
+            target_mb=TARGET_RSS_MB,
+            repeats=[{k.removeprefix("output_copy_"): v for k, v in r.items()} for r in runs],
+            detail={
+                "video_mb": 200,
+                "throughput_mb_s": median([r["output_copy_throughput_mb_s"] for r in runs]),
+                "tracemalloc_peak_mb": median([r["output_copy_tracemalloc_peak_mb"] for r in runs]),
+                "note": "200 MB video",
+            },
         )
     ]
 

@@ -84,9 +84,9 @@ DictConn = psycopg.AsyncConnection[dict[str, Any]]
 # --- the report ---------------------------------------------------------------------------
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Figure:
-    """One benchmark figure.
+    """One benchmark figure (ten fields: built by keyword only).
 
     `value` is the headline: a ratio to the floor (`unit` "x floor") or an absolute value.
     For ratio figures `measured` and `floor` are the medians behind it, in `raw_unit`, and the
@@ -96,11 +96,11 @@ class Figure:
     name: str
     value: float
     unit: str
+    raw_unit: str = ""
     target: str
     passed: bool
     measured: float | None = None
     floor: float | None = None
-    raw_unit: str = ""
     repeats: list[dict[str, float]] = field(default_factory=list)
     detail: dict[str, JsonValue] = field(default_factory=dict)
 
@@ -198,7 +198,7 @@ def runs_in_fresh_processes(module: str) -> list[Any]:
     return runs
 
 
-def peak_rss_figure(
+def report_peak_rss(
     name: str,
     value: float,
     *,
@@ -206,15 +206,17 @@ def peak_rss_figure(
     repeats: list[dict[str, float]],
     detail: dict[str, JsonValue],
 ) -> Figure:
-    """A peak RSS growth in MB, which passes below `target_mb`."""
-    return Figure(
-        name=name,
-        value=value,
-        unit="MB",
-        target=f"< {target_mb} MB",
-        passed=value < target_mb,
-        repeats=repeats,
-        detail=detail,
+    """Report a peak RSS growth in MB, which passes below `target_mb`."""
+    return report(
+        Figure(
+            name=name,
+            value=value,
+            unit="MB",
+            target=f"< {target_mb} MB",
+            passed=value < target_mb,
+            repeats=repeats,
+            detail=detail,
+        )
     )
 
 
@@ -571,6 +573,20 @@ async def emulator_predictions(stack: Stack, count: int, *, check_each: bool) ->
         if not check_each:
             await succeeded(jobs[-1])
         return list(jobs)
+
+
+def quiet_group(
+    label: str, figures: Callable[[Stack], list[Figure]]
+) -> Callable[[Postgres], list[Figure]]:
+    """A group's `run`: a fresh database, the local stack on it with quiet predictions
+    (QUIET_FAULTS), and `figures` reported, each passing only if that database's ledger is
+    sound."""
+
+    def run(pg: Postgres) -> list[Figure]:
+        with pg.database(label) as url, local_stack(url, faults=QUIET_FAULTS) as stack:
+            return report_checked(figures(stack), url)
+
+    return run
 
 
 # Predictions that never move while a figure runs (no timers firing in the emulator) and whose

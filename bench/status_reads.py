@@ -27,7 +27,6 @@ from bench.common import (
     Figure,
     Postgres,
     Stack,
-    api_load,
     connect,
     local_stack,
     processing_generations,
@@ -37,7 +36,7 @@ from bench.common import (
 )
 from bench.loadgen import render, run_load
 from bench.open_loop import open_loop_latency
-from bench.throughput import ApiRepeats, api_throughput_figure, bare_loop
+from bench.throughput import ApiThroughput, bare_loop
 
 GENERATIONS = 400
 ROUNDS = 5  # reads of each generation per repeat
@@ -103,18 +102,11 @@ def throughput(stack: Stack, reads: Sequence[Read]) -> Figure:
     requests = _requests(stack, rounds)
     run_load(stack.api_url, requests[: len(reads)], concurrency=CONCURRENCY)  # warm up
     asyncio.run(_bare_reads(stack, reads))
-    repeats = ApiRepeats(expected=200)
+    measured = ApiThroughput(stack, expected=200)
     for _ in range(REPEATS):
         floor = asyncio.run(_bare_reads(stack, rounds))
-        repeats.add(api_load(stack, requests, concurrency=CONCURRENCY), floor)
-    return api_throughput_figure(
-        "status_read_throughput",
-        stack,
-        repeats,
-        noun="read",
-        per_repeat=len(requests),
-        at_least=0.6,
-    )
+        measured.add(requests, floor)
+    return measured.figure("status_read_throughput", noun="read", at_least=0.6)
 
 
 def latency(stack: Stack, reads: Sequence[Read], max_throughput: float) -> Figure:

@@ -37,26 +37,23 @@ from replicate.client import Client
 from bench.common import (
     CONCURRENCY,
     PROMPT,
-    QUIET_FAULTS,
     REPEATS,
     T2V_COST,
     T2V_MODEL,
     T2V_RESOLUTION,
     DictConn,
     Figure,
-    Postgres,
     Stack,
     api_load,
     connect,
     create_users,
-    local_stack,
+    quiet_group,
     ratio_figure,
-    report_checked,
     run_alone,
     token,
 )
 from bench.loadgen import render, run_load
-from bench.throughput import ApiRepeats, api_throughput_figure, bare_loop
+from bench.throughput import ApiThroughput, bare_loop
 from shared.core.catalog import load_catalog
 from shared.core.config import Settings
 from shared.core.domain import NewGeneration
@@ -206,21 +203,13 @@ def submit_throughput(stack: Stack) -> Figure:
     run_load(stack.api_url, _submit_requests(stack, warm_users, WARMUP), concurrency=CONCURRENCY)
     asyncio.run(_bare_submits(stack, warm_users, WARMUP))
 
-    repeats = ApiRepeats(expected=201)
+    measured = ApiThroughput(stack, expected=201)
     for _ in range(REPEATS):
         floor_users = asyncio.run(_users(url, USERS, 10_000))
         floor = asyncio.run(_bare_submits(stack, floor_users, SUBMITS))
         users = asyncio.run(_users(url, USERS, 10_000))
-        requests = _submit_requests(stack, users, SUBMITS)
-        repeats.add(api_load(stack, requests, concurrency=CONCURRENCY), floor)
-    return api_throughput_figure(
-        "submit_throughput",
-        stack,
-        repeats,
-        noun="submit",
-        per_repeat=SUBMITS,
-        at_least=0.6,
-    )
+        measured.add(_submit_requests(stack, users, SUBMITS), floor)
+    return measured.figure("submit_throughput", noun="submit", at_least=0.6)
 
 
 def one_user_burst(stack: Stack) -> Figure:
@@ -286,10 +275,7 @@ async def _balances_zero(url: str, users: Sequence[uuid.UUID]) -> list[str]:
         await conn.close()
 
 
-def run(pg: Postgres) -> list[Figure]:
-    with pg.database("submit") as url, local_stack(url, faults=QUIET_FAULTS) as stack:
-        figures = [submit_throughput(stack), one_user_burst(stack)]
-        return report_checked(figures, url)
+run = quiet_group("submit", lambda stack: [submit_throughput(stack), one_user_burst(stack)])
 
 
 if __name__ == "__main__":

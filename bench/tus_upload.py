@@ -31,8 +31,8 @@ from bench.common import (
     Figure,
     Postgres,
     median,
-    peak_rss_figure,
     report,
+    report_peak_rss,
     runs_in_fresh_processes,
 )
 from bench.output_copy import TARGET_RSS_MB, _peak_rss
@@ -106,20 +106,18 @@ def group(_pg: Postgres | None = None) -> list[Figure]:
     exact = all(p == (CLEAN_PATCHES, CLEAN_PATCHES + 1) for p in patches)
     clean, dropped = patches[len(patches) // 2]
     return [
-        report(
-            peak_rss_figure(
-                "tus_upload_peak_rss_growth",
-                rss,
-                target_mb=TARGET_RSS_MB,
-                repeats=repeats,
-                detail={
-                    "video_mb": SIZE // MB,
-                    "chunk_mb": CHUNK // MB,
-                    "clean_seconds": seconds,
-                    "throughput_mb_s": round(SIZE / MB / seconds, 1),
-                    "note": f"50 MB video, clean copy {SIZE / MB / seconds:.0f} MB/s",
-                },
-            )
+        report_peak_rss(
+            "tus_upload_peak_rss_growth",
+            rss,
+            target_mb=TARGET_RSS_MB,
+            repeats=repeats,
+            detail={
+                "video_mb": SIZE // MB,
+                "chunk_mb": CHUNK // MB,
+                "clean_seconds": seconds,
+                "throughput_mb_s": round(SIZE / MB / seconds, 1),
+                "note": f"50 MB video, clean copy {SIZE / MB / seconds:.0f} MB/s",
+            },
         ),
         report(
             Figure(

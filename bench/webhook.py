@@ -28,22 +28,18 @@ from datetime import UTC, datetime, timedelta
 from bench.common import (
     CONCURRENCY,
     PROMPT,
-    QUIET_FAULTS,
     REPEATS,
     DictConn,
     Figure,
-    Postgres,
     Stack,
-    api_load,
     connect,
-    local_stack,
     processing_generations,
-    report_checked,
+    quiet_group,
     run_alone,
 )
 from bench.loadgen import render, run_load
 from bench.open_loop import open_loop_latency
-from bench.throughput import ApiRepeats, api_throughput_figure, bare_loop
+from bench.throughput import ApiThroughput, bare_loop
 from local.emulator_prediction import progress_line
 from local.stack import WEBHOOK_PATH
 from shared.web.signatures import signed_headers
@@ -157,21 +153,17 @@ def throughput(stack: Stack) -> Figure:
     run_load(stack.api_url, _requests(stack, _updates(warm, (5,))), concurrency=CONCURRENCY)
     asyncio.run(_bare_apply(url, _updates(warm, (6,))))
 
-    repeats = ApiRepeats(expected=200)
+    measured = ApiThroughput(stack, expected=200)
     unapplied = 0
     for _ in range(REPEATS):
         floor_gens = asyncio.run(_running(url, GENERATIONS))
         floor = asyncio.run(_bare_apply(url, _updates(floor_gens, LEVELS)))
         gens = asyncio.run(_running(url, GENERATIONS))
-        requests = _requests(stack, _updates(gens, LEVELS))
-        repeats.add(api_load(stack, requests, concurrency=CONCURRENCY), floor)
+        measured.add(_requests(stack, _updates(gens, LEVELS)), floor)
         unapplied += asyncio.run(_not_at(url, [g for g, _ in gens], LEVELS[-1]))
-    return api_throughput_figure(
+    return measured.figure(
         "webhook_throughput",
-        stack,
-        repeats,
         noun="webhook",
-        per_repeat=GENERATIONS * len(LEVELS),
         at_least=0.5,
         clients="senders",
         extra_ok=unapplied == 0,
@@ -214,12 +206,13 @@ def latency(stack: Stack, max_throughput: float) -> Figure:
     )
 
 
-def run(pg: Postgres) -> list[Figure]:
-    with pg.database("webhook") as url, local_stack(url, faults=QUIET_FAULTS) as stack:
-        first = throughput(stack)
-        assert first.measured is not None
-        figures = [first, latency(stack, first.measured)]
-        return report_checked(figures, url)
+def figures(stack: Stack) -> list[Figure]:
+    first = throughput(stack)
+    assert first.measured is not None
+    return [first, latency(stack, first.measured)]
+
+
+run = quiet_group("webhook", figures)
 
 
 if __name__ == "__main__":
