@@ -308,7 +308,7 @@ async def test_every_webhook_dropped_and_reconciliation_still_fulfils(
         ({"paid_amount": 50}, "review", "paid 50 USD, but the pack costs 500 USD"),
         ({"async_fail_rate": 1.0}, "failed", None),
     ],
-    ids=["paid amount differs from the pack: flagged", "asynchronous payment failed"],
+    ids=["wrong-amount-flagged", "async-payment-failed"],
 )
 async def test_payment_that_differs_from_the_pack_or_fails_grants_nothing(
     stack: Stack,
