@@ -38,7 +38,7 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, JsonValue
 
 from local.emulator_engine import Engine
-from local.emulator_faults import EmulatorConfig, Faults, changed, parse_duration
+from local.emulator_faults import EmulatorConfig, faults_router, parse_duration
 from local.emulator_media import mp4_chunks, padded_size
 from local.emulator_prediction import ALL_EVENTS, Prediction
 from local.serve import engine_lifespan
@@ -220,14 +220,7 @@ def create_emulator_app(settings: EmulatorConfig) -> FastAPI:
             headers={"Content-Length": str(size)},
         )
 
-    @app.get("/__emulator/faults")
-    async def get_faults() -> Faults:
-        return engine.faults
-
-    @app.post("/__emulator/faults")
-    async def set_faults(changes: dict[str, JsonValue]) -> Faults:
-        engine.faults = changed(engine.faults, changes)
-        return engine.faults
+    app.include_router(faults_router(engine))
 
     @app.get("/__emulator/predictions")
     async def emulator_predictions() -> list[dict[str, JsonValue]]:

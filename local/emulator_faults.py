@@ -12,10 +12,11 @@ import binascii
 import random
 import re
 from collections.abc import Mapping
-from typing import Annotated, TypeVar
+from typing import Annotated, Protocol, TypeVar
 
+from fastapi import APIRouter
 from fastapi.exceptions import RequestValidationError
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError, field_validator
 
 Rate = Annotated[float, Field(ge=0.0, le=1.0)]
 Seconds = Annotated[float, Field(ge=0.0)]
@@ -98,6 +99,30 @@ def changed(current: KnobsT, changes: Mapping[str, object]) -> KnobsT:
         return type(current).model_validate({**current.model_dump(), **changes})
     except ValidationError as exc:
         raise RequestValidationError(exc.errors(include_url=False)) from exc
+
+
+class Knobbed(Protocol[KnobsT]):
+    """An emulator's holder of its fault knobs (its engine, or the Supabase FaultState)."""
+
+    faults: KnobsT
+
+
+def faults_router(holder: Knobbed[KnobsT]) -> APIRouter:
+    """`GET /__emulator/faults` reads the knobs, `POST` changes some (see `changed`): the same
+    in every emulator."""
+    router = APIRouter()
+    knobs = type(holder.faults)
+
+    @router.get("/__emulator/faults", response_model=knobs)
+    async def get_faults() -> KnobsT:
+        return holder.faults
+
+    @router.post("/__emulator/faults", response_model=knobs)
+    async def set_faults(changes: dict[str, JsonValue]) -> KnobsT:
+        holder.faults = changed(holder.faults, changes)
+        return holder.faults
+
+    return router
 
 
 class Dice:

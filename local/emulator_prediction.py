@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Literal
 
@@ -57,13 +57,7 @@ class WebhookRecord:
     attempts: int = 0
 
     def to_json(self) -> dict[str, JsonValue]:
-        return {
-            "event": self.event,
-            "outcome": self.outcome,
-            "msg_id": self.msg_id,
-            "status_code": self.status_code,
-            "attempts": self.attempts,
-        }
+        return asdict(self)
 
 
 @dataclass(eq=False)

@@ -34,51 +34,54 @@ def _section(stats: JsonObject, key: str) -> JsonObject:
     return value if isinstance(value, dict) else {}
 
 
+def _row(label: str, text: str) -> str:
+    """A line of the table: the label in its own column, so every figure starts at one place."""
+    return f"  {label:<26} {text}"
+
+
 def format_stats(stats: JsonObject) -> list[str]:
     lines = [f"since {stats.get('since')} until {stats.get('until')}"]
     for key, label, unit in _FIGURES:
         figure = _section(stats, key)
+        shown = _show(figure.get("value"), unit)
         target = f"{figure.get('op')} {_show(figure.get('target'), unit)}"
-        lines.append(
-            f"  {label:<26} {_show(figure.get('value'), unit):>9}   target {target:<10} "
-            f"{_verdict(figure.get('met'))}"
-        )
+        lines.append(_row(label, f"{shown:>9}   target {target:<10} {_verdict(figure.get('met'))}"))
     gens = _section(stats, "generations")
     by = _section(gens, "finished_by")
-    lines.append(
-        f"  generations finished       {gens.get('finished')} (completed {gens.get('completed')},"
-        f" failed {gens.get('failed')}, canceled {gens.get('canceled')});"
-        f" outcome by webhook {by.get('webhook')}, poll {by.get('poll')}, sweep {by.get('sweep')}"
+    finished = (
+        f"{gens.get('finished')} (completed {gens.get('completed')}, failed {gens.get('failed')},"
+        f" canceled {gens.get('canceled')}); outcome by webhook {by.get('webhook')},"
+        f" poll {by.get('poll')}, sweep {by.get('sweep')}"
     )
+    lines.append(_row("generations finished", finished))
     refunds = _section(stats, "refunds")
-    lines.append(
-        f"  refunds                    {refunds.get('count')} ({refunds.get('credits')} credits)"
-    )
+    lines.append(_row("refunds", f"{refunds.get('count')} ({refunds.get('credits')} credits)"))
     credits = _section(stats, "credits")
-    lines.append(
-        f"  credits                    spent {credits.get('spent')},"
-        f" bought {credits.get('bought')} (taken back {credits.get('taken_back')}),"
-        f" granted {credits.get('granted')}"
+    spent = (
+        f"spent {credits.get('spent')}, bought {credits.get('bought')}"
+        f" (taken back {credits.get('taken_back')}), granted {credits.get('granted')}"
     )
+    lines.append(_row("credits", spent))
     provider = _section(stats, "provider")
     budget = provider.get("daily_budget_usd")
     guard = "no budget set" if budget is None else f"budget {budget} USD/24 h"
     if provider.get("budget_exhausted"):
         guard += " EXHAUSTED: creates are refused"
-    lines.append(
-        f"  provider spend (estimated) {provider.get('spend_usd')} USD"
-        f" ({provider.get('predict_time_s')} s); last 24 h {provider.get('spend_last_24h_usd')}"
-        f" USD, {guard}"
+    spend = (
+        f"{provider.get('spend_usd')} USD ({provider.get('predict_time_s')} s);"
+        f" last 24 h {provider.get('spend_last_24h_usd')} USD, {guard}"
     )
+    lines.append(_row("provider spend (estimated)", spend))
     revenue, margin = _section(stats, "revenue"), _section(stats, "margin")
     other = revenue.get("other_currencies")
-    lines.append(
-        f"  revenue                    {revenue.get('value')} USD from {revenue.get('purchases')}"
-        f" purchases (paid {revenue.get('gross')}, refunded {revenue.get('refunded')},"
-        f" disputes lost {revenue.get('disputes_lost')}; open disputes"
-        f" {revenue.get('disputes_open')} at risk)" + (f"; not in USD: {other}" if other else "")
+    earned = (
+        f"{revenue.get('value')} USD from {revenue.get('purchases')} purchases"
+        f" (paid {revenue.get('gross')}, refunded {revenue.get('refunded')},"
+        f" disputes lost {revenue.get('disputes_lost')};"
+        f" open disputes {revenue.get('disputes_open')} at risk)"
     )
+    lines.append(_row("revenue", earned + (f"; not in USD: {other}" if other else "")))
     lines.append(
-        f"  margin (estimated)         {margin.get('value')} USD (revenue - provider spend)"
+        _row("margin (estimated)", f"{margin.get('value')} USD (revenue - provider spend)")
     )
     return lines

@@ -15,10 +15,10 @@ from dataclasses import asdict
 from typing import Annotated
 
 from fastapi import APIRouter, Query
-from fastapi.exceptions import RequestValidationError
-from pydantic import JsonValue, ValidationError
+from pydantic import JsonValue
 
-from local.stripe_engine import Json, Session, StripeEngine, StripeFaults
+from local.emulator_faults import faults_router
+from local.stripe_engine import Json, Session, StripeEngine
 
 
 class StripeProblem(Exception):
@@ -32,19 +32,7 @@ class StripeProblem(Exception):
 
 
 def controls_router(engine: StripeEngine, found: Callable[[str], Session]) -> APIRouter:
-    app = APIRouter()
-
-    @app.get("/__emulator/faults")
-    async def get_faults() -> StripeFaults:
-        return engine.faults
-
-    @app.post("/__emulator/faults")
-    async def set_faults(changes: dict[str, JsonValue]) -> StripeFaults:
-        try:
-            engine.faults = StripeFaults.model_validate({**engine.faults.model_dump(), **changes})
-        except ValidationError as exc:
-            raise RequestValidationError(exc.errors(include_url=False)) from exc
-        return engine.faults
+    app = faults_router(engine)
 
     @app.post("/__emulator/sessions/{session_id}/dispute")
     async def open_dispute(session_id: str, body: dict[str, JsonValue]) -> Json:

@@ -23,7 +23,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from local.emulator_faults import Dice, Rate, Seconds, changed
+from local.emulator_faults import Dice, Rate, Seconds, changed, faults_router
 
 CONTROL_PREFIX = "/__emulator/"
 Method = Literal["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
@@ -112,15 +112,7 @@ class FaultState:
 def control_router(state: FaultState) -> APIRouter:
     """`GET/POST /__emulator/faults` and `POST /__emulator/reset`: unauthenticated, as the
     emulator only listens on loopback."""
-    router = APIRouter()
-
-    @router.get("/__emulator/faults")
-    async def get_faults() -> SupabaseFaults:
-        return state.faults
-
-    @router.post("/__emulator/faults")
-    async def set_faults(changes: dict[str, JsonValue]) -> SupabaseFaults:
-        return state.change(changes)
+    router = faults_router(state)
 
     @router.post("/__emulator/reset", status_code=204)
     async def reset() -> Response:

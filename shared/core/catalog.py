@@ -40,33 +40,34 @@ class Offering(BaseModel):
 H100_PER_S = 0.001525
 L40S_PER_S = 0.000975
 
+
+def _wan_14b(kind: str, resolution: str, *, cost: int) -> Offering:
+    """Wan 2.1 14B as wavespeedai serves it: a Replicate model per kind and resolution, on H100."""
+    return Offering(
+        model=f"{kind}-14B",
+        kind=kind,
+        resolution=resolution,
+        cost=cost,
+        replicate_model=f"wavespeedai/wan-2.1-{kind}-{resolution}",
+        price_per_s=H100_PER_S,
+    )
+
+
 DEFAULT_OFFERINGS: tuple[Offering, ...] = (
+    _wan_14b("t2v", "480p", cost=10),
+    _wan_14b("t2v", "720p", cost=20),
     Offering(
-        model="t2v-14B", kind="t2v", resolution="480p", cost=10,
-        replicate_model="wavespeedai/wan-2.1-t2v-480p",
-        price_per_s=H100_PER_S,
-    ),
-    Offering(
-        model="t2v-14B", kind="t2v", resolution="720p", cost=20,
-        replicate_model="wavespeedai/wan-2.1-t2v-720p",
-        price_per_s=H100_PER_S,
-    ),
-    Offering(
-        model="t2v-1.3B", kind="t2v", resolution="480p", cost=10,
-        replicate_model="wan-video/wan-2.1-1.3b", fixed_input={"resolution": "480p"},
+        model="t2v-1.3B",
+        kind="t2v",
+        resolution="480p",
+        cost=10,
+        replicate_model="wan-video/wan-2.1-1.3b",
+        fixed_input={"resolution": "480p"},
         price_per_s=L40S_PER_S,
     ),
-    Offering(
-        model="i2v-14B", kind="i2v", resolution="480p", cost=10,
-        replicate_model="wavespeedai/wan-2.1-i2v-480p",
-        price_per_s=H100_PER_S,
-    ),
-    Offering(
-        model="i2v-14B", kind="i2v", resolution="720p", cost=20,
-        replicate_model="wavespeedai/wan-2.1-i2v-720p",
-        price_per_s=H100_PER_S,
-    ),
-)  # fmt: skip
+    _wan_14b("i2v", "480p", cost=10),
+    _wan_14b("i2v", "720p", cost=20),
+)
 
 
 @dataclass(frozen=True)

@@ -17,53 +17,49 @@ TERMINAL_STATUSES: frozenset[str] = frozenset({"completed", "failed", "canceled"
 JsonObject = dict[str, JsonValue]
 
 
-class NewGeneration(BaseModel):
+class GenerationFields(BaseModel):
+    """What a generation was asked to be: the fields a new one and a stored one share."""
+
+    model_config = ConfigDict(frozen=True)
+
+    user_id: uuid.UUID
+    kind: GenerationKind
+    model: str
+    resolution: str
+    prompt: str
+    cost: int
+    negative_prompt: str | None = None
+    params: JsonObject = Field(default_factory=dict)
+    input_image_path: str | None = None
+    idempotency_key: str | None = None
+    retry_of: uuid.UUID | None = None
+
+
+class NewGeneration(GenerationFields):
     """The one definition of a new generation's fields, from the HTTP request to the SQL call:
     create_generation takes it as one jsonb argument (the same names), so a field is added here
     and in that function's record, nowhere in between."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(extra="forbid")
 
-    user_id: uuid.UUID
-    kind: GenerationKind
-    model: str
-    resolution: str
-    prompt: str
-    cost: int
-    negative_prompt: str | None = None
-    params: JsonObject = Field(default_factory=dict)
-    input_image_path: str | None = None
     # Fingerprint of the input image, so a replayed key with another image is a conflict.
     input_digest: str | None = None
-    idempotency_key: str | None = None
-    retry_of: uuid.UUID | None = None
     # The catalog's estimated provider price (USD per second), kept to cost the final report.
     price_per_s: float | None = None
 
 
-class Generation(BaseModel):
+class Generation(GenerationFields):
     """One row of public.generations (as jsonb from the SQL functions)."""
 
-    model_config = ConfigDict(frozen=True, extra="ignore")
+    model_config = ConfigDict(extra="ignore")
 
     id: uuid.UUID
-    user_id: uuid.UUID
-    kind: GenerationKind
-    model: str
-    resolution: str
-    prompt: str
-    negative_prompt: str | None = None
-    params: JsonObject = Field(default_factory=dict)
-    input_image_path: str | None = None
-    cost: int
     status: GenerationStatus
     progress: int = 0
     job_id: str | None = None
     video_url: str | None = None
     video_path: str | None = None
     error_message: str | None = None
-    idempotency_key: str | None = None
-    retry_of: uuid.UUID | None = None
     created_at: datetime
     updated_at: datetime
     started_at: datetime | None = None

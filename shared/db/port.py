@@ -24,26 +24,17 @@ class Database(Protocol):
         new: NewGeneration,
         *,
         max_active: int,
-        rate_per_minute: int | None = None,
-        daily_budget_usd: float | None = None,
-    ) -> Created: ...
+        rate_per_minute: int | None,
+        daily_budget_usd: float | None,
+    ) -> Created:
+        """Every limit is the caller's setting (None: no limit), never a default of the port."""
+        ...
 
     async def mark_submitted(self, generation_id: uuid.UUID, job_id: str) -> Applied: ...
 
-    async def apply_prediction(
-        self,
-        generation_id: uuid.UUID,
-        status: str,
-        *,
-        job_id: str | None = None,
-        progress: int | None = None,
-        video_url: str | None = None,
-        error: str | None = None,
-        source: str | None = None,
-        predict_time: float | None = None,
-    ) -> Applied: ...
-
-    async def apply_update(self, update: Update) -> Applied: ...
+    async def apply_update(self, update: Update) -> Applied:
+        """apply_prediction for one `Update` (Rpc.apply_prediction takes its fields one by one)."""
+        ...
 
     async def apply_predictions(self, updates: Sequence[Update]) -> list[Applied | AppError]: ...
 

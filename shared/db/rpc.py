@@ -40,9 +40,16 @@ __all__ = [
 
 @dataclass(frozen=True)
 class Created:
+    """create_generation's answer: the generation, whether this call made it (False: a replayed
+    idempotency key returned the stored one, charging nothing), and the balance after it."""
+
     generation: Generation
     created: bool
     balance: int
+
+    @property
+    def replayed(self) -> bool:
+        return not self.created
 
 
 @dataclass(frozen=True)

@@ -9,12 +9,12 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from shared.core.domain import Generation, NewGeneration
 from shared.core.errors import AppError, BudgetExhausted, ProviderError, ProviderUnavailable
-from shared.db.rpc import Applied, Update
+from shared.db.rpc import Applied, Created, Update
 
 if TYPE_CHECKING:
     # Types only: the webhook's Updates needs no catalog or provider module at run time.
@@ -46,11 +46,9 @@ class SubmitRequest:
     retry_of: uuid.UUID | None = None
 
 
-@dataclass(frozen=True)
-class Submitted:
-    generation: Generation
-    balance: int
-    replayed: bool
+# What submit answers: create_generation's answer, with the generation as it stands after the
+# provider's create.
+Submitted = Created
 
 
 @dataclass(frozen=True)
@@ -119,8 +117,8 @@ class Lifecycle:
             )
             raise
         gen = created.generation
-        if not created.created:
-            return Submitted(gen, created.balance, replayed=True)
+        if created.replayed:
+            return created
 
         model_input = self.catalog.build_input(
             offering,
@@ -143,7 +141,7 @@ class Lifecycle:
                     "provider create failed but its prediction reported in",
                     extra={"generation_id": str(gen.id)},
                 )
-                return Submitted(failed.generation, created.balance, replayed=False)
+                return replace(created, generation=failed.generation)
             log.warning("provider create failed", extra={"generation_id": str(gen.id)})
             raise type(exc)(
                 f"{exc.detail} Your {gen.cost} credits were returned.",
@@ -159,7 +157,7 @@ class Lifecycle:
             # The row moved on without this prediction (swept as failed, or canceled by the
             # user in the meantime): nobody will pay for it, so stop it.
             await self._cancel_orphan(prediction.id, gen.id)
-        return Submitted(applied.generation, created.balance, replayed=False)
+        return replace(created, generation=applied.generation)
 
     async def apply_update(
         self, generation_id: uuid.UUID, prediction: Prediction, *, source: str

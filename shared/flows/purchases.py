@@ -12,7 +12,7 @@ import logging
 import time
 import uuid
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass
 
 from shared.core.errors import AppError, Conflict
 from shared.core.purchases import EventOutcome, Purchase, StripeFact
@@ -50,21 +50,14 @@ def settle_result(session: CheckoutSession) -> str | None:
     return None
 
 
+@dataclass(frozen=True)
 class Purchases:
-    def __init__(
-        self,
-        store: PurchaseStore,
-        gateway: PaymentGateway,
-        packs: Packs,
-        limiter: RateLimiter,
-        *,
-        config: PurchaseConfig,
-    ) -> None:
-        self.store = store
-        self.gateway = gateway
-        self.packs = packs
-        self.limiter = limiter
-        self.config = config
+    store: PurchaseStore
+    gateway: PaymentGateway
+    packs: Packs
+    limiter: RateLimiter
+    _: KW_ONLY
+    config: PurchaseConfig
 
     async def checkout(
         self, user_id: uuid.UUID, pack_id: str, *, idempotency_key: str | None

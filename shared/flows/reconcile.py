@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from shared.core.domain import Generation
 from shared.core.errors import AppError, ProviderError
 from shared.core.ratelimit import RateLimiter
+from shared.db.rpc import Update
 from shared.flows.keeper import Keeper
 from shared.flows.lifecycle import Lifecycle
 from shared.flows.purchases import Purchases
@@ -149,13 +150,10 @@ class Reconciler:
         except ProviderError as exc:
             if exc.extra.get("provider_status") != 404:
                 raise
-            applied = await self.lifecycle.rpc.apply_prediction(
-                gen.id,
-                "failed",
-                job_id=job_id,
-                error="The provider has no record of it.",
-                source="sweep",
+            lost = Update(
+                gen.id, "failed", job_id, error="The provider has no record of it.", source="sweep"
             )
+            applied = await self.lifecycle.rpc.apply_update(lost)
             return "lost_failed" if applied.changed else "unchanged"
 
         if prediction.our_status == "processing":
@@ -165,14 +163,15 @@ class Reconciler:
                 canceled = await provider.cancel(job_id)
                 if overdue:
                     minutes = self.config.max_run_s // 60
-                    applied = await self.lifecycle.rpc.apply_prediction(
+                    timed_out = Update(
                         gen.id,
                         "failed",
-                        job_id=job_id,
+                        job_id,
                         error=f"Timed out after {minutes} min.",
                         source="sweep",
                         predict_time=canceled.predict_time,
                     )
+                    applied = await self.lifecycle.rpc.apply_update(timed_out)
                     return "timed_out" if applied.changed else "unchanged"
                 prediction = canceled
 

@@ -51,12 +51,7 @@ class LocalStorage:
         await self.put_stream(path, _single(data), content_type)
 
     async def put_stream(
-        self,
-        path: str,
-        chunks: AsyncIterator[bytes],
-        content_type: str,
-        *,
-        size: int | None = None,
+        self, path: str, chunks: AsyncIterator[bytes], content_type: str, *, size: int | None = None
     ) -> int:
         target = self.file_path(path)
         written = 0

@@ -45,12 +45,7 @@ class Storage(Protocol):
     async def put_bytes(self, path: str, data: bytes, content_type: str) -> None: ...
 
     async def put_stream(
-        self,
-        path: str,
-        chunks: AsyncIterator[bytes],
-        content_type: str,
-        *,
-        size: int | None = None,
+        self, path: str, chunks: AsyncIterator[bytes], content_type: str, *, size: int | None = None
     ) -> int:
         """Store the stream; `size`, when known, is its exact length (saves a spool to disk)."""
         ...

@@ -71,12 +71,7 @@ class SupabaseStorage:
             await self._bucket.upload(path, data, options)
 
     async def put_stream(
-        self,
-        path: str,
-        chunks: AsyncIterator[bytes],
-        content_type: str,
-        *,
-        size: int | None = None,
+        self, path: str, chunks: AsyncIterator[bytes], content_type: str, *, size: int | None = None
     ) -> int:
         # Supabase takes a standard upload up to 6 MB; above that, TUS in 6 MB chunks, one in
         # memory at a time, resumed after a failed chunk.
