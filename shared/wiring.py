@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from shared.core.clock import Clock, SystemClock
 from shared.core.startup import skip_httpx_cli
@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     from shared.flows.reconcile import Reconciler
     from shared.flows.removal import AuthAdmin, Remover
     from shared.flows.scheduling import CopyScheduler
+    from shared.payments.gateway import PaymentGateway
     from shared.provider.replicate import Provider
     from shared.storage.port import Storage
     from shared.web.app import ServicesOpener
@@ -153,6 +154,7 @@ class _Parts:
         self._storage: Storage | None = None
         self._http: httpx.AsyncClient | None = None
         self._purchases: Purchases | None = None
+        self._gateway: PaymentGateway | None = None
 
     async def db(self) -> Database:
         return await self.rpc()
@@ -193,18 +195,18 @@ class _Parts:
             from shared.core.ratelimit import RateLimiter
             from shared.db.purchases import PurchaseStore
             from shared.flows.purchases import PurchaseConfig, Purchases
-            from shared.payments.gateway import StripeGateway
             from shared.payments.packs import load_packs
 
             s = self.settings
             assert s.checkout_success_url is not None
             assert s.checkout_cancel_url is not None
-            gateway = StripeGateway.from_settings(s)
-            self._stack.push_async_callback(gateway.aclose)
             rate = s.stripe_rate_per_s
             self._purchases = Purchases(
                 PurchaseStore((await self.rpc()).transport),
-                gateway,
+                # Stripe's client opens with the first call that needs Stripe (a checkout, or a
+                # check of a purchase left pending): most requests of the groups holding this
+                # flow (packs, history, webhooks) never do.
+                cast("PaymentGateway", _OnFirstUse(self.payment_gateway)),
                 load_packs(s.credit_packs),
                 RateLimiter(rate, burst=min(5, max(1, int(rate)))),
                 config=PurchaseConfig(
@@ -217,6 +219,15 @@ class _Parts:
                 ),
             )
         return self._purchases
+
+    def payment_gateway(self) -> PaymentGateway:
+        if self._gateway is None:
+            from shared.payments.gateway import StripeGateway
+
+            gateway = StripeGateway.from_settings(self.settings)
+            self._stack.push_async_callback(gateway.aclose)
+            self._gateway = gateway
+        return self._gateway
 
     def provider(self) -> Provider:
         if self._provider is None:
@@ -252,21 +263,31 @@ class _Parts:
 
         return load_catalog(self.settings.catalog_overrides)
 
-    async def lifecycle(self, *, batcher: UpdateBatcher | None = None) -> Lifecycle:
+    async def lifecycle(
+        self, *, batcher: UpdateBatcher | None = None, provider_on_first_use: bool = False
+    ) -> Lifecycle:
+        """`provider_on_first_use`: for groups whose usual request never calls the provider
+        (status polls only an overdue generation; controls call it to cancel or retry), so
+        their cold start does not pay for the replicate client and httpx."""
         from shared.flows.lifecycle import Lifecycle
 
         s = self.settings
         assert s.public_webhook_url is not None
-        storage = self.storage()
+        provider: Provider = (
+            cast("Provider", _OnFirstUse(self.provider))
+            if provider_on_first_use
+            else self.provider()
+        )
         return Lifecycle(
             rpc=await self.db(),
-            provider=self.provider(),
+            provider=provider,
             catalog=self.catalog(),
             webhook_base_url=s.public_webhook_url,
             max_active=s.max_active_generations,
             poll_after_s=s.status_poll_after_s,
             max_polls=s.status_max_polls,
-            image_ref_for=lambda path: storage.signed_url(path, s.input_url_ttl_s),
+            # Storage opens with the first retry of an image-to-video (text-to-video never).
+            image_ref_for=lambda path: self.storage().signed_url(path, s.input_url_ttl_s),
             batcher=batcher,
             rate_per_minute=s.create_rate_per_minute,
             daily_budget_usd=s.provider_daily_budget_usd,
@@ -293,11 +314,27 @@ class _Parts:
         )
 
 
+class _OnFirstUse:
+    """A port whose adapter opens on its first call: `open_part` is one of the parts' idempotent
+    openers, whose stack closes what it opened (so closing this closes nothing). Attribute
+    access is the whole protocol, so no signature is written twice."""
+
+    def __init__(self, open_part: Callable[[], object]) -> None:
+        self._open = open_part
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._open(), name)
+
+    async def aclose(self) -> None:
+        """Nothing of its own to close (and no reason to open the part just to close it)."""
+
+
 @asynccontextmanager
 async def _web(settings: Settings) -> AsyncIterator[tuple[_Parts, Authenticator]]:
     """Every web group: check all settings at once (one message naming every missing one)."""
     from shared.web.auth import Authenticator
 
+    skip_httpx_cli()  # before the JWKS fetch imports httpx
     settings.require_api()
     authenticator = Authenticator.from_settings(settings)
     await authenticator.start()  # a JWKS without keys fails here, not on every request
@@ -326,12 +363,12 @@ async def _upload(parts: _Parts) -> UploadServices:
 
 
 async def _status(parts: _Parts) -> StatusServices:
-    return StatusServices(await parts.lifecycle(), parts.links())
+    return StatusServices(await parts.lifecycle(provider_on_first_use=True), parts.links())
 
 
 async def _controls(parts: _Parts) -> ControlServices:
     return ControlServices(
-        lifecycle=await parts.lifecycle(),
+        lifecycle=await parts.lifecycle(provider_on_first_use=True),
         links=parts.links(),
         db=await parts.db(),
         catalog=parts.catalog(),

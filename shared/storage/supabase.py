@@ -43,7 +43,7 @@ class SupabaseStorage:
         timeout_s: float = 30.0,
         retry_delays_s: Sequence[float] = (0.5, 2.0, 5.0),
     ) -> None:
-        from supabase import AsyncClient, AsyncClientOptions
+        from storage3 import AsyncStorageClient
 
         self._owns_http = http is None
         # One client for supabase-py and our streaming uploads; its timeouts bound every call.
@@ -55,10 +55,10 @@ class SupabaseStorage:
         self._bucket_id = bucket
         self._auth = {"Authorization": f"Bearer {service_role_key}", "apikey": service_role_key}
         self._retry_delays_s = tuple(retry_delays_s)
-        client = AsyncClient(
-            self._url, service_role_key, AsyncClientOptions(httpx_client=self._http)
-        )
-        self._bucket: AsyncBucketProxy = client.storage.from_(bucket)
+        # supabase-py's Storage client, built as its umbrella client builds it (without the
+        # auth, realtime and functions clients that one also imports at every cold start).
+        client = AsyncStorageClient(f"{self._url}/storage/v1/", self._auth, http_client=self._http)
+        self._bucket: AsyncBucketProxy = client.from_(bucket)
 
     async def put_bytes(self, path: str, data: bytes, content_type: str) -> None:
         check_path(path)

@@ -10,7 +10,7 @@ import uuid
 import httpx
 import jwt
 import pytest
-from supabase import AsyncClient, AsyncClientOptions
+from postgrest import AsyncPostgrestClient
 
 from local.secrets import LocalSecrets
 from shared.core import errors
@@ -133,7 +133,7 @@ async def test_a_pgrst_error_is_database_unavailable(
     # A key the project does not know is refused (PGRST301): our deployment's fault, a 503.
     stranger = jwt.encode({"role": "service_role"}, "s" * 40, algorithm="HS256")
     client = await SupabaseTransport.open(supabase_url, local_secrets.service_role_key)
-    client._client.postgrest.auth(stranger)
+    client._client.auth(stranger)
     try:
         with pytest.raises(errors.DatabaseUnavailable):
             await client.call("get_credits", {"p_user_id": uuid.uuid4(), "p_limit": 1})
@@ -149,8 +149,7 @@ async def test_a_2xx_that_is_not_json_rows_is_database_unavailable() -> None:
         return httpx.Response(200, text="<html>Welcome</html>")
 
     http = httpx.AsyncClient(transport=httpx.MockTransport(handler))
-    options = AsyncClientOptions(httpx_client=http)
-    client = AsyncClient("https://project.supabase.test", "service-role-key", options=options)
+    client = AsyncPostgrestClient("https://project.supabase.test/rest/v1", http_client=http)
     rpc = Rpc(SupabaseTransport(client, http))
     try:
         with pytest.raises(errors.DatabaseUnavailable):

@@ -32,7 +32,10 @@ from shared.wiring import (
 )
 
 ROOT = Path(__file__).resolve().parent.parent.parent
-WATCHED = ("PIL", "jwt", "replicate", "supabase", "httpx", "stripe", "shared")
+WATCHED = (
+    "PIL", "jwt", "replicate", "supabase", "httpx", "stripe", "shared", "psycopg", "postgrest",
+    "storage3", "supabase_auth", "realtime", "rich",
+)  # fmt: skip
 
 CHILD = """
 import asyncio, json, sys
@@ -61,18 +64,33 @@ asyncio.run(main(sys.argv[1]))
 """
 
 
-def build(target: str, database_url: str, tmp_path: Path) -> dict[str, list[str]]:
-    nowhere = "http://127.0.0.1:9"  # never called while building
+NOWHERE = "http://127.0.0.1:9"  # never called while building (a JWKS fetch only logs)
+# Production's shape: RPC through PostgREST, Supabase Storage, tokens checked through JWKS.
+PRODUCTION = {
+    "RPC_TRANSPORT": "supabase",
+    "STORAGE_BACKEND": "supabase",
+    "SUPABASE_URL": NOWHERE,
+    "SUPABASE_SERVICE_ROLE_KEY": "service-role-key",
+    "SUPABASE_JWKS_URL": NOWHERE + "/auth/v1/.well-known/jwks.json",
+}
+
+
+def build(
+    target: str, database_url: str, tmp_path: Path, production: bool = False
+) -> dict[str, list[str]]:
     env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "TMPDIR")}
     env.update(
         local_environment(
             database_url=database_url,
-            api_url=nowhere,
-            emulator_url=nowhere,
+            api_url=NOWHERE,
+            emulator_url=NOWHERE,
             secrets=load_local_secrets(tmp_path),
             storage_dir=tmp_path / "storage",
         )
     )
+    if production:
+        env.pop("SUPABASE_JWT_SECRET", None)
+        env.update(PRODUCTION)
     out = subprocess.run(  # noqa: S603 - our own interpreter, a fixed script
         [sys.executable, "-c", CHILD, target, ",".join(WATCHED)],
         cwd=ROOT, env=env, capture_output=True, text=True, check=True, timeout=60,
@@ -81,13 +99,16 @@ def build(target: str, database_url: str, tmp_path: Path) -> dict[str, list[str]
     return result
 
 
-# target -> (what it registers, modules it must not import, modules it must import)
+# target -> (what it registers, modules it must not import, modules it must import). No group
+# imports httpx's command-line client (rich), which modal's dependencies install.
 CASES = {
-    # No video copier, no update batcher, no image library; the bounded poll uses the provider.
+    # No video copier, no update batcher, no image library; the bounded poll of an overdue
+    # generation opens the provider when it first happens, not at start.
     "status": (
         ["Authenticator", "StatusServices"],
-        {"PIL", "supabase", "stripe", "shared.flows.keeper", "shared.db.batching"},
-        {"replicate"},
+        {"PIL", "supabase", "stripe", "replicate", "rich", "shared.flows.keeper",
+         "shared.db.batching"},
+        {"jwt", "shared.flows.links"},
     ),
     # On Modal the copy is spawned: no copier here, and a webhook has neither users nor
     # provider calls.
@@ -103,24 +124,31 @@ CASES = {
         {"jwt", "replicate", "PIL", "supabase", "httpx", "shared.flows.keeper"},
         {"shared.flows.scheduling"},
     ),
+    # Every submit calls the provider: it opens at start. Storage does not (only a retried
+    # image-to-video needs a link to its stored input).
     "text_to_video": (
         ["Authenticator", "SubmitServices"],
-        {"PIL", "supabase", "stripe", "shared.flows.keeper", "shared.db.batching"},
+        {"PIL", "supabase", "stripe", "rich", "shared.storage.local", "shared.flows.keeper",
+         "shared.db.batching"},
         {"replicate", "jwt"},
     ),
-    # Packs, checkout and purchases ride with the controls: they open the Stripe client.
+    # Packs, checkout and purchases ride with the controls; Stripe's client opens with the
+    # first checkout, the provider with the first cancel or retry.
     "controls": (
         ["Authenticator", "ControlServices", "PaymentServices"],
-        {"PIL", "supabase", "shared.flows.keeper", "shared.db.batching"},
-        {"stripe", "jwt"},
+        {"PIL", "supabase", "stripe", "replicate", "rich", "shared.flows.keeper",
+         "shared.db.batching"},
+        {"jwt", "shared.flows.purchases"},
     ),
-    # Stripe's webhook: no users, no provider, no storage client, no copier.
+    # Stripe's webhook: no users, no provider, no storage client, no copier; a signed event
+    # is applied without calling Stripe.
     "stripe_webhook": (
         ["StripeWebhookServices"],
-        {"jwt", "replicate", "PIL", "supabase", "shared.flows.keeper", "shared.db.batching"},
-        {"stripe", "shared.flows.purchases"},
+        {"jwt", "replicate", "PIL", "supabase", "stripe", "shared.flows.keeper",
+         "shared.db.batching"},
+        {"shared.flows.purchases"},
     ),
-}
+}  # fmt: skip
 
 
 @pytest.mark.parametrize("target", sorted(CASES))
@@ -132,6 +160,29 @@ async def test_each_group_opens_and_imports_only_what_it_uses(
     assert result["registered"] == registered
     modules = set(result["modules"])
     assert absent & modules == set()
+    assert present <= modules
+
+
+# In production's shape the same groups use supabase-py's PostgREST and Storage clients, and
+# neither psycopg nor the umbrella client (which would also import the auth, realtime and
+# functions clients) nor httpx's command-line client.
+PRODUCTION_ABSENT = {"psycopg", "supabase", "realtime", "rich", "stripe"}
+
+
+@pytest.mark.parametrize(
+    ("target", "present"),
+    [
+        ("status", {"postgrest", "storage3", "jwt"}),
+        ("text_to_video", {"postgrest", "replicate", "jwt"}),
+        ("controls", {"postgrest", "storage3", "jwt"}),
+        ("webhook", {"postgrest"}),
+    ],
+)
+async def test_in_production_shape_each_group_imports_only_the_clients_it_uses(
+    target: str, present: set[str], database_url: str, tmp_path: Path
+) -> None:
+    modules = set(build(target, database_url, tmp_path, production=True)["modules"])
+    assert PRODUCTION_ABSENT & modules == set()
     assert present <= modules
 
 
