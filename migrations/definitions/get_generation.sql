@@ -6,9 +6,7 @@ language plpgsql stable security definer set search_path = '' as $$
 begin
   return query select to_jsonb(g.*) from public.generations g
    where g.id = p_generation_id and g.user_id = p_user_id and g.deleted_at is null;
-  if not found then
-    perform private.raise_not_found('generation');
-  end if;
+  perform private.require_found(found, 'generation');
 end
 $$;
 

@@ -29,9 +29,7 @@ begin
   end if;
   select * into v_row from public.generations g
    where g.id = p_generation_id and g.user_id = p_user_id and g.deleted_at is null;
-  if not found then
-    perform private.raise_not_found('generation');
-  end if;
+  perform private.require_found(found, 'generation');
   return query select to_jsonb(v_row), false;
 end
 $$;

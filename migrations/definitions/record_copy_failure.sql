@@ -14,9 +14,7 @@ begin
          copy_retry_at = now() + make_interval(secs => greatest(coalesce(p_retry_after_s, 0), 0))
    where g.id = p_generation_id
   returning g.* into v_row;
-  if not found then
-    perform private.raise_not_found('generation');
-  end if;
+  perform private.require_found(found, 'generation');
   return query select to_jsonb(v_row);
 end
 $$;

@@ -8,9 +8,7 @@ declare v_row public.generations;
   v_refunded integer := 0;
 begin
   v_row := private.lock_generation(p_generation_id, p_user_id);
-  if v_row.deleted_at is not null then
-    perform private.raise_not_found('generation');
-  end if;
+  perform private.require_found(v_row.deleted_at is null, 'generation');
   if v_row.status in ('completed', 'failed', 'canceled') then
     raise exception using errcode = 'WN412', message = 'generation is already finished',
       detail = json_build_object('status', v_row.status)::text;

@@ -9,9 +9,7 @@ language plpgsql security definer set search_path = '' as $$
 declare v_balance integer;
 begin
   select u.credits into v_balance from public.users u where u.id = p_user_id for no key update;
-  if not found then
-    perform private.raise_not_found('user');
-  end if;
+  perform private.require_found(found, 'user');
   return v_balance;
 end
 $$;
