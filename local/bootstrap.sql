@@ -4,8 +4,8 @@
 -- A Supabase project already has all of this; it is applied only to databases that lack the
 -- `auth` schema and is NOT part of migrations/. It mirrors what our migrations rely on:
 -- the API roles, auth.users, auth.uid()/auth.jwt()/auth.role(), and Supabase's default
--- privileges (every API role gets ALL on new objects in public, which is why our migrations
--- revoke explicitly and why RLS matters).
+-- privileges (every API role gets ALL on new objects in public, which is why the migration
+-- runner and the policy files revoke explicitly, and why RLS matters).
 -- =============================================================================================
 
 do $$

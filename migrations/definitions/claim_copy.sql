@@ -23,6 +23,3 @@ $$;
 
 comment on function public.claim_copy is
   'Claim one completed generation''s video copy for p_lease_s; false when another holds it.';
-revoke all on function public.claim_copy(uuid, integer, integer)
-  from public, anon, authenticated;
-grant execute on function public.claim_copy(uuid, integer, integer) to service_role;

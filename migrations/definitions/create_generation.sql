@@ -130,7 +130,3 @@ comment on function public.create_generation is
   'Reserve the cost and record a queued generation, within the rate limit and the provider '
   'budget; a replayed idempotency key returns the stored generation (created = false) and '
   'charges nothing.';
-revoke all on function public.create_generation(jsonb, integer, integer, double precision)
-  from public, anon, authenticated;
-grant execute on function public.create_generation(jsonb, integer, integer, double precision)
-  to service_role;

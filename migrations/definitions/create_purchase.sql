@@ -62,7 +62,3 @@ $$;
 comment on function public.create_purchase is
   'Record a pending purchase of a pack (idempotent per key), within the create rate limit; '
   'refused for an account on hold.';
-revoke all on function public.create_purchase(uuid, text, integer, integer, text, text, integer)
-  from public, anon, authenticated;
-grant execute on function public.create_purchase(uuid, text, integer, integer, text, text, integer)
-  to service_role;

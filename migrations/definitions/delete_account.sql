@@ -17,5 +17,3 @@ $$;
 comment on function public.delete_account(uuid) is
   'Forget a user''s personal data (prompts, email; files to remove are returned), keep the '
   'ledger and purchases; live generations end canceled and refunded.';
-revoke all on function public.delete_account(uuid) from public, anon, authenticated;
-grant execute on function public.delete_account(uuid) to service_role;

@@ -31,5 +31,3 @@ $$;
 comment on function public.delete_generation(uuid, uuid) is
   'Tombstone the owner''s finished generation (prompt cleared); returns it with the stored '
   'paths to remove.';
-revoke all on function public.delete_generation(uuid, uuid) from public, anon, authenticated;
-grant execute on function public.delete_generation(uuid, uuid) to service_role;

@@ -24,5 +24,3 @@ end
 $$;
 
 comment on function public.get_credits is 'A user''s balance and newest p_limit ledger entries.';
-revoke all on function public.get_credits(uuid, integer) from public, anon, authenticated;
-grant execute on function public.get_credits(uuid, integer) to service_role;

@@ -11,5 +11,3 @@ end
 $$;
 
 comment on function public.get_generation is 'The owner''s generation; WN404 for anyone else.';
-revoke all on function public.get_generation(uuid, uuid) from public, anon, authenticated;
-grant execute on function public.get_generation(uuid, uuid) to service_role;

@@ -19,5 +19,3 @@ $$;
 
 comment on function public.mark_submitted is
   'queued -> processing with the provider''s job id; changed = false when it had moved on.';
-revoke all on function public.mark_submitted(uuid, text) from public, anon, authenticated;
-grant execute on function public.mark_submitted(uuid, text) to service_role;

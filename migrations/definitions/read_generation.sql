@@ -36,6 +36,3 @@ $$;
 
 comment on function public.read_generation is
   'The owner''s generation and whether this caller won the claim to poll the provider.';
-revoke all on function public.read_generation(uuid, uuid, integer, integer)
-  from public, anon, authenticated;
-grant execute on function public.read_generation(uuid, uuid, integer, integer) to service_role;

@@ -21,7 +21,3 @@ $$;
 
 comment on function public.record_copy_failure is
   'Record a failed copy attempt; a failure that is not retryable ends the attempts.';
-revoke all on function public.record_copy_failure(uuid, text, boolean, integer)
-  from public, anon, authenticated;
-grant execute on function public.record_copy_failure(uuid, text, boolean, integer)
-  to service_role;

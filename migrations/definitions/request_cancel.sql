@@ -32,5 +32,3 @@ $$;
 
 comment on function public.request_cancel is
   'The owner''s cancel: a queued row is canceled and refunded now, a running one is marked.';
-revoke all on function public.request_cancel(uuid, uuid) from public, anon, authenticated;
-grant execute on function public.request_cancel(uuid, uuid) to service_role;

@@ -19,5 +19,3 @@ $$;
 
 comment on function public.set_video_path is
   'Record where our copy of a completed generation''s video is; the first path stays.';
-revoke all on function public.set_video_path(uuid, text) from public, anon, authenticated;
-grant execute on function public.set_video_path(uuid, text) to service_role;

@@ -9,6 +9,10 @@ change.
   whenever its checksum differs from the one recorded, after every versioned file. `language sql`
   bodies are checked at creation, so a definition that needs another one not yet applied is
   retried after the others (undefined function / table), until nothing more can be applied.
+- EXECUTE is stated here once, not in each file: in the transaction that applies a function's
+  file, only service_role may execute it if it is public, nobody if it is private (Supabase
+  grants every API role ALL on a new function in public, so it is never callable by them even
+  for a moment). `shared.db.drift` checks the same rule in the catalog.
 
 The same files apply unchanged to a Supabase project and to the local PostgreSQL. An advisory
 lock keeps two runners (two deploys, two test workers) from applying at once. A database migrated
@@ -51,6 +55,12 @@ _DEFINITION = re.compile(r"^[a-z0-9_]+(/[a-z0-9_]+)*\.sql$")
 _LOCK_KEY = 0x57414E  # any fixed bigint; "WAN"
 # A definition that refers to one not applied yet: try it again after the others.
 _RETRY_LATER = frozenset({"42883", "42P01", "42704"})
+# Every signature of the function a definition file defines (after its drops, one).
+_SIGNATURES = """
+select format('%%I.%%I(%%s)', n.nspname, p.proname, pg_get_function_identity_arguments(p.oid))
+  from pg_proc p join pg_namespace n on n.oid = p.pronamespace
+ where n.nspname = %s and p.proname = %s
+"""
 
 _META = """
 create schema if not exists app_migrations;
@@ -90,6 +100,14 @@ class Definition:
     @property
     def checksum(self) -> str:
         return hashlib.sha256(self.sql.encode()).hexdigest()
+
+
+def _defined_function(path: str) -> tuple[str, str] | None:
+    """The (schema, name) of the function a definition file defines, from its path: a file at
+    the top is public.<stem>, one in private/ is private.<stem>; policies/ and triggers/ define
+    no function."""
+    folder, _, stem = path.removesuffix(".sql").rpartition("/")
+    return None if folder in ("policies", "triggers") else (folder or "public", stem)
 
 
 def load_migrations(directory: Path = MIGRATIONS_DIR) -> list[Migration]:
@@ -204,6 +222,7 @@ async def _apply_definitions(
             try:
                 async with conn.transaction():
                     await conn.execute(definition.sql.encode())
+                    await _restrict_execute(conn, definition.path)
                     await conn.execute(
                         "insert into app_migrations.definitions (path, checksum) values (%s, %s) "
                         "on conflict (path) do update "
@@ -225,6 +244,29 @@ async def _apply_definitions(
             ) from error
         pending = [d for d, _ in deferred]
     return applied
+
+
+async def _restrict_execute(conn: psycopg.AsyncConnection[tuple[object, ...]], path: str) -> None:
+    """The one EXECUTE rule, for the function the file at `path` defines: service_role only
+    for a public one, nobody for a private one."""
+    from psycopg import sql
+
+    function = _defined_function(path)
+    if function is None:
+        return
+    schema, _ = function
+    cur = await conn.execute(_SIGNATURES, function)
+    for (signature,) in await cur.fetchall():
+        function_sql = sql.SQL(str(signature))  # quoted by format(%I) in _SIGNATURES
+        await conn.execute(
+            sql.SQL(
+                "revoke all on function {} from public, anon, authenticated, service_role"
+            ).format(function_sql)
+        )
+        if schema == "public":
+            await conn.execute(
+                sql.SQL("grant execute on function {} to service_role").format(function_sql)
+            )
 
 
 async def configure_database(conninfo: str, *, signup_bonus_credits: int) -> None:

@@ -103,6 +103,30 @@ async def test_definition_is_reapplied_only_when_it_changes(
     assert await cur.fetchone() == (2,)
 
 
+async def test_function_defined_by_a_file_is_executable_by_service_role_only(
+    database_url: str, admin: AdminConn, tmp_path: Path
+) -> None:
+    # The files state no grants: the runner applies the one rule, public or private.
+    defs = _copy_versioned(tmp_path)
+    (defs / "private").mkdir()
+    for schema, folder in (("public", defs), ("private", defs / "private")):
+        (folder / "probe_answer.sql").write_text(
+            f"create or replace function {schema}.probe_answer() returns int language sql "
+            "as $$ select 1 $$;"
+        )
+    await apply_migrations(database_url, tmp_path)
+    cur = await admin.execute(
+        "select r.rolname, has_function_privilege(r.rolname, 'public.probe_answer()', 'execute'),"
+        " has_function_privilege(r.rolname, 'private.probe_answer()', 'execute')"
+        " from pg_roles r where r.rolname in ('anon', 'authenticated', 'service_role') order by 1"
+    )
+    assert await cur.fetchall() == [
+        ("anon", False, False),
+        ("authenticated", False, False),
+        ("service_role", True, False),
+    ]
+
+
 async def test_definition_needing_a_later_one_is_applied_after_it(
     database_url: str, admin: AdminConn, tmp_path: Path
 ) -> None:

@@ -21,5 +21,3 @@ $$;
 
 comment on function private.lock_generation is
   'Lock a generation (FOR NO KEY UPDATE) and return it; WN404 when missing or not the user''s.';
-revoke all on function private.lock_generation(uuid, uuid)
-  from public, anon, authenticated, service_role;

@@ -16,4 +16,3 @@ $$;
 
 comment on function private.lock_purchase is
   'Lock a purchase (FOR NO KEY UPDATE) and return it; WN404 when there is no such purchase.';
-revoke all on function private.lock_purchase(uuid) from public, anon, authenticated, service_role;

@@ -16,4 +16,3 @@ $$;
 
 comment on function private.lock_user is
   'Lock a user (FOR NO KEY UPDATE) and return the balance; WN404 when there is no such user.';
-revoke all on function private.lock_user(uuid) from public, anon, authenticated, service_role;

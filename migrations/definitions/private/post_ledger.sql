@@ -25,5 +25,3 @@ $$;
 
 comment on function private.post_ledger is
   'Append a ledger entry and apply it to users.credits; the CHECK keeps credits >= 0.';
-revoke all on function private.post_ledger(uuid, integer, text, uuid, text, uuid, text)
-  from public, anon, authenticated, service_role;

@@ -24,4 +24,3 @@ $$;
 
 comment on function private.refund is
   'Refund a generation''s deduction once; returns the amount given back (0 when none).';
-revoke all on function private.refund(uuid, text) from public, anon, authenticated, service_role;

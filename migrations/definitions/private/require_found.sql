@@ -17,5 +17,3 @@ $$;
 
 comment on function private.require_found is
   'Raise WN404 for a missing user, generation or purchase unless p_found.';
-revoke all on function private.require_found(boolean, text)
-  from public, anon, authenticated, service_role;
