@@ -5,7 +5,7 @@
 -- `auth` schema and is NOT part of migrations/. It mirrors what our migrations rely on:
 -- the API roles, auth.users, auth.uid()/auth.jwt()/auth.role(), and Supabase's default
 -- privileges (every API role gets ALL on new objects in public, which is why the migration
--- runner and the policy files revoke explicitly, and why RLS matters).
+-- runner revokes explicitly, and why RLS matters).
 -- =============================================================================================
 
 do $$

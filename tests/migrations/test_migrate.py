@@ -127,6 +127,29 @@ async def test_function_defined_by_a_file_is_executable_by_service_role_only(
     ]
 
 
+async def test_table_with_a_policies_file_is_locked_down_before_the_file_adds_grants(
+    database_url: str, admin: AdminConn, tmp_path: Path
+) -> None:
+    defs = _copy_versioned(tmp_path)
+    (tmp_path / "0099_probe_rows.sql").write_text("create table public.probe_rows (id int);")
+    (defs / "policies").mkdir()
+    (defs / "policies" / "probe_rows.sql").write_text(
+        "grant select on public.probe_rows to authenticated;"
+    )
+    await apply_migrations(database_url, tmp_path)
+    cur = await admin.execute(
+        "select r.rolname, has_table_privilege(r.rolname, 'public.probe_rows', 'select'),"
+        " has_table_privilege(r.rolname, 'public.probe_rows', 'insert, update, delete'),"
+        " (select c.relrowsecurity from pg_class c where c.oid = 'public.probe_rows'::regclass)"
+        " from pg_roles r where r.rolname in ('anon', 'authenticated', 'service_role') order by 1"
+    )
+    assert await cur.fetchall() == [
+        ("anon", False, False, True),
+        ("authenticated", True, False, True),
+        ("service_role", True, False, True),
+    ]
+
+
 async def test_definition_needing_a_later_one_is_applied_after_it(
     database_url: str, admin: AdminConn, tmp_path: Path
 ) -> None:
