@@ -179,6 +179,23 @@ async def test_definition_that_can_never_apply_is_named(
         await apply_migrations(database_url, tmp_path)
 
 
+async def test_helper_replaced_by_require_found_is_dropped_from_a_database_that_has_it(
+    database_url: str, admin: AdminConn
+) -> None:
+    # A database migrated before private.require_found has private.raise_not_found; applying the
+    # new file (its checksum differs from the one recorded there) leaves no trace of the old one.
+    await admin.execute(
+        "create function private.raise_not_found(p_entity text) returns void "
+        "language sql security definer set search_path = '' as $$ select $$"
+    )
+    await admin.execute(
+        "update app_migrations.definitions set checksum = 'old' "
+        "where path = 'private/require_found.sql'"
+    )
+    assert await apply_migrations(database_url) == ["private/require_found.sql"]
+    assert await schema_drift(admin) == []
+
+
 async def _pretend_migrated_with_old_files(admin: AdminConn, versions: list[str]) -> None:
     # The baseline's versions become the old ones; later versions stay applied (their tables
     # are here already, as they would be once applied after the upgrade).
