@@ -4,8 +4,8 @@
 -- A Supabase project already has all of this; it is applied only to databases that lack the
 -- `auth` schema and is NOT part of migrations/. It mirrors what our migrations rely on:
 -- the API roles, auth.users, auth.uid()/auth.jwt()/auth.role(), and Supabase's default
--- privileges (every API role gets ALL on new objects in public, which is why our migrations
--- revoke explicitly and why RLS matters).
+-- privileges (every API role gets ALL on new objects in public, which is why the migration
+-- runner revokes explicitly, and why RLS matters).
 -- =============================================================================================
 
 do $$
@@ -51,24 +51,6 @@ alter table auth.users add column if not exists phone text unique;
 alter table auth.users add column if not exists phone_confirmed_at timestamptz;
 
 -- Supabase's definitions: claims come from the request.jwt.claims GUC that PostgREST sets.
-create or replace function auth.uid() returns uuid
-language sql stable
-as $$
-  select coalesce(
-    nullif(current_setting('request.jwt.claim.sub', true), ''),
-    (nullif(current_setting('request.jwt.claims', true), '')::jsonb ->> 'sub')
-  )::uuid
-$$;
-
-create or replace function auth.role() returns text
-language sql stable
-as $$
-  select coalesce(
-    nullif(current_setting('request.jwt.claim.role', true), ''),
-    (nullif(current_setting('request.jwt.claims', true), '')::jsonb ->> 'role')
-  )::text
-$$;
-
 create or replace function auth.jwt() returns jsonb
 language sql stable
 as $$
@@ -76,6 +58,22 @@ as $$
     nullif(current_setting('request.jwt.claim', true), ''),
     nullif(current_setting('request.jwt.claims', true), '')
   )::jsonb
+$$;
+
+-- One claim each: the per-claim setting older PostgREST versions set first, else the claims
+-- object (the same answer as Supabase's own bodies, which spell the lookup out twice).
+create or replace function auth.uid() returns uuid
+language sql stable
+as $$
+  select coalesce(nullif(current_setting('request.jwt.claim.sub', true), ''),
+                  auth.jwt() ->> 'sub')::uuid
+$$;
+
+create or replace function auth.role() returns text
+language sql stable
+as $$
+  select coalesce(nullif(current_setting('request.jwt.claim.role', true), ''),
+                  auth.jwt() ->> 'role')
 $$;
 
 grant execute on function auth.uid(), auth.role(), auth.jwt() to anon, authenticated, service_role;

@@ -23,6 +23,3 @@ end
 $$;
 
 comment on function public.add_credits is 'Credit (or, for adjustments, debit) a user''s balance.';
-revoke all on function public.add_credits(uuid, integer, text, text)
-  from public, anon, authenticated;
-grant execute on function public.add_credits(uuid, integer, text, text) to service_role;

@@ -106,7 +106,3 @@ comment on function public.apply_prediction is
   'Move a generation forward (processing/completed/failed/canceled); terminal rows never '
   'change state; failed and canceled are refunded once, in the same transaction; a final '
   'report records the provider time, its estimated cost and the path it came by.';
-revoke all on function public.apply_prediction(
-  uuid, text, text, integer, text, text, text, double precision) from public, anon, authenticated;
-grant execute on function public.apply_prediction(
-  uuid, text, text, integer, text, text, text, double precision) to service_role;

@@ -89,5 +89,3 @@ $$;
 comment on function public.apply_predictions is
   'apply_prediction for each item of a JSON array, each in its own subtransaction; one row per '
   'item (0-based idx) with the result or the item''s SQLSTATE and message.';
-revoke all on function public.apply_predictions(jsonb) from public, anon, authenticated;
-grant execute on function public.apply_predictions(jsonb) to service_role;

@@ -109,9 +109,3 @@ $$;
 comment on function public.apply_stripe_event(
   text, text, uuid, text, text, integer, text, integer, text, integer, text
 ) is 'Apply one verified Stripe event exactly once (recorded by its id in the same transaction).';
-revoke all on function public.apply_stripe_event(
-  text, text, uuid, text, text, integer, text, integer, text, integer, text
-) from public, anon, authenticated;
-grant execute on function public.apply_stripe_event(
-  text, text, uuid, text, text, integer, text, integer, text, integer, text
-) to service_role;

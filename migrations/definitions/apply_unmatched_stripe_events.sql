@@ -27,5 +27,3 @@ $$;
 
 comment on function public.apply_unmatched_stripe_events(integer) is
   'Apply refund/dispute events kept as unmatched whose payment is now known.';
-revoke all on function public.apply_unmatched_stripe_events(integer) from public, anon, authenticated;
-grant execute on function public.apply_unmatched_stripe_events(integer) to service_role;

@@ -27,6 +27,3 @@ $$;
 
 comment on function public.attach_checkout_session(uuid, text, text) is
   'Record the Checkout Session id and URL of a purchase (once).';
-revoke all on function public.attach_checkout_session(uuid, text, text)
-  from public, anon, authenticated;
-grant execute on function public.attach_checkout_session(uuid, text, text) to service_role;

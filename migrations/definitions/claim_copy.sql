@@ -6,27 +6,20 @@ create or replace function public.claim_copy(
   p_generation_id uuid, p_lease_s integer, p_max_attempts integer
 ) returns table (generation jsonb, claimed boolean)
 language plpgsql volatile security definer set search_path = '' as $$
-declare v_row public.generations;
 begin
   perform private.require_between('lease_s', p_lease_s, 1, 86400);
-  v_row := private.lock_generation(p_generation_id, null);
-  if v_row.status <> 'completed' or v_row.video_path is not null or v_row.video_url is null
-     or v_row.copy_attempts >= p_max_attempts
-     or (v_row.copy_retry_at is not null and v_row.copy_retry_at > now()) then
-    return query select to_jsonb(v_row), false;
-    return;
-  end if;
+  perform private.lock_generation(p_generation_id, null);
+  -- The update's condition is the claim's: otherwise the row comes back as it is (FOUND is false).
   update public.generations g
      set copy_claimed_at = now(), copy_attempts = g.copy_attempts + 1,
          copy_retry_at = now() + make_interval(secs => p_lease_s)
    where g.id = p_generation_id
-  returning * into v_row;
-  return query select to_jsonb(v_row), true;
+     and g.status = 'completed' and g.video_path is null and g.video_url is not null
+     and g.copy_attempts < p_max_attempts
+     and (g.copy_retry_at is null or g.copy_retry_at <= now());
+  return query select to_jsonb(g.*), found from public.generations g where g.id = p_generation_id;
 end
 $$;
 
 comment on function public.claim_copy is
   'Claim one completed generation''s video copy for p_lease_s; false when another holds it.';
-revoke all on function public.claim_copy(uuid, integer, integer)
-  from public, anon, authenticated;
-grant execute on function public.claim_copy(uuid, integer, integer) to service_role;

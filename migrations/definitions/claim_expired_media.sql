@@ -37,6 +37,3 @@ $$;
 
 comment on function public.claim_expired_media(integer, integer) is
   'Finished generations whose media is past retention or deleted, oldest first, at most p_limit.';
-revoke all on function public.claim_expired_media(integer, integer)
-  from public, anon, authenticated;
-grant execute on function public.claim_expired_media(integer, integer) to service_role;

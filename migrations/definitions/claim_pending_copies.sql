@@ -41,7 +41,3 @@ $$;
 
 comment on function public.claim_pending_copies is
   'Claim up to p_limit completed generations whose video is not copied yet (sweeper).';
-revoke all on function public.claim_pending_copies(integer, integer, integer, integer, integer)
-  from public, anon, authenticated;
-grant execute on function public.claim_pending_copies(integer, integer, integer, integer, integer)
-  to service_role;

@@ -29,6 +29,3 @@ $$;
 
 comment on function public.claim_pending_purchases(integer, integer) is
   'Claim purchases pending for a while, for reconciliation (SKIP LOCKED; stamped).';
-revoke all on function public.claim_pending_purchases(integer, integer)
-  from public, anon, authenticated;
-grant execute on function public.claim_pending_purchases(integer, integer) to service_role;

@@ -29,6 +29,3 @@ $$;
 
 comment on function public.claim_stale_generations is
   'Claim up to p_limit live generations not heard of for p_stale_after_s seconds (sweeper).';
-revoke all on function public.claim_stale_generations(integer, integer)
-  from public, anon, authenticated;
-grant execute on function public.claim_stale_generations(integer, integer) to service_role;

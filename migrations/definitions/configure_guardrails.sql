@@ -17,5 +17,3 @@ $$;
 
 comment on function public.configure_guardrails(integer) is
   'Store SIGNUP_BONUS_CREDITS for the signup trigger.';
-revoke all on function public.configure_guardrails(integer) from public, anon, authenticated;
-grant execute on function public.configure_guardrails(integer) to service_role;

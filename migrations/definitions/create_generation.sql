@@ -53,10 +53,8 @@ begin
   -- The user's row lock serializes this user's creates: the key lookup, the rate slots, the
   -- active count and the balance check below all see every earlier create of the same user.
   v_balance := private.lock_user(v_new.user_id);
-  if exists (select 1 from public.users u where u.id = v_new.user_id and u.deleted_at is not null)
-  then
-    perform private.raise_not_found('user');
-  end if;
+  perform private.require_found(not exists (
+    select 1 from public.users u where u.id = v_new.user_id and u.deleted_at is not null), 'user');
   -- An account on hold (payments: a dispute, credits owed) starts nothing new; under the lock,
   -- so a hold placed concurrently is seen. Even a replayed key is refused: reads still work.
   perform private.assert_not_held(v_new.user_id);
@@ -132,7 +130,3 @@ comment on function public.create_generation is
   'Reserve the cost and record a queued generation, within the rate limit and the provider '
   'budget; a replayed idempotency key returns the stored generation (created = false) and '
   'charges nothing.';
-revoke all on function public.create_generation(jsonb, integer, integer, double precision)
-  from public, anon, authenticated;
-grant execute on function public.create_generation(jsonb, integer, integer, double precision)
-  to service_role;

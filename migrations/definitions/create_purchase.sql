@@ -30,10 +30,8 @@ begin
   -- The user's row lock serializes this user's purchases (and creates) and sees a hold placed
   -- concurrently.
   perform private.lock_user(p_user_id);
-  if exists (select 1 from public.users u where u.id = p_user_id and u.deleted_at is not null)
-  then
-    perform private.raise_not_found('user');
-  end if;
+  perform private.require_found(not exists (
+    select 1 from public.users u where u.id = p_user_id and u.deleted_at is not null), 'user');
   perform private.assert_not_held(p_user_id);
 
   if p_idempotency_key is not null then
@@ -64,7 +62,3 @@ $$;
 comment on function public.create_purchase is
   'Record a pending purchase of a pack (idempotent per key), within the create rate limit; '
   'refused for an account on hold.';
-revoke all on function public.create_purchase(uuid, text, integer, integer, text, text, integer)
-  from public, anon, authenticated;
-grant execute on function public.create_purchase(uuid, text, integer, integer, text, text, integer)
-  to service_role;

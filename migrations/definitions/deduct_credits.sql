@@ -28,5 +28,3 @@ $$;
 
 comment on function public.deduct_credits is
   'Charge p_amount credits; WN402 when the balance is short; idempotent per generation.';
-revoke all on function public.deduct_credits(uuid, integer, uuid) from public, anon, authenticated;
-grant execute on function public.deduct_credits(uuid, integer, uuid) to service_role;

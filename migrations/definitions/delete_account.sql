@@ -6,9 +6,8 @@ returns table (paths jsonb, job_ids jsonb, generation_ids jsonb)
 language plpgsql volatile security definer set search_path = '' as $$
 declare v_forgotten jsonb;
 begin
-  if not exists (select 1 from public.users u where u.id = p_user_id) then
-    perform private.raise_not_found('user');
-  end if;
+  perform private.require_found(
+    exists (select 1 from public.users u where u.id = p_user_id), 'user');
   v_forgotten := private.forget_user(p_user_id, 'Account deleted');
   return query select v_forgotten -> 'paths', v_forgotten -> 'job_ids',
     v_forgotten -> 'generation_ids';
@@ -18,5 +17,3 @@ $$;
 comment on function public.delete_account(uuid) is
   'Forget a user''s personal data (prompts, email; files to remove are returned), keep the '
   'ledger and purchases; live generations end canceled and refunded.';
-revoke all on function public.delete_account(uuid) from public, anon, authenticated;
-grant execute on function public.delete_account(uuid) to service_role;

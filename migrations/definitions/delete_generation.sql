@@ -13,9 +13,7 @@ begin
   select * into v_row from public.generations g
    where g.id = p_generation_id and g.user_id = p_user_id and g.deleted_at is null
    for no key update;
-  if not found then
-    perform private.raise_not_found('generation');
-  end if;
+  perform private.require_found(found, 'generation');
   if v_row.status not in ('completed', 'failed', 'canceled') then
     raise exception using errcode = 'WN412',
       message = 'the generation is still running; cancel it first',
@@ -33,5 +31,3 @@ $$;
 comment on function public.delete_generation(uuid, uuid) is
   'Tombstone the owner''s finished generation (prompt cleared); returns it with the stored '
   'paths to remove.';
-revoke all on function public.delete_generation(uuid, uuid) from public, anon, authenticated;
-grant execute on function public.delete_generation(uuid, uuid) to service_role;

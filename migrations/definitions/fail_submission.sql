@@ -29,5 +29,3 @@ $$;
 
 comment on function public.fail_submission is
   'Fail and refund a generation the provider never accepted; a no-op once the provider was heard.';
-revoke all on function public.fail_submission(uuid, text) from public, anon, authenticated;
-grant execute on function public.fail_submission(uuid, text) to service_role;

@@ -8,9 +8,7 @@ declare v_balance integer;
 begin
   perform private.require_between('limit', p_limit, 0, 100);
   select u.credits into v_balance from public.users u where u.id = p_user_id;
-  if not found then
-    perform private.raise_not_found('user');
-  end if;
+  perform private.require_found(found, 'user');
   return query
   select v_balance, coalesce((
     select jsonb_agg(jsonb_build_object(
@@ -26,5 +24,3 @@ end
 $$;
 
 comment on function public.get_credits is 'A user''s balance and newest p_limit ledger entries.';
-revoke all on function public.get_credits(uuid, integer) from public, anon, authenticated;
-grant execute on function public.get_credits(uuid, integer) to service_role;

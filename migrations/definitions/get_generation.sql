@@ -6,12 +6,8 @@ language plpgsql stable security definer set search_path = '' as $$
 begin
   return query select to_jsonb(g.*) from public.generations g
    where g.id = p_generation_id and g.user_id = p_user_id and g.deleted_at is null;
-  if not found then
-    perform private.raise_not_found('generation');
-  end if;
+  perform private.require_found(found, 'generation');
 end
 $$;
 
 comment on function public.get_generation is 'The owner''s generation; WN404 for anyone else.';
-revoke all on function public.get_generation(uuid, uuid) from public, anon, authenticated;
-grant execute on function public.get_generation(uuid, uuid) to service_role;

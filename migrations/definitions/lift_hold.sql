@@ -24,5 +24,3 @@ $$;
 
 comment on function public.lift_hold(uuid, text) is
   'Lift a user''s hold with the operator''s reason; reports whether it was held.';
-revoke all on function public.lift_hold(uuid, text) from public, anon, authenticated;
-grant execute on function public.lift_hold(uuid, text) to service_role;

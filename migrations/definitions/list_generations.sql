@@ -35,7 +35,3 @@ $$;
 
 comment on function public.list_generations is
   'The owner''s generations, newest first, a page of p_limit before the (created_at, id) cursor.';
-revoke all on function public.list_generations(uuid, integer, timestamptz, uuid)
-  from public, anon, authenticated;
-grant execute on function public.list_generations(uuid, integer, timestamptz, uuid)
-  to service_role;

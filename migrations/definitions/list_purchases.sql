@@ -16,5 +16,3 @@ $$;
 
 comment on function public.list_purchases(uuid, integer) is
   'A user''s purchases, newest first (at most 500).';
-revoke all on function public.list_purchases(uuid, integer) from public, anon, authenticated;
-grant execute on function public.list_purchases(uuid, integer) to service_role;

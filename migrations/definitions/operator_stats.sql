@@ -196,9 +196,3 @@ $$;
 comment on function public.operator_stats(timestamptz, double precision, double precision, double precision,
   double precision) is
   'The operator''s numbers since p_since, each against its target (see the header).';
-revoke all on function public.operator_stats(timestamptz, double precision, double precision, double precision,
-  double precision)
-  from public, anon, authenticated;
-grant execute on function public.operator_stats(timestamptz, double precision, double precision, double precision,
-  double precision)
-  to service_role;

@@ -29,15 +29,10 @@ begin
   end if;
   select * into v_row from public.generations g
    where g.id = p_generation_id and g.user_id = p_user_id and g.deleted_at is null;
-  if not found then
-    perform private.raise_not_found('generation');
-  end if;
+  perform private.require_found(found, 'generation');
   return query select to_jsonb(v_row), false;
 end
 $$;
 
 comment on function public.read_generation is
   'The owner''s generation and whether this caller won the claim to poll the provider.';
-revoke all on function public.read_generation(uuid, uuid, integer, integer)
-  from public, anon, authenticated;
-grant execute on function public.read_generation(uuid, uuid, integer, integer) to service_role;

@@ -14,16 +14,10 @@ begin
          copy_retry_at = now() + make_interval(secs => greatest(coalesce(p_retry_after_s, 0), 0))
    where g.id = p_generation_id
   returning g.* into v_row;
-  if not found then
-    perform private.raise_not_found('generation');
-  end if;
+  perform private.require_found(found, 'generation');
   return query select to_jsonb(v_row);
 end
 $$;
 
 comment on function public.record_copy_failure is
   'Record a failed copy attempt; a failure that is not retryable ends the attempts.';
-revoke all on function public.record_copy_failure(uuid, text, boolean, integer)
-  from public, anon, authenticated;
-grant execute on function public.record_copy_failure(uuid, text, boolean, integer)
-  to service_role;

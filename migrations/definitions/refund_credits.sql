@@ -19,5 +19,3 @@ $$;
 
 comment on function public.refund_credits is
   'Refund a failed or canceled generation; a second call refunds nothing (refunded = 0).';
-revoke all on function public.refund_credits(uuid) from public, anon, authenticated;
-grant execute on function public.refund_credits(uuid) to service_role;

@@ -23,5 +23,3 @@ $$;
 
 comment on function public.release_media(uuid[]) is
   'Record that these finished generations'' files are gone (expired unless deleted).';
-revoke all on function public.release_media(uuid[]) from public, anon, authenticated;
-grant execute on function public.release_media(uuid[]) to service_role;

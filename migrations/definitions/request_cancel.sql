@@ -5,12 +5,9 @@ create or replace function public.request_cancel(p_user_id uuid, p_generation_id
 returns table (generation jsonb, changed boolean, refunded integer)
 language plpgsql volatile security definer set search_path = '' as $$
 declare v_row public.generations;
-  v_refunded integer := 0;
 begin
   v_row := private.lock_generation(p_generation_id, p_user_id);
-  if v_row.deleted_at is not null then
-    perform private.raise_not_found('generation');
-  end if;
+  perform private.require_found(v_row.deleted_at is null, 'generation');
   if v_row.status in ('completed', 'failed', 'canceled') then
     raise exception using errcode = 'WN412', message = 'generation is already finished',
       detail = json_build_object('status', v_row.status)::text;
@@ -22,21 +19,16 @@ begin
            completed_at = now(), updated_at = now()
      where g.id = p_generation_id
     returning * into v_row;
-    v_refunded := private.refund(p_generation_id, 'Refund: canceled');
-  elsif v_row.cancel_requested_at is null then
-    update public.generations g
-       set cancel_requested_at = now(), updated_at = now()
-     where g.id = p_generation_id
-    returning * into v_row;
-  else
-    return query select to_jsonb(v_row), false, 0;
+    return query select to_jsonb(v_row), true, private.refund(p_generation_id, 'Refund: canceled');
     return;
   end if;
-  return query select to_jsonb(v_row), true, v_refunded;
+  -- A running one is marked once; a second request changes nothing (FOUND is false).
+  update public.generations g set cancel_requested_at = now(), updated_at = now()
+   where g.id = p_generation_id and g.cancel_requested_at is null;
+  return query select to_jsonb(g.*), found, 0
+    from public.generations g where g.id = p_generation_id;
 end
 $$;
 
 comment on function public.request_cancel is
   'The owner''s cancel: a queued row is canceled and refunded now, a running one is marked.';
-revoke all on function public.request_cancel(uuid, uuid) from public, anon, authenticated;
-grant execute on function public.request_cancel(uuid, uuid) to service_role;

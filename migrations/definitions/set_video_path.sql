@@ -10,18 +10,12 @@ begin
     raise exception using errcode = 'WN412', message = 'only a completed generation has a video',
       detail = json_build_object('status', v_row.status)::text;
   end if;
-  if v_row.video_path is not null then
-    return query select to_jsonb(v_row), false;
-    return;
-  end if;
+  -- The first path stays: a second copy's path changes nothing (FOUND is false).
   update public.generations g set video_path = p_video_path, updated_at = now()
-   where g.id = p_generation_id
-  returning * into v_row;
-  return query select to_jsonb(v_row), true;
+   where g.id = p_generation_id and g.video_path is null;
+  return query select to_jsonb(g.*), found from public.generations g where g.id = p_generation_id;
 end
 $$;
 
 comment on function public.set_video_path is
   'Record where our copy of a completed generation''s video is; the first path stays.';
-revoke all on function public.set_video_path(uuid, text) from public, anon, authenticated;
-grant execute on function public.set_video_path(uuid, text) to service_role;

@@ -18,6 +18,3 @@ $$;
 
 comment on function public.settle_purchase(uuid, text, text, integer, text) is
   'Apply what Stripe says of a purchase''s session (reconciliation); idempotent.';
-revoke all on function public.settle_purchase(uuid, text, text, integer, text)
-  from public, anon, authenticated;
-grant execute on function public.settle_purchase(uuid, text, text, integer, text) to service_role;

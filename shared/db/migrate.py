@@ -9,6 +9,11 @@ change.
   whenever its checksum differs from the one recorded, after every versioned file. `language sql`
   bodies are checked at creation, so a definition that needs another one not yet applied is
   retried after the others (undefined function / table), until nothing more can be applied.
+- Privileges are stated here once, not in each file, in the transaction that applies the file
+  (Supabase grants every API role ALL on new objects in public; they never keep it even for a
+  moment): a function may be executed by service_role only if it is public, by nobody if it is
+  private (`shared.db.drift` checks this in the catalog); a table with a policies/ file has RLS
+  on and only service_role's SELECT before the file adds what API users may read.
 
 The same files apply unchanged to a Supabase project and to the local PostgreSQL. An advisory
 lock keeps two runners (two deploys, two test workers) from applying at once. A database migrated
@@ -51,6 +56,23 @@ _DEFINITION = re.compile(r"^[a-z0-9_]+(/[a-z0-9_]+)*\.sql$")
 _LOCK_KEY = 0x57414E  # any fixed bigint; "WAN"
 # A definition that refers to one not applied yet: try it again after the others.
 _RETRY_LATER = frozenset({"42883", "42P01", "42704"})
+# The privilege rules (see the module's docstring). Every signature of the function a file
+# defines gets its schema's rule (after the file's own drops there is one signature).
+_SIGNATURES = """
+select format('%%I.%%I(%%s)', n.nspname, p.proname, pg_get_function_identity_arguments(p.oid))
+  from pg_proc p join pg_namespace n on n.oid = p.pronamespace
+ where n.nspname = %s and p.proname = %s
+"""
+_FUNCTION_RULES = {
+    "public": "revoke all on function {0} from public, anon, authenticated, service_role;"
+    " grant execute on function {0} to service_role",
+    "private": "revoke all on function {0} from public, anon, authenticated, service_role",
+}
+_TABLE_RULE = (
+    "alter table {0} enable row level security;"
+    " revoke all on {0} from anon, authenticated, service_role;"
+    " grant select on {0} to service_role"
+)
 
 _META = """
 create schema if not exists app_migrations;
@@ -203,7 +225,7 @@ async def _apply_definitions(
         for definition in pending:
             try:
                 async with conn.transaction():
-                    await conn.execute(definition.sql.encode())
+                    await _apply_with_privileges(conn, definition)
                     await conn.execute(
                         "insert into app_migrations.definitions (path, checksum) values (%s, %s) "
                         "on conflict (path) do update "
@@ -225,6 +247,28 @@ async def _apply_definitions(
             ) from error
         pending = [d for d, _ in deferred]
     return applied
+
+
+async def _apply_with_privileges(
+    conn: psycopg.AsyncConnection[tuple[object, ...]], definition: Definition
+) -> None:
+    """One definition file between the privilege rules for what it defines, named by its path:
+    policies/<table>.sql the table public.<table> (its rule comes first, so the file's grants
+    are added to it); triggers/ nothing; any other <schema>/<name>.sql or <name>.sql the
+    function <schema or public>.<name> (its rule comes after the file created it)."""
+    from psycopg import sql
+
+    folder, _, stem = definition.path.removesuffix(".sql").rpartition("/")
+    if folder == "policies":
+        await conn.execute(sql.SQL(_TABLE_RULE).format(sql.Identifier("public", stem)))
+    await conn.execute(definition.sql.encode())
+    rule = _FUNCTION_RULES.get(folder or "public")
+    if rule is None:
+        return
+    cur = await conn.execute(_SIGNATURES, (folder or "public", stem))
+    for (signature,) in await cur.fetchall():
+        # Quoted by format(%I) in _SIGNATURES.
+        await conn.execute(sql.SQL(rule).format(sql.SQL(str(signature))))
 
 
 async def configure_database(conninfo: str, *, signup_bonus_credits: int) -> None:

@@ -103,6 +103,53 @@ async def test_definition_is_reapplied_only_when_it_changes(
     assert await cur.fetchone() == (2,)
 
 
+async def test_function_defined_by_a_file_is_executable_by_service_role_only(
+    database_url: str, admin: AdminConn, tmp_path: Path
+) -> None:
+    # The files state no grants: the runner applies the one rule, public or private.
+    defs = _copy_versioned(tmp_path)
+    (defs / "private").mkdir()
+    for schema, folder in (("public", defs), ("private", defs / "private")):
+        (folder / "probe_answer.sql").write_text(
+            f"create or replace function {schema}.probe_answer() returns int language sql "
+            "as $$ select 1 $$;"
+        )
+    await apply_migrations(database_url, tmp_path)
+    cur = await admin.execute(
+        "select r.rolname, has_function_privilege(r.rolname, 'public.probe_answer()', 'execute'),"
+        " has_function_privilege(r.rolname, 'private.probe_answer()', 'execute')"
+        " from pg_roles r where r.rolname in ('anon', 'authenticated', 'service_role') order by 1"
+    )
+    assert await cur.fetchall() == [
+        ("anon", False, False),
+        ("authenticated", False, False),
+        ("service_role", True, False),
+    ]
+
+
+async def test_table_with_a_policies_file_is_locked_down_before_the_file_adds_grants(
+    database_url: str, admin: AdminConn, tmp_path: Path
+) -> None:
+    defs = _copy_versioned(tmp_path)
+    (tmp_path / "0099_probe_rows.sql").write_text("create table public.probe_rows (id int);")
+    (defs / "policies").mkdir()
+    (defs / "policies" / "probe_rows.sql").write_text(
+        "grant select on public.probe_rows to authenticated;"
+    )
+    await apply_migrations(database_url, tmp_path)
+    cur = await admin.execute(
+        "select r.rolname, has_table_privilege(r.rolname, 'public.probe_rows', 'select'),"
+        " has_table_privilege(r.rolname, 'public.probe_rows', 'insert, update, delete'),"
+        " (select c.relrowsecurity from pg_class c where c.oid = 'public.probe_rows'::regclass)"
+        " from pg_roles r where r.rolname in ('anon', 'authenticated', 'service_role') order by 1"
+    )
+    assert await cur.fetchall() == [
+        ("anon", False, False, True),
+        ("authenticated", True, False, True),
+        ("service_role", True, False, True),
+    ]
+
+
 async def test_definition_needing_a_later_one_is_applied_after_it(
     database_url: str, admin: AdminConn, tmp_path: Path
 ) -> None:
@@ -130,6 +177,23 @@ async def test_definition_that_can_never_apply_is_named(
     )
     with pytest.raises(ConfigurationError, match=r"orphan\.sql"):
         await apply_migrations(database_url, tmp_path)
+
+
+async def test_helper_replaced_by_require_found_is_dropped_from_a_database_that_has_it(
+    database_url: str, admin: AdminConn
+) -> None:
+    # A database migrated before private.require_found has private.raise_not_found; applying the
+    # new file (its checksum differs from the one recorded there) leaves no trace of the old one.
+    await admin.execute(
+        "create function private.raise_not_found(p_entity text) returns void "
+        "language sql security definer set search_path = '' as $$ select $$"
+    )
+    await admin.execute(
+        "update app_migrations.definitions set checksum = 'old' "
+        "where path = 'private/require_found.sql'"
+    )
+    assert await apply_migrations(database_url) == ["private/require_found.sql"]
+    assert await schema_drift(admin) == []
 
 
 async def _pretend_migrated_with_old_files(admin: AdminConn, versions: list[str]) -> None:

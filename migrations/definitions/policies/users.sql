@@ -1,9 +1,9 @@
--- public.users: row-level security, its policies and the API roles' privileges.
--- Only the SECURITY DEFINER functions (run as the owner) write; the owner reads their own row.
-alter table public.users enable row level security;
+-- public.users: what API users may read. Only the SECURITY DEFINER functions (run as the
+-- owner) write; the owner reads their own row.
+-- (The migration runner, shared/db/migrate.py, has already turned RLS on and left service_role's
+-- SELECT as the only privilege.)
 
-revoke all on public.users from anon, authenticated, service_role;
-grant select on public.users to authenticated, service_role;
+grant select on public.users to authenticated;
 
 drop policy if exists users_select_own on public.users;
 create policy users_select_own on public.users

@@ -35,5 +35,3 @@ $$;
 
 comment on function private.apply_unmatched_events(uuid) is
   'Apply the unmatched refund/dispute events of a purchase''s payment, once each.';
-revoke all on function private.apply_unmatched_events(uuid)
-  from public, anon, authenticated, service_role;

@@ -18,4 +18,3 @@ $$;
 
 comment on function private.assert_not_held(uuid) is
   'Raise WN403 (account_on_hold) when the user is held; DETAIL {"reason": text}.';
-revoke all on function private.assert_not_held(uuid) from public, anon, authenticated, service_role;

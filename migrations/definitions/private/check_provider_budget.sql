@@ -38,6 +38,3 @@ $$;
 
 comment on function private.check_provider_budget(double precision) is
   'Raise WN503 when the last 24 h of estimated provider spend reached p_budget_usd (null: no guard).';
-
-revoke all on function private.check_provider_budget(double precision)
-  from public, anon, authenticated, service_role;

@@ -70,6 +70,3 @@ $$;
 comment on function private.forget_user(uuid, text) is
   'Cancel and refund live generations, tombstone all of them and the user (email cleared); '
   'returns the stored paths to remove and the predictions to cancel.';
-
-revoke all on function private.forget_user(uuid, text)
-  from public, anon, authenticated, service_role;

@@ -35,6 +35,3 @@ $$;
 
 comment on function private.grant_signup_bonus(uuid, boolean, timestamptz) is
   'Grant the configured signup bonus once, only to a confirmed, non-anonymous user.';
-
-revoke all on function private.grant_signup_bonus(uuid, boolean, timestamptz)
-  from public, anon, authenticated, service_role;

@@ -9,6 +9,3 @@ begin
   return old;
 end
 $$;
-
-revoke all on function private.handle_deleted_user()
-  from public, anon, authenticated, service_role;

@@ -13,4 +13,3 @@ $$;
 
 comment on function private.handle_new_user is
   'Trigger function: create the public.users row; the signup bonus if already confirmed.';
-revoke all on function private.handle_new_user() from public, anon, authenticated, service_role;

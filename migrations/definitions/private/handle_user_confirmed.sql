@@ -9,6 +9,3 @@ begin
   return new;
 end
 $$;
-
-revoke all on function private.handle_user_confirmed()
-  from public, anon, authenticated, service_role;

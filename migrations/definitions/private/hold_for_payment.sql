@@ -12,5 +12,3 @@ $$;
 
 comment on function private.hold_for_payment(uuid, text) is
   'Hold the account (no new generations or purchases) unless it is already held.';
-revoke all on function private.hold_for_payment(uuid, text)
-  from public, anon, authenticated, service_role;

@@ -22,5 +22,3 @@ $$;
 
 comment on function private.lift_payment_hold(uuid, text) is
   'Lift a payment hold when the user owes nothing and has no open or lost dispute.';
-revoke all on function private.lift_payment_hold(uuid, text)
-  from public, anon, authenticated, service_role;

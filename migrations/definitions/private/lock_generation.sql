@@ -14,14 +14,10 @@ begin
   select * into v_row from public.generations g
    where g.id = p_generation_id and (p_user_id is null or g.user_id = p_user_id)
   for no key update;
-  if not found then
-    perform private.raise_not_found('generation');
-  end if;
+  perform private.require_found(found, 'generation');
   return v_row;
 end
 $$;
 
 comment on function private.lock_generation is
   'Lock a generation (FOR NO KEY UPDATE) and return it; WN404 when missing or not the user''s.';
-revoke all on function private.lock_generation(uuid, uuid)
-  from public, anon, authenticated, service_role;

@@ -9,13 +9,10 @@ language plpgsql security definer set search_path = '' as $$
 declare v_row public.purchases;
 begin
   select * into v_row from public.purchases p where p.id = p_purchase_id for no key update;
-  if not found then
-    perform private.raise_not_found('purchase');
-  end if;
+  perform private.require_found(found, 'purchase');
   return v_row;
 end
 $$;
 
 comment on function private.lock_purchase is
   'Lock a purchase (FOR NO KEY UPDATE) and return it; WN404 when there is no such purchase.';
-revoke all on function private.lock_purchase(uuid) from public, anon, authenticated, service_role;

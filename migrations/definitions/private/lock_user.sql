@@ -9,13 +9,10 @@ language plpgsql security definer set search_path = '' as $$
 declare v_balance integer;
 begin
   select u.credits into v_balance from public.users u where u.id = p_user_id for no key update;
-  if not found then
-    perform private.raise_not_found('user');
-  end if;
+  perform private.require_found(found, 'user');
   return v_balance;
 end
 $$;
 
 comment on function private.lock_user is
   'Lock a user (FOR NO KEY UPDATE) and return the balance; WN404 when there is no such user.';
-revoke all on function private.lock_user(uuid) from public, anon, authenticated, service_role;

@@ -11,4 +11,3 @@ $$;
 
 comment on function private.payment_hold_reasons() is
   'Hold reasons set by payment events; only these are lifted automatically.';
-revoke all on function private.payment_hold_reasons() from public, anon, authenticated, service_role;

@@ -14,9 +14,7 @@ begin
      set credits = credits + p_amount, updated_at = now()
    where id = p_user_id
   returning credits into v_balance;
-  if not found then
-    perform private.raise_not_found('user');
-  end if;
+  perform private.require_found(found, 'user');
   insert into public.credit_transactions (
     user_id, amount, type, generation_id, description, purchase_id, reference
   ) values (
@@ -27,5 +25,3 @@ $$;
 
 comment on function private.post_ledger is
   'Append a ledger entry and apply it to users.credits; the CHECK keeps credits >= 0.';
-revoke all on function private.post_ledger(uuid, integer, text, uuid, text, uuid, text)
-  from public, anon, authenticated, service_role;

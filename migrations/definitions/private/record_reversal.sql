@@ -50,5 +50,3 @@ $$;
 
 comment on function private.record_reversal(uuid, integer, text, integer, text) is
   'Record a refund or dispute on a purchase (forward only) and move credits to match.';
-revoke all on function private.record_reversal(uuid, integer, text, integer, text)
-  from public, anon, authenticated, service_role;

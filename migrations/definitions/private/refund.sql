@@ -3,28 +3,24 @@
 create or replace function private.refund(p_generation_id uuid, p_description text)
 returns integer
 language plpgsql volatile security definer set search_path = '' as $$
-declare v_user_id uuid;
-  v_charged integer;
+declare v_deduction public.credit_transactions;
 begin
-  select user_id, -amount into v_user_id, v_charged
-    from public.credit_transactions
-   where generation_id = p_generation_id and type = 'deduction';
+  -- The deduction, unless it was given back already. The unique index on refunds makes a
+  -- concurrent second refund impossible; checking first keeps the common replay path free of
+  -- an error.
+  select * into v_deduction from public.credit_transactions d
+   where d.generation_id = p_generation_id and d.type = 'deduction'
+     and not exists (
+       select 1 from public.credit_transactions r
+        where r.generation_id = p_generation_id and r.type = 'refund');
   if not found then
     return 0;
   end if;
-  -- The unique index on refunds makes a concurrent second refund impossible; checking first
-  -- keeps the common replay path free of an error.
-  if exists (
-    select 1 from public.credit_transactions
-     where generation_id = p_generation_id and type = 'refund'
-  ) then
-    return 0;
-  end if;
-  perform private.post_ledger(v_user_id, v_charged, 'refund', p_generation_id, p_description);
-  return v_charged;
+  perform private.post_ledger(
+    v_deduction.user_id, -v_deduction.amount, 'refund', p_generation_id, p_description);
+  return -v_deduction.amount;
 end
 $$;
 
 comment on function private.refund is
   'Refund a generation''s deduction once; returns the amount given back (0 when none).';
-revoke all on function private.refund(uuid, text) from public, anon, authenticated, service_role;

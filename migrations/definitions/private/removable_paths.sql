@@ -18,6 +18,3 @@ language sql stable security definer set search_path = '' as $$
               and not (o.id = any(p_generation_ids)))
     ) p
 $$;
-
-revoke all on function private.removable_paths(uuid[])
-  from public, anon, authenticated, service_role;

@@ -16,5 +16,3 @@ $$;
 
 comment on function private.require_between is
   'Raise WN422 unless p_min <= p_value <= p_max (p_max null: no upper bound).';
-revoke all on function private.require_between(text, integer, integer, integer)
-  from public, anon, authenticated, service_role;

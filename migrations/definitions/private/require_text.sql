@@ -11,5 +11,3 @@ end
 $$;
 
 comment on function private.require_text is 'Raise WN422 when p_value is null or empty.';
-revoke all on function private.require_text(text, text)
-  from public, anon, authenticated, service_role;

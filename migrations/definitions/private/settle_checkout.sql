@@ -67,5 +67,3 @@ $$;
 comment on function private.settle_checkout(uuid, text, text, integer, text) is
   'Apply a Checkout Session''s outcome to its purchase: grant once (if the amount matches), '
   'fail, expire; then apply refunds and disputes that came first.';
-revoke all on function private.settle_checkout(uuid, text, text, integer, text)
-  from public, anon, authenticated, service_role;

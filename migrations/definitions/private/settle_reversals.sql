@@ -80,4 +80,3 @@ $$;
 comment on function private.settle_reversals(uuid) is
   'Take back (or give back) a paid purchase''s credits in proportion to what is refunded or '
   'disputed; never below a zero balance (the rest is owed and holds the account).';
-revoke all on function private.settle_reversals(uuid) from public, anon, authenticated, service_role;

@@ -34,6 +34,3 @@ $$;
 
 comment on function private.take_create_slot(uuid, integer) is
   'Take one of the user''s p_per_minute create slots of the rolling minute, or raise WN430.';
-
-revoke all on function private.take_create_slot(uuid, integer)
-  from public, anon, authenticated, service_role;
