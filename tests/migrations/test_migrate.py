@@ -29,6 +29,22 @@ async def schema_fingerprint(admin: AdminConn) -> list[tuple[object, ...]]:
     return await cur.fetchall()
 
 
+def _copy_versioned(tmp_path: Path) -> Path:
+    """Copy the versioned migrations into tmp_path, next to an empty definitions folder (returned)
+    for the test's own files."""
+    for path in MIGRATIONS_DIR.glob("*.sql"):
+        (tmp_path / path.name).write_text(path.read_text())
+    (tmp_path / "definitions").mkdir()
+    return tmp_path / "definitions"
+
+
+def _define_int_function(folder: Path, name: str, body: str, *, schema: str = "public") -> None:
+    """A definition file <folder>/<name>.sql creating <schema>.<name>() returns int as `body`."""
+    (folder / f"{name}.sql").write_text(
+        f"create or replace function {schema}.{name}() returns int language sql as $$ {body} $$;"
+    )
+
+
 async def test_applying_twice_changes_nothing(database_url: str, admin: AdminConn) -> None:
     before = await schema_fingerprint(admin)
     assert await apply_migrations(database_url) == []
@@ -50,8 +66,7 @@ async def test_edited_applied_migration_is_refused(
 async def test_new_migration_is_applied_once(
     database_url: str, admin: AdminConn, tmp_path: Path
 ) -> None:
-    for path in MIGRATIONS_DIR.glob("*.sql"):
-        (tmp_path / path.name).write_text(path.read_text())
+    _copy_versioned(tmp_path)
     (tmp_path / "9999_probe.sql").write_text("create table public.probe (id int);")
     assert await apply_migrations(database_url, tmp_path) == ["9999"]
     assert await apply_migrations(database_url, tmp_path) == []
@@ -60,8 +75,7 @@ async def test_new_migration_is_applied_once(
 async def test_failed_migration_leaves_nothing_behind(
     database_url: str, admin: AdminConn, tmp_path: Path
 ) -> None:
-    for path in MIGRATIONS_DIR.glob("*.sql"):
-        (tmp_path / path.name).write_text(path.read_text())
+    _copy_versioned(tmp_path)
     (tmp_path / "9999_broken.sql").write_text(
         "create table public.half_done (id int);\nselect no_such_function();"
     )
@@ -77,27 +91,14 @@ def test_badly_named_file_is_refused(tmp_path: Path) -> None:
         load_migrations(tmp_path)
 
 
-def _copy_versioned(tmp_path: Path) -> Path:
-    for path in MIGRATIONS_DIR.glob("*.sql"):
-        (tmp_path / path.name).write_text(path.read_text())
-    (tmp_path / "definitions").mkdir()
-    return tmp_path / "definitions"
-
-
 async def test_definition_is_reapplied_only_when_it_changes(
     database_url: str, admin: AdminConn, tmp_path: Path
 ) -> None:
     defs = _copy_versioned(tmp_path)
-    (defs / "probe_answer.sql").write_text(
-        "create or replace function public.probe_answer() returns int language sql "
-        "as $$ select 1 $$;"
-    )
+    _define_int_function(defs, "probe_answer", "select 1")
     assert await apply_migrations(database_url, tmp_path) == ["probe_answer.sql"]
     assert await apply_migrations(database_url, tmp_path) == []
-    (defs / "probe_answer.sql").write_text(
-        "create or replace function public.probe_answer() returns int language sql "
-        "as $$ select 2 $$;"
-    )
+    _define_int_function(defs, "probe_answer", "select 2")
     assert await apply_migrations(database_url, tmp_path) == ["probe_answer.sql"]
     cur = await admin.execute("select public.probe_answer()")
     assert await cur.fetchone() == (2,)
@@ -110,10 +111,7 @@ async def test_function_defined_by_a_file_is_executable_by_service_role_only(
     defs = _copy_versioned(tmp_path)
     (defs / "private").mkdir()
     for schema, folder in (("public", defs), ("private", defs / "private")):
-        (folder / "probe_answer.sql").write_text(
-            f"create or replace function {schema}.probe_answer() returns int language sql "
-            "as $$ select 1 $$;"
-        )
+        _define_int_function(folder, "probe_answer", "select 1", schema=schema)
     await apply_migrations(database_url, tmp_path)
     cur = await admin.execute(
         "select r.rolname, has_function_privilege(r.rolname, 'public.probe_answer()', 'execute'),"
@@ -155,13 +153,8 @@ async def test_definition_needing_a_later_one_is_applied_after_it(
 ) -> None:
     defs = _copy_versioned(tmp_path)
     # "a_" sorts first but its sql body needs "b_", which must be created first.
-    (defs / "a_outer.sql").write_text(
-        "create or replace function public.a_outer() returns int language sql "
-        "as $$ select public.b_inner() + 1 $$;"
-    )
-    (defs / "b_inner.sql").write_text(
-        "create or replace function public.b_inner() returns int language sql as $$ select 41 $$;"
-    )
+    _define_int_function(defs, "a_outer", "select public.b_inner() + 1")
+    _define_int_function(defs, "b_inner", "select 41")
     assert await apply_migrations(database_url, tmp_path) == ["b_inner.sql", "a_outer.sql"]
     cur = await admin.execute("select public.a_outer()")
     assert await cur.fetchone() == (42,)
@@ -171,10 +164,7 @@ async def test_definition_that_can_never_apply_is_named(
     database_url: str, admin: AdminConn, tmp_path: Path
 ) -> None:
     defs = _copy_versioned(tmp_path)
-    (defs / "orphan.sql").write_text(
-        "create or replace function public.orphan() returns int language sql "
-        "as $$ select public.no_such_thing() $$;"
-    )
+    _define_int_function(defs, "orphan", "select public.no_such_thing()")
     with pytest.raises(ConfigurationError, match=r"orphan\.sql"):
         await apply_migrations(database_url, tmp_path)
 
