@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -36,6 +37,18 @@ def _copy_versioned(tmp_path: Path) -> Path:
         (tmp_path / path.name).write_text(path.read_text())
     (tmp_path / "definitions").mkdir()
     return tmp_path / "definitions"
+
+
+@pytest.fixture
+def definitions(tmp_path: Path) -> Path:
+    """The empty definitions folder of a copy of the versioned migrations in tmp_path."""
+    return _copy_versioned(tmp_path)
+
+
+async def _one_row(admin: AdminConn, query: str) -> tuple[object, ...] | None:
+    """The first row `query` returns (None when it returns none)."""
+    cur = await admin.execute(query)
+    return await cur.fetchone()
 
 
 def _define_int_function(folder: Path, name: str, body: str, *, schema: str = "public") -> None:
@@ -81,8 +94,7 @@ async def test_failed_migration_leaves_nothing_behind(
     )
     with pytest.raises(Exception, match="no_such_function"):
         await apply_migrations(database_url, tmp_path)
-    cur = await admin.execute("select to_regclass('public.half_done') is null")
-    assert await cur.fetchone() == (True,)
+    assert await _one_row(admin, "select to_regclass('public.half_done') is null") == (True,)
 
 
 def test_badly_named_file_is_refused(tmp_path: Path) -> None:
@@ -92,25 +104,22 @@ def test_badly_named_file_is_refused(tmp_path: Path) -> None:
 
 
 async def test_definition_is_reapplied_only_when_it_changes(
-    database_url: str, admin: AdminConn, tmp_path: Path
+    database_url: str, admin: AdminConn, tmp_path: Path, definitions: Path
 ) -> None:
-    defs = _copy_versioned(tmp_path)
-    _define_int_function(defs, "probe_answer", "select 1")
+    _define_int_function(definitions, "probe_answer", "select 1")
     assert await apply_migrations(database_url, tmp_path) == ["probe_answer.sql"]
     assert await apply_migrations(database_url, tmp_path) == []
-    _define_int_function(defs, "probe_answer", "select 2")
+    _define_int_function(definitions, "probe_answer", "select 2")
     assert await apply_migrations(database_url, tmp_path) == ["probe_answer.sql"]
-    cur = await admin.execute("select public.probe_answer()")
-    assert await cur.fetchone() == (2,)
+    assert await _one_row(admin, "select public.probe_answer()") == (2,)
 
 
 async def test_function_defined_by_a_file_is_executable_by_service_role_only(
-    database_url: str, admin: AdminConn, tmp_path: Path
+    database_url: str, admin: AdminConn, tmp_path: Path, definitions: Path
 ) -> None:
     # The files state no grants: the runner applies the one rule, public or private.
-    defs = _copy_versioned(tmp_path)
-    (defs / "private").mkdir()
-    for schema, folder in (("public", defs), ("private", defs / "private")):
+    (definitions / "private").mkdir()
+    for schema, folder in (("public", definitions), ("private", definitions / "private")):
         _define_int_function(folder, "probe_answer", "select 1", schema=schema)
     await apply_migrations(database_url, tmp_path)
     cur = await admin.execute(
@@ -126,12 +135,11 @@ async def test_function_defined_by_a_file_is_executable_by_service_role_only(
 
 
 async def test_table_with_a_policies_file_is_locked_down_before_the_file_adds_grants(
-    database_url: str, admin: AdminConn, tmp_path: Path
+    database_url: str, admin: AdminConn, tmp_path: Path, definitions: Path
 ) -> None:
-    defs = _copy_versioned(tmp_path)
     (tmp_path / "0099_probe_rows.sql").write_text("create table public.probe_rows (id int);")
-    (defs / "policies").mkdir()
-    (defs / "policies" / "probe_rows.sql").write_text(
+    (definitions / "policies").mkdir()
+    (definitions / "policies" / "probe_rows.sql").write_text(
         "grant select on public.probe_rows to authenticated;"
     )
     await apply_migrations(database_url, tmp_path)
@@ -149,22 +157,19 @@ async def test_table_with_a_policies_file_is_locked_down_before_the_file_adds_gr
 
 
 async def test_definition_needing_a_later_one_is_applied_after_it(
-    database_url: str, admin: AdminConn, tmp_path: Path
+    database_url: str, admin: AdminConn, tmp_path: Path, definitions: Path
 ) -> None:
-    defs = _copy_versioned(tmp_path)
     # "a_" sorts first but its sql body needs "b_", which must be created first.
-    _define_int_function(defs, "a_outer", "select public.b_inner() + 1")
-    _define_int_function(defs, "b_inner", "select 41")
+    _define_int_function(definitions, "a_outer", "select public.b_inner() + 1")
+    _define_int_function(definitions, "b_inner", "select 41")
     assert await apply_migrations(database_url, tmp_path) == ["b_inner.sql", "a_outer.sql"]
-    cur = await admin.execute("select public.a_outer()")
-    assert await cur.fetchone() == (42,)
+    assert await _one_row(admin, "select public.a_outer()") == (42,)
 
 
 async def test_definition_that_can_never_apply_is_named(
-    database_url: str, admin: AdminConn, tmp_path: Path
+    database_url: str, admin: AdminConn, tmp_path: Path, definitions: Path
 ) -> None:
-    defs = _copy_versioned(tmp_path)
-    _define_int_function(defs, "orphan", "select public.no_such_thing()")
+    _define_int_function(definitions, "orphan", "select public.no_such_thing()")
     with pytest.raises(ConfigurationError, match=r"orphan\.sql"):
         await apply_migrations(database_url, tmp_path)
 
@@ -231,17 +236,13 @@ async def test_partly_migrated_old_database_is_told_how_to_reset(
 
 
 async def test_failed_upgrade_of_an_old_database_changes_nothing(
-    database_url: str, admin: AdminConn, tmp_path: Path
+    database_url: str, admin: AdminConn, tmp_path: Path, definitions: Path
 ) -> None:
-    defs = _copy_versioned(tmp_path)
-    for path in (MIGRATIONS_DIR / "definitions").rglob("*.sql"):
-        target = defs / path.relative_to(MIGRATIONS_DIR / "definitions")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(path.read_text())
-    (defs / "broken.sql").write_text("select 1 / 0;")
+    shutil.copytree(MIGRATIONS_DIR / "definitions", definitions, dirs_exist_ok=True)
+    (definitions / "broken.sql").write_text("select 1 / 0;")
     await _pretend_migrated_with_old_files(admin, sorted(LEGACY_CHECKSUMS))
     with pytest.raises(ConfigurationError, match=r"broken\.sql"):
         await apply_migrations(database_url, tmp_path)
-    cur = await admin.execute("select count(*) from app_migrations.applied where name = 'old'")
-    assert await cur.fetchone() == (8,)
+    kept = await _one_row(admin, "select count(*) from app_migrations.applied where name = 'old'")
+    assert kept == (8,)  # every old record still there
     assert await schema_drift(admin) == []
