@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
-from collections.abc import Awaitable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Iterable
+from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
 
 import httpx
 import psycopg
+from psycopg import sql
 
 from shared.core.domain import NewGeneration
 
@@ -110,6 +113,21 @@ async def assert_ledger_invariants(admin: AdminConn) -> None:
     )
     bad_purchases = await cur.fetchall()
     assert bad_purchases == [], f"purchases granted/reversed wrongly: {bad_purchases}"
+
+
+@asynccontextmanager
+async def acting_as(
+    admin: AdminConn, role: str, user_id: uuid.UUID | None = None
+) -> AsyncIterator[None]:
+    """Inside a transaction that is rolled back, `admin` acts as the API `role` (and as the user
+    `user_id`): the JWT claims and the role Supabase sets for a request."""
+    async with admin.transaction(force_rollback=True):
+        claims = {"role": role, **({"sub": str(user_id)} if user_id else {})}
+        await admin.execute(
+            "select set_config('request.jwt.claims', %s, true)", (json.dumps(claims),)
+        )
+        await admin.execute(sql.SQL("set local role {}").format(sql.Identifier(role)))
+        yield
 
 
 def new_generation(user_id: uuid.UUID, **fields: object) -> NewGeneration:

@@ -19,7 +19,7 @@ from shared.db.purchases import PurchaseStore
 from shared.db.rpc import Rpc
 from shared.payments.packs import DEFAULT_PACKS
 from tests.purchase_support import SMALL, bought, completed, dispute, evt, refunded
-from tests.support import AdminConn, balance, create_user, new_generation
+from tests.support import AdminConn, acting_as, balance, create_user, new_generation
 
 
 @pytest.fixture
@@ -239,12 +239,7 @@ async def test_owner_reads_only_own_purchases(store: PurchaseStore, admin: Admin
     bob = await create_user(admin)
     await bought(store, alice)
     await bought(store, bob)
-    async with admin.transaction(force_rollback=True):
-        await admin.execute(
-            "select set_config('request.jwt.claims', %s, true)",
-            (f'{{"role": "authenticated", "sub": "{alice}"}}',),
-        )
-        await admin.execute("set local role authenticated")
+    async with acting_as(admin, "authenticated", alice):
         cur = await admin.execute("select distinct user_id from public.purchases")
         assert await cur.fetchall() == [(alice,)]
         with pytest.raises(psycopg.errors.InsufficientPrivilege):

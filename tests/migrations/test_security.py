@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import uuid
 
 import psycopg
 import pytest
 
 from shared.db.rpc import Rpc
-from tests.support import AdminConn, create_user, new_generation
+from tests.support import AdminConn, acting_as, create_user, new_generation
 
 SERVICE_FUNCTIONS = [
     "create_generation",
@@ -49,12 +48,6 @@ SERVICE_FUNCTIONS = [
 ]
 
 
-async def act_as(admin: AdminConn, role: str, user_id: uuid.UUID | None = None) -> None:
-    claims = {"role": role, **({"sub": str(user_id)} if user_id else {})}
-    await admin.execute("select set_config('request.jwt.claims', %s, true)", (json.dumps(claims),))
-    await admin.execute(psycopg.sql.SQL("set local role {}").format(psycopg.sql.Identifier(role)))
-
-
 async def seed_two_users(rpc: Rpc, admin: AdminConn) -> tuple[uuid.UUID, uuid.UUID]:
     alice = await create_user(admin)
     bob = await create_user(admin)
@@ -66,8 +59,7 @@ async def seed_two_users(rpc: Rpc, admin: AdminConn) -> tuple[uuid.UUID, uuid.UU
 
 async def test_user_sees_only_own_rows(rpc: Rpc, admin: AdminConn) -> None:
     alice, _ = await seed_two_users(rpc, admin)
-    async with admin.transaction(force_rollback=True):
-        await act_as(admin, "authenticated", alice)
+    async with acting_as(admin, "authenticated", alice):
         for table, column in [
             ("users", "id"),
             ("generations", "user_id"),
@@ -80,16 +72,14 @@ async def test_user_sees_only_own_rows(rpc: Rpc, admin: AdminConn) -> None:
 async def test_anon_sees_nothing(rpc: Rpc, admin: AdminConn) -> None:
     await seed_two_users(rpc, admin)
     for table in ("users", "generations", "credit_transactions"):
-        async with admin.transaction(force_rollback=True):
-            await act_as(admin, "anon")
+        async with acting_as(admin, "anon"):
             with pytest.raises(psycopg.errors.InsufficientPrivilege):
                 await admin.execute(f"select * from public.{table}")
 
 
 async def test_user_cannot_write_tables(rpc: Rpc, admin: AdminConn) -> None:
     alice, _ = await seed_two_users(rpc, admin)
-    async with admin.transaction(force_rollback=True):
-        await act_as(admin, "authenticated", alice)
+    async with acting_as(admin, "authenticated", alice):
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
             await admin.execute("update public.users set credits = 1000000 where id = %s", (alice,))
 
@@ -112,8 +102,7 @@ async def test_api_roles_cannot_execute_service_functions(
     signature, arg_types = row
     assert isinstance(arg_types, list)
     nulls = ", ".join(f"null::{t}" for t in arg_types)
-    async with admin.transaction(force_rollback=True):
-        await act_as(admin, role, user)
+    async with acting_as(admin, role, user):
         cur = await admin.execute(
             "select has_function_privilege(current_user, %s::regprocedure, 'execute')",
             (signature,),
@@ -184,16 +173,14 @@ async def test_service_role_cannot_write_tables_directly(
     rpc: Rpc, admin: AdminConn, statement: str
 ) -> None:
     await seed_two_users(rpc, admin)
-    async with admin.transaction(force_rollback=True):
-        await act_as(admin, "service_role")
+    async with acting_as(admin, "service_role"):
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
             await admin.execute(statement)
 
 
 async def test_service_role_still_reads_tables(rpc: Rpc, admin: AdminConn) -> None:
     await seed_two_users(rpc, admin)
-    async with admin.transaction(force_rollback=True):
-        await act_as(admin, "service_role")
+    async with acting_as(admin, "service_role"):
         cur = await admin.execute("select count(*), sum(credits) from public.users")
         assert await cur.fetchone() == (2, 180)
 
@@ -211,16 +198,14 @@ async def test_user_cannot_read_internal_columns(
     rpc: Rpc, admin: AdminConn, table: str, column: str
 ) -> None:
     alice, _ = await seed_two_users(rpc, admin)
-    async with admin.transaction(force_rollback=True):
-        await act_as(admin, "authenticated", alice)
+    async with acting_as(admin, "authenticated", alice):
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
             await admin.execute(f"select {column} from public.{table}")
 
 
 async def test_user_reads_the_public_columns_of_own_generations(rpc: Rpc, admin: AdminConn) -> None:
     alice, _ = await seed_two_users(rpc, admin)
-    async with admin.transaction(force_rollback=True):
-        await act_as(admin, "authenticated", alice)
+    async with acting_as(admin, "authenticated", alice):
         cur = await admin.execute(
             "select user_id, status, cost, prompt, progress, video_path from public.generations"
         )
@@ -232,10 +217,8 @@ async def test_user_reads_the_public_columns_of_own_generations(rpc: Rpc, admin:
 async def test_nobody_but_the_service_reads_stripe_events(rpc: Rpc, admin: AdminConn) -> None:
     alice, _ = await seed_two_users(rpc, admin)
     for role in ("anon", "authenticated"):
-        async with admin.transaction(force_rollback=True):
-            await act_as(admin, role, alice if role == "authenticated" else None)
+        async with acting_as(admin, role, alice if role == "authenticated" else None):
             with pytest.raises(psycopg.errors.InsufficientPrivilege):
                 await admin.execute("select id from public.stripe_events")
-    async with admin.transaction(force_rollback=True):
-        await act_as(admin, "service_role")
+    async with acting_as(admin, "service_role"):
         await admin.execute("select id, outcome from public.stripe_events")
