@@ -27,6 +27,18 @@ def store(rpc: Rpc) -> PurchaseStore:
     return PurchaseStore(rpc.transport)
 
 
+@pytest.fixture
+async def user(admin: AdminConn) -> uuid.UUID:
+    """A user with no credits, so the balance is what the purchase left."""
+    return await create_user(admin, credits=0)
+
+
+@pytest.fixture
+async def purchase(store: PurchaseStore, user: uuid.UUID) -> Purchase:
+    """`user`'s pending purchase of the small pack (100 credits for 5.00 USD)."""
+    return await bought(store, user)
+
+
 async def current(store: PurchaseStore, user: uuid.UUID) -> Purchase:
     return (await store.list_purchases(user, limit=50))[0]
 
@@ -38,15 +50,15 @@ async def held(admin: AdminConn, user: uuid.UUID) -> bool:
     return bool(row[0])
 
 
-async def test_completed_event_grants_the_pack_once(store: PurchaseStore, admin: AdminConn) -> None:
-    user = await create_user(admin, credits=0)
-    p = await bought(store, user)
-    first = completed(p)
+async def test_completed_event_grants_the_pack_once(
+    store: PurchaseStore, admin: AdminConn, user: uuid.UUID, purchase: Purchase
+) -> None:
+    first = completed(purchase)
     assert (await store.apply_event(first)).outcome == "granted"
     replay = await store.apply_event(first)
     assert replay.duplicate
     assert replay.outcome == "granted"
-    again = StripeFact(evt(), "checkout.session.async_payment_succeeded", purchase_id=p.id,
+    again = StripeFact(evt(), "checkout.session.async_payment_succeeded", purchase_id=purchase.id,
                        payment_intent=first.payment_intent, amount=500, currency="usd")  # fmt: skip
     assert (await store.apply_event(again)).outcome == "unchanged"
     assert await balance(admin, user) == 100
@@ -54,14 +66,12 @@ async def test_completed_event_grants_the_pack_once(store: PurchaseStore, admin:
 
 
 async def test_concurrent_deliveries_and_other_events_grant_once(
-    store: PurchaseStore, admin: AdminConn
+    store: PurchaseStore, admin: AdminConn, user: uuid.UUID, purchase: Purchase
 ) -> None:
-    user = await create_user(admin, credits=0)
-    p = await bought(store, user)
-    event = completed(p)
+    event = completed(purchase)
     others = [
-        completed(p),
-        StripeFact(evt(), "checkout.session.async_payment_succeeded", purchase_id=p.id,
+        completed(purchase),
+        StripeFact(evt(), "checkout.session.async_payment_succeeded", purchase_id=purchase.id,
                    payment_intent=event.payment_intent, amount=500, currency="usd"),
     ]  # fmt: skip
     outcomes = await asyncio.gather(*(store.apply_event(f) for f in [event] * 20 + others))
@@ -71,27 +81,23 @@ async def test_concurrent_deliveries_and_other_events_grant_once(
 
 
 async def test_mismatched_amount_grants_nothing_and_is_flagged(
-    store: PurchaseStore, admin: AdminConn
+    store: PurchaseStore, admin: AdminConn, user: uuid.UUID, purchase: Purchase
 ) -> None:
-    user = await create_user(admin, credits=0)
-    p = await bought(store, user)
-    assert (await store.apply_event(completed(p, amount=50))).outcome == "review"
+    assert (await store.apply_event(completed(purchase, amount=50))).outcome == "review"
     assert await balance(admin, user) == 0
     flagged = await current(store, user)
     assert flagged.status == "review"
     assert flagged.review_reason == "paid 50 USD, but the pack costs 500 USD"
     # A later, matching event does not turn a flagged purchase into a grant.
-    assert (await store.apply_event(completed(p))).outcome == "unchanged"
+    assert (await store.apply_event(completed(purchase))).outcome == "unchanged"
     assert await balance(admin, user) == 0
 
 
 async def test_refund_before_completion_ends_with_the_credits_taken_back(
-    store: PurchaseStore, admin: AdminConn
+    store: PurchaseStore, admin: AdminConn, user: uuid.UUID, purchase: Purchase
 ) -> None:
-    user = await create_user(admin, credits=0)
-    p = await bought(store, user)
-    assert (await store.apply_event(refunded(p, 500))).outcome == "reversal_recorded"
-    assert (await store.apply_event(completed(p))).outcome == "granted"
+    assert (await store.apply_event(refunded(purchase, 500))).outcome == "reversal_recorded"
+    assert (await store.apply_event(completed(purchase))).outcome == "granted"
     assert await balance(admin, user) == 0
     done = await current(store, user)
     assert (done.status, done.amount_refunded, done.credits_reversed) == ("paid", 500, 100)
@@ -99,27 +105,23 @@ async def test_refund_before_completion_ends_with_the_credits_taken_back(
 
 
 async def test_refund_twice_takes_back_once_and_partial_refunds_in_proportion(
-    store: PurchaseStore, admin: AdminConn
+    store: PurchaseStore, admin: AdminConn, user: uuid.UUID, purchase: Purchase
 ) -> None:
-    user = await create_user(admin, credits=0)
-    p = await bought(store, user)
-    await store.apply_event(completed(p))
-    await store.apply_event(refunded(p, 200))
-    await store.apply_event(refunded(p, 200))  # the same cumulative amount, another event id
+    await store.apply_event(completed(purchase))
+    await store.apply_event(refunded(purchase, 200))
+    await store.apply_event(refunded(purchase, 200))  # the same cumulative amount, another event id
     assert await balance(admin, user) == 60
-    await store.apply_event(refunded(p, 500))
-    await store.apply_event(refunded(p, 300))  # an older, smaller total arriving late
+    await store.apply_event(refunded(purchase, 500))
+    await store.apply_event(refunded(purchase, 300))  # an older, smaller total arriving late
     assert await balance(admin, user) == 0
 
 
 async def test_refund_beyond_the_balance_is_owed_and_holds_the_account(
-    store: PurchaseStore, rpc: Rpc, admin: AdminConn
+    store: PurchaseStore, rpc: Rpc, admin: AdminConn, user: uuid.UUID, purchase: Purchase
 ) -> None:
-    user = await create_user(admin, credits=0)
-    p = await bought(store, user)
-    await store.apply_event(completed(p))
+    await store.apply_event(completed(purchase))
     await rpc.create_generation(new_generation(user, cost=70), max_active=3)
-    await store.apply_event(refunded(p, 500))
+    await store.apply_event(refunded(purchase, 500))
     assert await balance(admin, user) == 0
     owing = await current(store, user)
     assert (owing.credits_reversed, owing.credits_owed) == (100, 70)
@@ -136,26 +138,22 @@ async def test_refund_beyond_the_balance_is_owed_and_holds_the_account(
 
 
 async def test_dispute_takes_back_and_holds_then_won_gives_back_and_lifts(
-    store: PurchaseStore, admin: AdminConn
+    store: PurchaseStore, admin: AdminConn, user: uuid.UUID, purchase: Purchase
 ) -> None:
-    user = await create_user(admin, credits=0)
-    p = await bought(store, user)
-    await store.apply_event(completed(p))
-    await store.apply_event(dispute(p, "open"))
+    await store.apply_event(completed(purchase))
+    await store.apply_event(dispute(purchase, "open"))
     assert await balance(admin, user) == 0
     assert await held(admin, user)
-    await store.apply_event(dispute(p, "won"))
+    await store.apply_event(dispute(purchase, "won"))
     assert await balance(admin, user) == 100
     assert not await held(admin, user)
     assert (await current(store, user)).dispute_status == "won"
 
 
 async def test_dispute_lost_keeps_the_hold_until_an_operator_lifts_it(
-    store: PurchaseStore, admin: AdminConn
+    store: PurchaseStore, admin: AdminConn, user: uuid.UUID, purchase: Purchase
 ) -> None:
-    user = await create_user(admin, credits=0)
-    p = await bought(store, user)
-    for fact in (completed(p), dispute(p, "open"), dispute(p, "lost")):
+    for fact in (completed(purchase), dispute(purchase, "open"), dispute(purchase, "lost")):
         await store.apply_event(fact)
     assert await balance(admin, user) == 0
     assert await held(admin, user)
@@ -164,12 +162,10 @@ async def test_dispute_lost_keeps_the_hold_until_an_operator_lifts_it(
 
 
 async def test_dispute_for_a_payment_not_seen_yet_applies_when_it_is(
-    store: PurchaseStore, admin: AdminConn
+    store: PurchaseStore, admin: AdminConn, user: uuid.UUID, purchase: Purchase
 ) -> None:
-    user = await create_user(admin, credits=0)
-    p = await bought(store, user)
-    assert (await store.apply_event(dispute(p, "open"))).outcome == "unmatched"
-    assert (await store.apply_event(completed(p))).outcome == "granted"
+    assert (await store.apply_event(dispute(purchase, "open"))).outcome == "unmatched"
+    assert (await store.apply_event(completed(purchase))).outcome == "granted"
     assert await balance(admin, user) == 0
     assert await held(admin, user)
 
@@ -179,15 +175,17 @@ EVENTS = ("completed", "refund_half", "dispute_open", "dispute_won")
 
 @pytest.mark.parametrize("order", list(itertools.permutations(EVENTS)), ids="-".join)
 async def test_every_order_of_events_ends_in_the_same_state(
-    order: tuple[str, ...], store: PurchaseStore, admin: AdminConn
+    order: tuple[str, ...],
+    store: PurchaseStore,
+    admin: AdminConn,
+    user: uuid.UUID,
+    purchase: Purchase,
 ) -> None:
-    user = await create_user(admin, credits=0)
-    p = await bought(store, user)
     facts = {
-        "completed": completed(p),
-        "refund_half": refunded(p, 250),
-        "dispute_open": dispute(p, "open"),
-        "dispute_won": dispute(p, "won"),
+        "completed": completed(purchase),
+        "refund_half": refunded(purchase, 250),
+        "dispute_open": dispute(purchase, "open"),
+        "dispute_won": dispute(purchase, "won"),
     }
     for name in order:
         await store.apply_event(facts[name])
