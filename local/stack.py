@@ -13,7 +13,9 @@ import json
 import logging
 import os
 import shlex
+import signal
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -207,14 +209,18 @@ _MODE_TEXT: dict[DevMode, str] = {
 
 
 async def _started(
-    servers: list[uvicorn.Server], tasks: list[asyncio.Task[None]], port: int
+    servers: list[uvicorn.Server],
+    tasks: list[asyncio.Task[None]],
+    port: int,
+    stopping: asyncio.Event,
 ) -> None:
-    """Wait until every server listens; if one fails to start, stop them all and say so."""
+    """Wait until every server listens; if one fails to start, stop them all and say so (a
+    stop asked for meanwhile is no failure)."""
     while not all(s.started for s in servers):
         if any(t.done() for t in tasks):
             break
         await asyncio.sleep(0.05)  # polling uvicorn's flag: it offers no event to wait on
-    if not all(s.started for s in servers):
+    if not all(s.started for s in servers) and not stopping.is_set():
         for s in servers:
             s.should_exit = True
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -304,9 +310,18 @@ async def run_dev(
     )
     api = create_app(settings=settings)
 
+    class Server(uvicorn.Server):
+        """Signals are handled once for the whole stack (below): each uvicorn server would
+        otherwise take them over, and the first to finish would raise the signal again while
+        the others were still shutting down (their lifespans cut short, exit status 1)."""
+
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            yield
+
     def server(app: ASGIApp, app_port: int, level: str = "warning") -> uvicorn.Server:
         config = uvicorn.Config(app, host="127.0.0.1", port=app_port, log_level=level)
-        return uvicorn.Server(config)
+        return Server(config)
 
     # The emulators first: the API's startup reads the JWKS when it starts.
     backends = [
@@ -338,11 +353,40 @@ async def run_dev(
     env_file.write_text("".join(f"{k}={shlex.quote(v)}\n" for k, v in env.items()))
     env_file.chmod(0o600)
 
+    # SIGINT (Ctrl-C) and SIGTERM stop every server gracefully, then the embedded PostgreSQL
+    # (at exit); the status is 0.
+    stopping = asyncio.Event()
+
+    def stop() -> None:
+        stopping.set()
+        for s in servers:
+            s.should_exit = True
+
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop)
     tasks = [asyncio.create_task(s.serve()) for s in backends]
-    await _started(backends, tasks, port)
-    tasks.append(asyncio.create_task(servers[-1].serve()))
-    await _started(servers, tasks, port)
     sweeper = asyncio.create_task(sweep_forever(settings))
+    try:
+        await _started(backends, tasks, port, stopping)
+        tasks.append(asyncio.create_task(servers[-1].serve()))
+        await _started(servers, tasks, port, stopping)
+        if not stopping.is_set():
+            _announce(mode, applied, env, env_file, api_url)
+        await asyncio.gather(*tasks)
+    finally:
+        sweeper.cancel()
+        stop()
+        with contextlib.suppress(Exception):
+            await asyncio.gather(*tasks, return_exceptions=True)
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+
+
+def _announce(
+    mode: DevMode, applied: list[str], env: dict[str, str], env_file: Path, api_url: str
+) -> None:
+    """How to use the running stack."""
 
     _out(f"configuration: {mode} ({_MODE_TEXT[mode]})")
     _out(f"migrations applied: {', '.join(applied) or 'none pending'}")
@@ -362,11 +406,3 @@ async def run_dev(
     _out('Buy credits: POST $API_URL/api/credits/checkout {"pack": "small"}, open checkout_url')
     _out("  in a browser and press Pay; GET $API_URL/api/credits shows the new balance.")
     _out(f"API docs: {api_url}/docs   (Ctrl-C stops everything)")
-    try:
-        await asyncio.gather(*tasks)
-    finally:
-        sweeper.cancel()
-        for s in servers:
-            s.should_exit = True
-        with contextlib.suppress(Exception):
-            await asyncio.gather(*tasks, return_exceptions=True)
