@@ -46,4 +46,6 @@ def create_app(*, settings: Settings | None = None) -> FastAPI:
         storage = wiring.open_storage(cfg)
         assert isinstance(storage, LocalStorage)
         routers.append(local_storage_router(storage))
-    return _create_app(*routers, open_services=wiring.every_group, settings=cfg)
+    return _create_app(
+        *routers, open_services=wiring.every_group, settings=cfg, lanes=[status.LANE]
+    )

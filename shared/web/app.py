@@ -27,6 +27,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from shared.core.catalog import load_catalog
 from shared.core.config import Settings, get_settings
 from shared.core.errors import AppError, InvalidInput, JsonValue, PayloadTooLarge
+from shared.web.lanes import ExpressLanes, Lane
 from shared.web.openapi import truthful_openapi
 from shared.web.registry import Registry
 
@@ -157,6 +158,15 @@ def error_response(exc: AppError) -> JSONResponse:
     return JSONResponse(body, status_code=exc.status, headers=exc.headers or None)
 
 
+def app_error_response(exc: AppError) -> JSONResponse:
+    """A handler's AppError, logged when it is ours (5xx), answered in our shape."""
+    if exc.status == 500:
+        log.error("request failed: %s (%s)", exc.detail, exc.code, exc_info=exc)
+    elif exc.status > 500:
+        log.warning("request failed: %s (%s)", exc.detail, exc.code)
+    return error_response(exc)
+
+
 _FRAMEWORK_CODES = {
     400: "bad_request",
     404: "not_found",
@@ -186,8 +196,10 @@ def create_app(
     settings: Settings | None = None,
     title: str = "Wan video generation API",
     upload_paths: Sequence[str] = ("/api/generation/image-to-video",),
+    lanes: Sequence[Lane] = (),
 ) -> FastAPI:
-    """A FastAPI app serving `routers`, with what they use opened at startup.
+    """A FastAPI app serving `routers` (and `lanes`, shared.web.lanes), with what they use
+    opened at startup.
 
     `open_services(settings)` builds it when the app starts (a missing setting fails the start
     with its name) and closes it, in reverse order, at shutdown.
@@ -205,11 +217,7 @@ def create_app(
 
     @app.exception_handler(AppError)
     async def on_app_error(_: Request, exc: AppError) -> JSONResponse:
-        if exc.status == 500:
-            log.error("request failed: %s (%s)", exc.detail, exc.code, exc_info=exc)
-        elif exc.status > 500:
-            log.warning("request failed: %s (%s)", exc.detail, exc.code)
-        return error_response(exc)
+        return app_error_response(exc)
 
     @app.exception_handler(RequestValidationError)
     async def on_invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -239,6 +247,8 @@ def create_app(
             return cfg.max_webhook_bytes
         return cfg.max_body_bytes
 
+    if lanes:  # innermost: inside the request ids, the body limit and CORS, before the router
+        app.add_middleware(ExpressLanes, lanes=lanes, on_error=app_error_response)
     app.add_middleware(RequestContextMiddleware, limit_for=limit_for)
     app.add_middleware(
         CORSMiddleware,
