@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, FastAPI, Response, status
 
 from shared import wiring
 from shared.core.config import Settings
+from shared.core.domain import GenerationKind
 from shared.flows.lifecycle import SubmitRequest, Submitted
 from shared.web.app import create_app as _create_app
 from shared.web.deps import IdempotencyKey, User
@@ -46,7 +47,7 @@ async def text_to_video(
 
 def submit_request(
     user_id: uuid.UUID,
-    kind: str,
+    kind: GenerationKind,
     body: GenerationRequest,
     *,
     idempotency_key: str | None,
@@ -56,14 +57,10 @@ def submit_request(
 ) -> SubmitRequest:
     """The lifecycle's request from a validated body (shared by both create endpoints)."""
     return SubmitRequest(
+        # The body's fields are the request's of the same names (SubmitRequest forbids others).
+        **body.model_dump(),
         user_id=user_id,
         kind=kind,
-        model=body.model,
-        resolution=body.resolution,
-        prompt=body.prompt,
-        negative_prompt=body.negative_prompt,
-        seed=body.seed,
-        aspect_ratio=body.aspect_ratio,
         input_image_path=input_image_path,
         input_digest=input_digest,
         image_ref=image_ref,
