@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, FastAPI, Response, status
 
 from shared import wiring
 from shared.core.config import Settings
-from shared.core.domain import GenerationKind
 from shared.flows.lifecycle import SubmitRequest, Submitted
 from shared.web.app import create_app as _create_app
 from shared.web.deps import IdempotencyKey, User
@@ -17,7 +15,6 @@ from shared.web.registry import services_of
 from shared.web.schemas import (
     REPLAYED,
     CreatedOut,
-    GenerationRequest,
     TextToVideoRequest,
     error_responses,
 )
@@ -41,31 +38,9 @@ async def text_to_video(
 ) -> CreatedOut:
     """Start a text-to-video generation. A replayed Idempotency-Key answers 200 with the same
     generation and charges nothing."""
-    request = submit_request(user.id, "t2v", body, idempotency_key=key)
+    # The body's fields are the request's of the same names (SubmitRequest forbids others).
+    request = SubmitRequest(**body.model_dump(), user_id=user.id, kind="t2v", idempotency_key=key)
     return created_answer(await services.lifecycle.submit(request), response)
-
-
-def submit_request(
-    user_id: uuid.UUID,
-    kind: GenerationKind,
-    body: GenerationRequest,
-    *,
-    idempotency_key: str | None,
-    input_image_path: str | None = None,
-    input_digest: str | None = None,
-    image_ref: str | None = None,
-) -> SubmitRequest:
-    """The lifecycle's request from a validated body (shared by both create endpoints)."""
-    return SubmitRequest(
-        # The body's fields are the request's of the same names (SubmitRequest forbids others).
-        **body.model_dump(),
-        user_id=user_id,
-        kind=kind,
-        input_image_path=input_image_path,
-        input_digest=input_digest,
-        image_ref=image_ref,
-        idempotency_key=idempotency_key,
-    )
 
 
 def created_answer(submitted: Submitted, response: Response) -> CreatedOut:
