@@ -12,12 +12,7 @@ from shared.flows.lifecycle import SubmitRequest, Submitted
 from shared.web.app import create_app as _create_app
 from shared.web.deps import IdempotencyKey, User
 from shared.web.registry import services_of
-from shared.web.schemas import (
-    REPLAYED,
-    CreatedOut,
-    TextToVideoRequest,
-    error_responses,
-)
+from shared.web.schemas import REPLAYED, CreatedOut, TextToVideoRequest, error_responses
 from shared.wiring import SubmitServices
 
 router = APIRouter()
