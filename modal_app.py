@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, MutableMapping
+from importlib import import_module
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -109,98 +110,64 @@ COPY_TIMEOUT = 15 * MINUTES
 UPLOAD_MAX_INPUTS = 20
 
 
-@app.function(timeout=TIMEOUT, scaledown_window=SCALEDOWN)
-@modal.concurrent(max_inputs=MAX_INPUTS, target_inputs=TARGET_INPUTS)
-@modal.asgi_app(label="wan-text-to-video")
-def text_to_video() -> FastAPI:
-    webhook_url_at_start()
-    from functions.text_to_video import create_app
+def _web_function(
+    name: str,
+    label: str,
+    *,
+    max_inputs: int = MAX_INPUTS,
+    target_inputs: int | None = TARGET_INPUTS,
+    min_containers: int | None = None,
+    app_options: Callable[[], dict[str, object]] = dict,
+) -> modal.Function[[], FastAPI, FastAPI]:
+    """The web function that serves `functions.<name>`'s FastAPI app at `label`.
 
-    return create_app()
+    The result must be bound to the module-level name `name`: a container finds its function by
+    importing this module and reading the attribute named by the function's `__qualname__`
+    (checked by tests/test_modal_app.py). The app's module is imported in the container only.
+    """
 
+    def serve() -> FastAPI:
+        webhook_url_at_start()
+        create_app: Callable[..., FastAPI] = import_module(f"functions.{name}").create_app
+        return create_app(**app_options())
 
-@app.function(timeout=TIMEOUT, scaledown_window=SCALEDOWN)
-@modal.concurrent(max_inputs=UPLOAD_MAX_INPUTS)
-@modal.asgi_app(label="wan-image-to-video")
-def image_to_video() -> FastAPI:
-    """Uploads decode images (CPU) and hold up to 10 MB each: fewer at once per container."""
-    webhook_url_at_start()
-    from functions.image_to_video import create_app
-
-    return create_app()
-
-
-@app.function(timeout=TIMEOUT, scaledown_window=SCALEDOWN)
-@modal.concurrent(max_inputs=MAX_INPUTS, target_inputs=TARGET_INPUTS)
-@modal.asgi_app(label="wan-status")
-def status() -> FastAPI:
-    webhook_url_at_start()
-    from functions.status import create_app
-
-    return create_app()
+    serve.__name__ = serve.__qualname__ = name
+    function = app.function(
+        timeout=TIMEOUT, scaledown_window=SCALEDOWN, min_containers=min_containers
+    )
+    concurrent = modal.concurrent(max_inputs=max_inputs, target_inputs=target_inputs)
+    return function(concurrent(modal.asgi_app(label=label)(serve)))
 
 
-@app.function(timeout=TIMEOUT, scaledown_window=SCALEDOWN)
-@modal.concurrent(max_inputs=MAX_INPUTS, target_inputs=TARGET_INPUTS)
-@modal.asgi_app(label="wan-controls")
-def controls() -> FastAPI:
-    """Cancel, retry, history, credits and buying them (packs, checkout, purchases): light,
-    rarely called routes share one pool."""
-    webhook_url_at_start()
-    from functions.controls import create_app
-
-    return create_app()
-
-
-@app.function(timeout=TIMEOUT, scaledown_window=SCALEDOWN)
-@modal.concurrent(max_inputs=MAX_INPUTS, target_inputs=TARGET_INPUTS)
-@modal.asgi_app(label="wan-account")
-def account() -> FastAPI:
-    """Deleting a generation or the account: rare, and may wait on storage and Auth."""
-    webhook_url_at_start()
-    from functions.account import create_app
-
-    return create_app()
-
-
-@app.function(timeout=TIMEOUT, scaledown_window=SCALEDOWN)
-@modal.concurrent(max_inputs=MAX_INPUTS, target_inputs=TARGET_INPUTS)
-@modal.asgi_app(label="wan-admin")
-def admin() -> FastAPI:
-    """The operator's numbers (app_metadata.role = admin)."""
-    webhook_url_at_start()
-    from functions.admin import create_app
-
-    return create_app()
-
-
-# Replicate's webhooks must be answered quickly; keep one container warm so a cold start never
-# pushes a delivery past Replicate's timeout.
-@app.function(timeout=TIMEOUT, scaledown_window=SCALEDOWN, min_containers=1)
-@modal.concurrent(max_inputs=MAX_INPUTS, target_inputs=TARGET_INPUTS)
-@modal.asgi_app(label="wan-webhook")
-def webhook() -> FastAPI:
-    webhook_url_at_start()
-    from functions.webhook import create_app
-
-    return create_app(schedule_copy=_spawn_copy)
-
-
-# Stripe's events (payments, refunds, disputes) have their own function: a slow or failing
-# generation webhook never delays a payment, and each scales on its own.
-@app.function(timeout=TIMEOUT, scaledown_window=SCALEDOWN)
-@modal.concurrent(max_inputs=MAX_INPUTS, target_inputs=TARGET_INPUTS)
-@modal.asgi_app(label="wan-stripe-webhook")
-def stripe_webhook() -> FastAPI:
-    webhook_url_at_start()
-    from functions.stripe_webhook import create_app
-
-    return create_app()
+text_to_video = _web_function("text_to_video", "wan-text-to-video")
+# Uploads decode images (CPU) and hold up to 10 MB each: fewer at once per container.
+image_to_video = _web_function(
+    "image_to_video", "wan-image-to-video", max_inputs=UPLOAD_MAX_INPUTS, target_inputs=None
+)
+status = _web_function("status", "wan-status")
+# Cancel, retry, history, credits and buying them (packs, checkout, purchases): light, rarely
+# called routes share one pool.
+controls = _web_function("controls", "wan-controls")
+# Deleting a generation or the account: rare, and may wait on storage and Auth.
+account = _web_function("account", "wan-account")
+# The operator's numbers (app_metadata.role = admin).
+admin = _web_function("admin", "wan-admin")
 
 
 async def _spawn_copy(gen: Generation) -> None:
     """On Modal the video copy runs as its own function, not inside the webhook's request."""
     await keep_video.spawn.aio(str(gen.user_id), str(gen.id))
+
+
+# Replicate's webhooks must be answered quickly; keep one container warm so a cold start never
+# pushes a delivery past Replicate's timeout. The copy of a finished video is spawned, not run
+# in the webhook's request.
+webhook = _web_function(
+    "webhook", "wan-webhook", min_containers=1, app_options=lambda: {"schedule_copy": _spawn_copy}
+)
+# Stripe's events (payments, refunds, disputes) have their own function: a slow or failing
+# generation webhook never delays a payment, and each scales on its own.
+stripe_webhook = _web_function("stripe_webhook", "wan-stripe-webhook")
 
 
 # Not retried by Modal: a failed copy is recorded (not raised) and its claim released after

@@ -10,10 +10,11 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 from starlette.datastructures import UploadFile
 
-from functions.text_to_video import created_answer, submit_request
+from functions.text_to_video import created_answer
 from shared import wiring
 from shared.core.config import Settings
 from shared.core.images import inspect_image_async
+from shared.flows.lifecycle import SubmitRequest
 from shared.web.app import create_app as _create_app
 from shared.web.deps import Form, IdempotencyKey, User
 from shared.web.registry import services_of
@@ -55,10 +56,10 @@ async def image_to_video(
     info = await inspect_image_async(data)
     path, image_ref = await services.inputs.keep(user.id, data, info)
 
-    request = submit_request(
-        user.id,
-        "i2v",
-        body,
+    request = SubmitRequest(
+        **body.model_dump(),
+        user_id=user.id,
+        kind="i2v",
         idempotency_key=key,
         input_image_path=path,
         input_digest=info.sha256,

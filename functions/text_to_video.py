@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, FastAPI, Response, status
@@ -13,13 +12,7 @@ from shared.flows.lifecycle import SubmitRequest, Submitted
 from shared.web.app import create_app as _create_app
 from shared.web.deps import IdempotencyKey, User
 from shared.web.registry import services_of
-from shared.web.schemas import (
-    REPLAYED,
-    CreatedOut,
-    GenerationRequest,
-    TextToVideoRequest,
-    error_responses,
-)
+from shared.web.schemas import REPLAYED, CreatedOut, TextToVideoRequest, error_responses
 from shared.wiring import SubmitServices
 
 router = APIRouter()
@@ -40,35 +33,9 @@ async def text_to_video(
 ) -> CreatedOut:
     """Start a text-to-video generation. A replayed Idempotency-Key answers 200 with the same
     generation and charges nothing."""
-    request = submit_request(user.id, "t2v", body, idempotency_key=key)
+    # The body's fields are the request's of the same names (SubmitRequest forbids others).
+    request = SubmitRequest(**body.model_dump(), user_id=user.id, kind="t2v", idempotency_key=key)
     return created_answer(await services.lifecycle.submit(request), response)
-
-
-def submit_request(
-    user_id: uuid.UUID,
-    kind: str,
-    body: GenerationRequest,
-    *,
-    idempotency_key: str | None,
-    input_image_path: str | None = None,
-    input_digest: str | None = None,
-    image_ref: str | None = None,
-) -> SubmitRequest:
-    """The lifecycle's request from a validated body (shared by both create endpoints)."""
-    return SubmitRequest(
-        user_id=user_id,
-        kind=kind,
-        model=body.model,
-        resolution=body.resolution,
-        prompt=body.prompt,
-        negative_prompt=body.negative_prompt,
-        seed=body.seed,
-        aspect_ratio=body.aspect_ratio,
-        input_image_path=input_image_path,
-        input_digest=input_digest,
-        image_ref=image_ref,
-        idempotency_key=idempotency_key,
-    )
 
 
 def created_answer(submitted: Submitted, response: Response) -> CreatedOut:

@@ -38,6 +38,18 @@ def test_each_endpoint_is_a_concurrent_web_function(name: str) -> None:
     assert info.secrets == ["modal.Secret.from_name('wan-backend')"]
 
 
+@pytest.mark.parametrize("name", sorted(WEB_FUNCTIONS))
+def test_a_container_finds_each_web_function_under_its_own_name_and_label(name: str) -> None:
+    # A container imports the function's module and reads the attribute its qualname names; the
+    # functions are declared by one helper, so a wrong name would only fail on Modal.
+    from modal._utils.async_utils import synchronizer
+
+    function = synchronizer._translate_in(WEB_FUNCTIONS[name])  # type: ignore[no-untyped-call]
+    assert function._source_info.module_name == "modal_app"
+    assert getattr(modal_app, function._source_info.implementation_name) is WEB_FUNCTIONS[name]
+    assert function._webhook_config.requested_suffix == "wan-" + name.replace("_", "-")
+
+
 def test_sweeper_runs_on_a_cron_schedule_and_is_not_a_web_endpoint() -> None:
     info = modal_app.sweep.info()
     assert info.schedule is not None

@@ -1,5 +1,5 @@
-"""The domain's data: a new generation as requested, a generation as the database returns it,
-and its statuses."""
+"""The domain's data: a generation as asked for, a new generation as requested, a generation as
+the database returns it, and its statuses."""
 
 from __future__ import annotations
 
@@ -17,8 +17,9 @@ TERMINAL_STATUSES: frozenset[str] = frozenset({"completed", "failed", "canceled"
 JsonObject = dict[str, JsonValue]
 
 
-class GenerationFields(BaseModel):
-    """What a generation was asked to be: the fields a new one and a stored one share."""
+class GenerationAsk(BaseModel):
+    """What a user asks a generation to be, before it is priced: the fields a request to submit
+    (`shared.flows.lifecycle.SubmitRequest`), a new generation and a stored one share."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -27,12 +28,17 @@ class GenerationFields(BaseModel):
     model: str
     resolution: str
     prompt: str
-    cost: int
     negative_prompt: str | None = None
-    params: JsonObject = Field(default_factory=dict)
     input_image_path: str | None = None
     idempotency_key: str | None = None
     retry_of: uuid.UUID | None = None
+
+
+class GenerationFields(GenerationAsk):
+    """What a generation was asked to be, priced: the fields a new one and a stored one share."""
+
+    cost: int
+    params: JsonObject = Field(default_factory=dict)
 
 
 class NewGeneration(GenerationFields):

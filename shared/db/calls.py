@@ -1,7 +1,11 @@
 """What the typed callers of the SQL functions share (`Rpc`, its guardrail mixin, and
-`PurchaseStore`): one transport, and the reading of the row a function returns."""
+`PurchaseStore`): one transport, a method's parameters as its function's arguments, and the
+reading of the row a function returns."""
 
 from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import cast
 
 from shared.core.domain import Generation
 from shared.core.errors import AppError
@@ -19,6 +23,17 @@ class SqlCalls:
         if not rows:
             raise AppError(f"{fn} returned no row.")
         return rows[0]
+
+
+def sql_args(params: Mapping[str, object]) -> dict[str, RpcArg]:
+    """A method's parameters as its SQL function's arguments: `x` is passed as `p_x`.
+
+    Called as `sql_args(locals())` before the method binds any other name, so the method's typed
+    signature is the one list of the function's arguments (`self` is left out); a method that
+    converts an argument spells its arguments out instead.
+    """
+    # The method's signature has typed each value as an argument the transports take.
+    return {f"p_{k}": cast("RpcArg", v) for k, v in params.items() if k != "self"}
 
 
 def row_generation(row: RpcRow) -> Generation:

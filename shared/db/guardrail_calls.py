@@ -10,7 +10,7 @@ from datetime import datetime
 
 from shared.core.domain import Generation, JsonObject
 from shared.core.errors import AppError, JsonValue
-from shared.db.calls import SqlCalls, row_generation, row_int
+from shared.db.calls import SqlCalls, row_generation, row_int, sql_args
 
 
 @dataclass(frozen=True)
@@ -28,12 +28,12 @@ class GuardrailCalls(SqlCalls):
         self, user_id: uuid.UUID, generation_id: uuid.UUID
     ) -> tuple[Generation, list[str]]:
         """Tombstone the owner's finished generation; the stored files to remove."""
-        row = await self._one("delete_generation", p_user_id=user_id, p_generation_id=generation_id)
+        row = await self._one("delete_generation", **sql_args(locals()))
         return row_generation(row), _strings(row.get("paths"))
 
     async def delete_account(self, user_id: uuid.UUID) -> ForgottenAccount:
         """Forget the user's personal data; what is left to do outside the database."""
-        row = await self._one("delete_account", p_user_id=user_id)
+        row = await self._one("delete_account", **sql_args(locals()))
         return ForgottenAccount(
             paths=_strings(row.get("paths")),
             job_ids=_strings(row.get("job_ids")),
@@ -44,9 +44,7 @@ class GuardrailCalls(SqlCalls):
         self, *, retention_days: int, limit: int
     ) -> list[tuple[Generation, list[str]]]:
         """Deleted or past-retention generations still holding media, with the files to remove."""
-        rows = await self.transport.call(
-            "claim_expired_media", {"p_retention_days": retention_days, "p_limit": limit}
-        )
+        rows = await self.transport.call("claim_expired_media", sql_args(locals()))
         return [(row_generation(row), _strings(row.get("paths"))) for row in rows]
 
     async def release_media(self, generation_ids: Sequence[uuid.UUID]) -> int:
@@ -54,7 +52,7 @@ class GuardrailCalls(SqlCalls):
         return row_int(row, "released")
 
     async def configure_guardrails(self, *, signup_bonus_credits: int) -> None:
-        await self._one("configure_guardrails", p_signup_bonus_credits=signup_bonus_credits)
+        await self._one("configure_guardrails", **sql_args(locals()))
 
     async def operator_stats(
         self,
@@ -65,14 +63,7 @@ class GuardrailCalls(SqlCalls):
         webhook_target: float,
         daily_budget_usd: float | None,
     ) -> JsonObject:
-        row = await self._one(
-            "operator_stats",
-            p_since=since,
-            p_success_target=success_target,
-            p_completion_target_s=completion_target_s,
-            p_webhook_target=webhook_target,
-            p_daily_budget_usd=daily_budget_usd,
-        )
+        row = await self._one("operator_stats", **sql_args(locals()))
         stats = row.get("stats")
         if not isinstance(stats, dict):
             raise AppError("operator_stats returned no figures.")

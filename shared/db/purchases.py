@@ -10,7 +10,7 @@ import uuid
 from dataclasses import asdict
 
 from shared.core.purchases import CreditPack, EventOutcome, Purchase, StripeFact
-from shared.db.calls import SqlCalls
+from shared.db.calls import SqlCalls, sql_args
 from shared.db.transports import RpcArg
 
 
@@ -44,12 +44,7 @@ class PurchaseStore(SqlCalls):
     async def attach_checkout_session(
         self, purchase_id: uuid.UUID, session_id: str, checkout_url: str | None
     ) -> Purchase:
-        row = await self._one(
-            "attach_checkout_session",
-            p_purchase_id=purchase_id,
-            p_session_id=session_id,
-            p_checkout_url=checkout_url,
-        )
+        row = await self._one("attach_checkout_session", **sql_args(locals()))
         return _purchase(row["purchase"])
 
     async def apply_event(self, fact: StripeFact) -> EventOutcome:
@@ -71,32 +66,23 @@ class PurchaseStore(SqlCalls):
         amount: int | None = None,
         currency: str | None = None,
     ) -> tuple[str, Purchase]:
-        row = await self._one(
-            "settle_purchase",
-            p_purchase_id=purchase_id,
-            p_result=result,
-            p_payment_intent=payment_intent,
-            p_amount=amount,
-            p_currency=currency,
-        )
+        row = await self._one("settle_purchase", **sql_args(locals()))
         return str(row["outcome"]), _purchase(row["purchase"])
 
     async def claim_pending_purchases(self, *, limit: int, older_than_s: int) -> list[Purchase]:
-        rows = await self.transport.call(
-            "claim_pending_purchases", {"p_limit": limit, "p_older_than_s": older_than_s}
-        )
+        rows = await self.transport.call("claim_pending_purchases", sql_args(locals()))
         return [_purchase(r["purchase"]) for r in rows]
 
     async def apply_unmatched_events(self, *, limit: int) -> int:
-        row = await self._one("apply_unmatched_stripe_events", p_limit=limit)
+        row = await self._one("apply_unmatched_stripe_events", **sql_args(locals()))
         applied = row.get("applied")
         return applied if isinstance(applied, int) else 0
 
     async def list_purchases(self, user_id: uuid.UUID, *, limit: int) -> list[Purchase]:
-        rows = await self.transport.call("list_purchases", {"p_user_id": user_id, "p_limit": limit})
+        rows = await self.transport.call("list_purchases", sql_args(locals()))
         return [_purchase(r["purchase"]) for r in rows]
 
     async def lift_hold(self, user_id: uuid.UUID, reason: str) -> tuple[bool, str | None]:
-        row = await self._one("lift_hold", p_user_id=user_id, p_reason=reason)
+        row = await self._one("lift_hold", **sql_args(locals()))
         previous = row.get("previous_reason")
         return bool(row["was_held"]), previous if isinstance(previous, str) else None

@@ -13,7 +13,7 @@ from datetime import datetime
 
 from shared.core.domain import Generation, JsonObject, NewGeneration
 from shared.core.errors import AppError, JsonValue
-from shared.db.calls import row_generation, row_int
+from shared.db.calls import row_generation, row_int, sql_args
 from shared.db.guardrail_calls import GuardrailCalls
 from shared.db.transports import (
     SQLSTATE_ERRORS,
@@ -110,7 +110,7 @@ class Rpc(GuardrailCalls):
         return Created(row_generation(row), bool(row["created"]), row_int(row, "balance"))
 
     async def mark_submitted(self, generation_id: uuid.UUID, job_id: str) -> Applied:
-        row = await self._one("mark_submitted", p_generation_id=generation_id, p_job_id=job_id)
+        row = await self._one("mark_submitted", **sql_args(locals()))
         return _applied(row)
 
     async def apply_prediction(
@@ -158,78 +158,48 @@ class Rpc(GuardrailCalls):
         return [o for o in out if o is not None]
 
     async def fail_submission(self, generation_id: uuid.UUID, error: str) -> Applied:
-        row = await self._one("fail_submission", p_generation_id=generation_id, p_error=error)
+        row = await self._one("fail_submission", **sql_args(locals()))
         return _applied(row)
 
     async def request_cancel(self, user_id: uuid.UUID, generation_id: uuid.UUID) -> Applied:
-        row = await self._one("request_cancel", p_user_id=user_id, p_generation_id=generation_id)
+        row = await self._one("request_cancel", **sql_args(locals()))
         return _applied(row)
 
     async def claim_stale_generations(self, *, limit: int, stale_after_s: int) -> list[Generation]:
-        rows = await self.transport.call(
-            "claim_stale_generations", {"p_limit": limit, "p_stale_after_s": stale_after_s}
-        )
+        rows = await self.transport.call("claim_stale_generations", sql_args(locals()))
         return [row_generation(row) for row in rows]
 
     async def set_video_path(self, generation_id: uuid.UUID, video_path: str) -> Applied:
-        row = await self._one(
-            "set_video_path", p_generation_id=generation_id, p_video_path=video_path
-        )
+        row = await self._one("set_video_path", **sql_args(locals()))
         return _applied(row)
 
     async def claim_pending_copies(
         self, *, limit: int, retry_after_s: int, max_age_s: int, max_attempts: int, lease_s: int
     ) -> list[Generation]:
-        rows = await self.transport.call(
-            "claim_pending_copies",
-            {
-                "p_limit": limit,
-                "p_retry_after_s": retry_after_s,
-                "p_max_age_s": max_age_s,
-                "p_max_attempts": max_attempts,
-                "p_lease_s": lease_s,
-            },
-        )
+        rows = await self.transport.call("claim_pending_copies", sql_args(locals()))
         return [row_generation(row) for row in rows]
 
     async def claim_copy(
         self, generation_id: uuid.UUID, *, lease_s: int, max_attempts: int
     ) -> tuple[Generation, bool]:
         """Claim one video's copy for lease_s; False when it needs none or another holds it."""
-        row = await self._one(
-            "claim_copy",
-            p_generation_id=generation_id,
-            p_lease_s=lease_s,
-            p_max_attempts=max_attempts,
-        )
+        row = await self._one("claim_copy", **sql_args(locals()))
         return row_generation(row), bool(row["claimed"])
 
     async def record_copy_failure(
         self, generation_id: uuid.UUID, error: str, *, retryable: bool, retry_after_s: int
     ) -> None:
-        await self._one(
-            "record_copy_failure",
-            p_generation_id=generation_id,
-            p_error=error,
-            p_retryable=retryable,
-            p_retry_after_s=retry_after_s,
-        )
+        await self._one("record_copy_failure", **sql_args(locals()))
 
     async def get_generation(self, user_id: uuid.UUID, generation_id: uuid.UUID) -> Generation:
-        row = await self._one("get_generation", p_user_id=user_id, p_generation_id=generation_id)
+        row = await self._one("get_generation", **sql_args(locals()))
         return row_generation(row)
 
     async def read_generation(
         self, user_id: uuid.UUID, generation_id: uuid.UUID, *, poll_after_s: int, max_polls: int
     ) -> tuple[Generation, bool]:
         """The owner's generation, and whether this caller won the claim to poll the provider."""
-        row = await self._one(
-            "read_generation",
-            p_user_id=user_id,
-            p_generation_id=generation_id,
-            p_poll_after_s=poll_after_s,
-            p_max_polls=max_polls,
-        )
+        row = await self._one("read_generation", **sql_args(locals()))
         return row_generation(row), bool(row["claimed"])
 
     async def list_generations(
@@ -251,7 +221,7 @@ class Rpc(GuardrailCalls):
         return [row_generation(row) for row in rows]
 
     async def get_credits(self, user_id: uuid.UUID, *, limit: int) -> tuple[int, list[JsonValue]]:
-        row = await self._one("get_credits", p_user_id=user_id, p_limit=limit)
+        row = await self._one("get_credits", **sql_args(locals()))
         entries = row.get("transactions")
         return row_int(row, "balance"), list(entries) if isinstance(entries, list) else []
 
@@ -263,17 +233,11 @@ class Rpc(GuardrailCalls):
         type: str = "bonus",
         description: str | None = None,
     ) -> int:
-        row = await self._one(
-            "add_credits",
-            p_user_id=user_id,
-            p_amount=amount,
-            p_type=type,
-            p_description=description,
-        )
+        row = await self._one("add_credits", **sql_args(locals()))
         return row_int(row, "balance")
 
     async def refund_credits(self, generation_id: uuid.UUID) -> int:
-        row = await self._one("refund_credits", p_generation_id=generation_id)
+        row = await self._one("refund_credits", **sql_args(locals()))
         return row_int(row, "refunded")
 
     async def aclose(self) -> None:

@@ -12,7 +12,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
-from shared.core.domain import Generation, NewGeneration
+from pydantic import ConfigDict
+
+from shared.core.domain import Generation, GenerationAsk, NewGeneration
 from shared.core.errors import AppError, BudgetExhausted, ProviderError, ProviderUnavailable
 from shared.db.rpc import Applied, Created, Update
 
@@ -26,24 +28,23 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class SubmitRequest:
-    """A validated request to make a video (text-to-video, image-to-video or a retry)."""
+class SubmitRequest(GenerationAsk):
+    """A validated request to make a video (text-to-video, image-to-video or a retry): what the
+    new generation asks, and what only the submission uses."""
 
-    user_id: uuid.UUID
-    kind: str
-    model: str
-    resolution: str
-    prompt: str
-    negative_prompt: str | None = None
+    model_config = ConfigDict(extra="forbid")
+
     seed: int | None = None
     aspect_ratio: str | None = None
-    input_image_path: str | None = None
     input_digest: str | None = None
     # What the provider receives for the image (a data URL or a signed URL), if any.
     image_ref: str | None = None
-    idempotency_key: str | None = None
-    retry_of: uuid.UUID | None = None
+
+
+_ASKED = set(GenerationAsk.model_fields)
+# A retry asks again what the old generation asked, for the caller, under the caller's own
+# idempotency key and pointing back to the old one.
+_ASKED_AGAIN = _ASKED - {"user_id", "idempotency_key", "retry_of"}
 
 
 # What submit answers: create_generation's answer, with the generation as it stands after the
@@ -89,18 +90,10 @@ class Lifecycle:
         if req.aspect_ratio:
             params["aspect_ratio"] = req.aspect_ratio
         new = NewGeneration(
-            user_id=req.user_id,
-            kind=req.kind,
-            model=req.model,
-            resolution=req.resolution,
-            prompt=req.prompt,
+            **req.model_dump(include=_ASKED),
             cost=offering.cost,
-            negative_prompt=req.negative_prompt,
             params=dict(params),
-            input_image_path=req.input_image_path,
             input_digest=req.input_digest,
-            idempotency_key=req.idempotency_key,
-            retry_of=req.retry_of,
             price_per_s=offering.price_per_s,
         )
         try:
@@ -218,15 +211,10 @@ class Lifecycle:
         aspect = old.params.get("aspect_ratio")
         return await self.submit(
             SubmitRequest(
+                **old.model_dump(include=_ASKED_AGAIN),
                 user_id=user_id,
-                kind=old.kind,
-                model=old.model,
-                resolution=old.resolution,
-                prompt=old.prompt,
-                negative_prompt=old.negative_prompt,
                 seed=seed if isinstance(seed, int) else None,
                 aspect_ratio=aspect if isinstance(aspect, str) else None,
-                input_image_path=old.input_image_path,
                 image_ref=image_ref,
                 idempotency_key=idempotency_key,
                 retry_of=old.id,

@@ -18,7 +18,7 @@ from shared.core.errors import AppError, Conflict
 from shared.core.purchases import EventOutcome, Purchase, StripeFact
 from shared.core.ratelimit import RateLimiter
 from shared.db.purchases import PurchaseStore
-from shared.payments.gateway import CheckoutSession, PaymentGateway
+from shared.payments.gateway import CheckoutOrder, CheckoutSession, PaymentGateway
 from shared.payments.packs import Packs
 
 log = logging.getLogger(__name__)
@@ -83,12 +83,14 @@ class Purchases:
             )
         # Without a session the purchase stays pending; reconciliation ends it after a while.
         session = await self.gateway.create_checkout(
-            purchase_id=purchase.id,
-            user_id=user_id,
-            pack=pack,
-            success_url=self.config.success_url,
-            cancel_url=self.config.cancel_url,
-            expires_at=int(time.time()) + self.config.checkout_expires_s,
+            CheckoutOrder(
+                purchase_id=purchase.id,
+                user_id=user_id,
+                pack=pack,
+                success_url=self.config.success_url,
+                cancel_url=self.config.cancel_url,
+                expires_at=int(time.time()) + self.config.checkout_expires_s,
+            )
         )
         return await self.store.attach_checkout_session(purchase.id, session.id, session.url)
 

@@ -39,17 +39,20 @@ class CheckoutSession:
     currency: str | None = None
 
 
+@dataclass(frozen=True)
+class CheckoutOrder:
+    """One purchase to sell in a Checkout Session, and where Stripe sends the buyer after."""
+
+    purchase_id: uuid.UUID
+    user_id: uuid.UUID
+    pack: CreditPack
+    success_url: str
+    cancel_url: str
+    expires_at: int | None = None  # Unix time; None: Stripe's default (24 h)
+
+
 class PaymentGateway(Protocol):
-    async def create_checkout(
-        self,
-        *,
-        purchase_id: uuid.UUID,
-        user_id: uuid.UUID,
-        pack: CreditPack,
-        success_url: str,
-        cancel_url: str,
-        expires_at: int | None = None,
-    ) -> CheckoutSession: ...
+    async def create_checkout(self, order: CheckoutOrder) -> CheckoutSession: ...
 
     async def get_checkout(self, session_id: str) -> CheckoutSession: ...
 
@@ -96,17 +99,9 @@ class StripeGateway:
         )
         return cls(client, http)
 
-    async def create_checkout(
-        self,
-        *,
-        purchase_id: uuid.UUID,
-        user_id: uuid.UUID,
-        pack: CreditPack,
-        success_url: str,
-        cancel_url: str,
-        expires_at: int | None = None,
-    ) -> CheckoutSession:
-        metadata = {"purchase_id": str(purchase_id), "user_id": str(user_id), "pack": pack.id}
+    async def create_checkout(self, order: CheckoutOrder) -> CheckoutSession:
+        pack, purchase_id = order.pack, order.purchase_id
+        metadata = {"purchase_id": str(purchase_id), "user_id": str(order.user_id), "pack": pack.id}
         if pack.price_id:
             line_item: dict[str, object] = {"price": pack.price_id, "quantity": 1}
         else:
@@ -125,11 +120,11 @@ class StripeGateway:
             "metadata": metadata,
             # Copied onto the PaymentIntent (and its charge), so refunds and disputes name us.
             "payment_intent_data": {"metadata": metadata},
-            "success_url": success_url,
-            "cancel_url": cancel_url,
+            "success_url": order.success_url,
+            "cancel_url": order.cancel_url,
         }
-        if expires_at is not None:
-            params["expires_at"] = expires_at
+        if order.expires_at is not None:
+            params["expires_at"] = order.expires_at
         # One session per purchase: a retried checkout gets the same session back.
         options: stripe.RequestOptions = {"idempotency_key": f"checkout-{purchase_id}"}
         created = await self._call(

@@ -48,19 +48,8 @@ class PurchaseOut(BaseModel):
 
     @classmethod
     def from_purchase(cls, p: Purchase) -> PurchaseOut:
-        return cls(
-            id=p.id,
-            pack=p.pack_id,
-            credits=p.credits,
-            amount=p.amount,
-            currency=p.currency,
-            status=p.status,
-            amount_refunded=p.amount_refunded,
-            credits_reversed=p.credits_reversed,
-            dispute_status=p.dispute_status,
-            created_at=p.created_at,
-            paid_at=p.paid_at,
-        )
+        """The purchase's fields of the same names, and its pack's id."""
+        return cls(**p.model_dump(include=set(cls.model_fields)), pack=p.pack_id)
 
 
 class StripeAck(BaseModel):

@@ -26,7 +26,7 @@ from local.stripe_emulator import create_stripe_emulator_app
 from local.stripe_engine import StripeEmulatorConfig
 from shared.core.config import Settings
 from shared.core.errors import PaymentProviderError, PaymentProviderUnavailable
-from shared.payments.gateway import StripeGateway
+from shared.payments.gateway import CheckoutOrder, StripeGateway
 from shared.payments.packs import DEFAULT_PACKS
 from shared.payments.signature import signature_header
 from shared.wiring import SweepServices as Services
@@ -328,19 +328,20 @@ async def test_stripe_down_or_refusing_is_translated_once(
     settings: Settings, stripe_url: str
 ) -> None:
     pack = DEFAULT_PACKS[0]
-    args = {"purchase_id": uuid.uuid4(), "user_id": uuid.uuid4(), "pack": pack,
-            "success_url": "http://localhost/ok", "cancel_url": "http://localhost/no"}  # fmt: skip
+    order = CheckoutOrder(
+        uuid.uuid4(), uuid.uuid4(), pack, "http://localhost/ok", "http://localhost/no"
+    )
     down = StripeGateway.from_settings(
         settings.model_copy(update={"stripe_base_url": NO_STRIPE_URL})
     )
     with pytest.raises(PaymentProviderUnavailable):
-        await down.create_checkout(**args)  # type: ignore[arg-type]
+        await down.create_checkout(order)
     await down.aclose()
     wrong_key = StripeGateway.from_settings(
         settings.model_copy(update={"stripe_secret_key": SecretStr("sk_test_wrong")})
     )
     with pytest.raises(PaymentProviderError) as refused:
-        await wrong_key.create_checkout(**args)  # type: ignore[arg-type]
+        await wrong_key.create_checkout(order)
     assert refused.value.extra["provider_status"] == 401
     await wrong_key.aclose()
 

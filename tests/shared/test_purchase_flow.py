@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
-
 import pytest
 
 from shared.core.errors import PaymentProviderUnavailable
@@ -11,7 +9,7 @@ from shared.core.ratelimit import RateLimiter
 from shared.db.purchases import PurchaseStore
 from shared.db.rpc import Rpc
 from shared.flows.purchases import PurchaseConfig, Purchases
-from shared.payments.gateway import CheckoutSession
+from shared.payments.gateway import CheckoutOrder, CheckoutSession
 from shared.payments.packs import DEFAULT_PACKS, Packs
 from tests.support import AdminConn, balance, create_user
 
@@ -26,12 +24,12 @@ class FlakyGateway:
         self.creates = 0
         self.intents: dict[str, str] = {}
 
-    async def create_checkout(self, *, purchase_id: uuid.UUID, **_: object) -> CheckoutSession:
+    async def create_checkout(self, order: CheckoutOrder) -> CheckoutSession:
         # Only the purchase id matters here (it names the session); the rest is Stripe's.
         self.creates += 1
         if self.down:
             raise PaymentProviderUnavailable()
-        session = CheckoutSession(id=f"cs_{purchase_id.hex}", url="http://pay.test/x")
+        session = CheckoutSession(id=f"cs_{order.purchase_id.hex}", url="http://pay.test/x")
         self.sessions.setdefault(session.id, session)
         return self.sessions[session.id]
 

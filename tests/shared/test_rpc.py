@@ -14,6 +14,7 @@ from postgrest import AsyncPostgrestClient
 
 from local.secrets import LocalSecrets
 from shared.core import errors
+from shared.db.calls import sql_args
 from shared.db.migrate import MIGRATIONS_DIR
 from shared.db.rpc import SQLSTATE_ERRORS, Applied, Rpc, SupabaseTransport, Update, translate
 from shared.db.transports import RpcArg
@@ -26,6 +27,18 @@ def test_every_sqlstate_raised_in_migrations_has_a_mapping() -> None:
         raised |= set(re.findall(r"errcode\s*=\s*'([0-9A-Z]{5})'", path.read_text()))
     assert raised, "no SQLSTATE found: the pattern is broken"
     assert raised <= set(SQLSTATE_ERRORS), f"unmapped: {raised - set(SQLSTATE_ERRORS)}"
+
+
+def test_a_methods_parameters_are_passed_as_its_sql_functions_p_arguments() -> None:
+    generation_id = uuid.uuid4()
+
+    def claim_copy(self: object, generation_id: uuid.UUID, *, lease_s: int) -> dict[str, RpcArg]:
+        return sql_args(locals())
+
+    assert claim_copy(object(), generation_id, lease_s=30) == {
+        "p_generation_id": generation_id,
+        "p_lease_s": 30,
+    }
 
 
 def test_translate_carries_detail_fields() -> None:
