@@ -1,6 +1,6 @@
 -- read_generation: the owner's generation, with a bounded polling claim in the same call: the
--- common case (nothing to poll) costs one round trip, and when many browser tabs ask at once
--- only one of them wins the claim and asks the provider. A deleted generation is not found.
+-- common case (nothing to poll) costs one round trip and one index lookup, and when many
+-- browser tabs ask at once only one of them wins the claim and asks the provider. A deleted generation is not found.
 --
 -- claimed = true when the caller should ask the provider (running, has a job id, nothing heard
 -- for p_poll_after_s, fewer than p_max_polls polls so far). The claim stamps last_polled_at, so
@@ -11,25 +11,34 @@ create or replace function public.read_generation(
   p_user_id uuid, p_generation_id uuid, p_poll_after_s integer, p_max_polls integer
 ) returns table (generation jsonb, claimed boolean)
 language plpgsql volatile security definer set search_path = '' as $$
-declare v_row public.generations;
+declare
+  v_row public.generations;
+  v_claimed public.generations;
 begin
-  update public.generations g
-     set last_polled_at = now(), poll_attempts = g.poll_attempts + 1
-   where g.id = p_generation_id
-     and g.user_id = p_user_id
-     and g.deleted_at is null
-     and g.status in ('queued', 'processing')
-     and g.job_id is not null
-     and g.poll_attempts < p_max_polls
-     and greatest(g.updated_at, g.last_polled_at) <= now() - make_interval(secs => p_poll_after_s)
-  returning g.* into v_row;
-  if found then
-    return query select to_jsonb(v_row), true;
-    return;
-  end if;
+  -- Every open tab polls: the common read is one index lookup, with no write attempted.
   select * into v_row from public.generations g
    where g.id = p_generation_id and g.user_id = p_user_id and g.deleted_at is null;
   perform private.require_found(found, 'generation');
+  -- Nothing heard for a while: try the claim, which checks everything again under the row
+  -- lock (another tab may have claimed it meanwhile; a concurrent change only makes a row
+  -- less overdue, never more).
+  if greatest(v_row.updated_at, v_row.last_polled_at)
+     <= now() - make_interval(secs => p_poll_after_s) then
+    update public.generations g
+       set last_polled_at = now(), poll_attempts = g.poll_attempts + 1
+     where g.id = p_generation_id
+       and g.user_id = p_user_id
+       and g.deleted_at is null
+       and g.status in ('queued', 'processing')
+       and g.job_id is not null
+       and g.poll_attempts < p_max_polls
+       and greatest(g.updated_at, g.last_polled_at) <= now() - make_interval(secs => p_poll_after_s)
+    returning g.* into v_claimed;
+    if found then
+      return query select to_jsonb(v_claimed), true;
+      return;
+    end if;
+  end if;
   return query select to_jsonb(v_row), false;
 end
 $$;
