@@ -8,6 +8,7 @@ import json
 import time
 import uuid
 from collections.abc import AsyncIterator
+from urllib.parse import quote
 
 import httpx
 import pytest
@@ -194,6 +195,36 @@ async def test_any_header_bytes_are_answered_cleanly(
             headers=[*base, *extra, (b"content-type", b"application/json")],
         )
         assert_clean(response)
+
+
+@fuzz
+@given(
+    tail=any_text,
+    authorization=st.none()
+    | st.text(st.characters(min_codepoint=0x20, max_codepoint=0xFF), max_size=60),
+)
+async def test_any_status_path_or_token_is_answered_cleanly(
+    asgi: httpx.AsyncClient,
+    settings: Settings,
+    admin: AdminConn,
+    tail: str,
+    authorization: str | None,
+) -> None:
+    # The status read's express lane parses the path and the header itself: whatever arrives
+    # (percent-encoded bytes, slashes, surrogates, a token of any shape) is a clean 4xx.
+    path = "/api/generation/status/" + quote(tail.encode("utf-8", "surrogatepass"), safe="")
+    # httpx sends str header values as ASCII only; a client may send any latin-1 byte.
+    headers: dict[bytes, bytes] = {}
+    if authorization is not None:
+        headers[b"authorization"] = authorization.encode("latin-1")
+    response = await asgi.get(path, headers=headers)
+    assert_clean(response)
+    # A real user's token: the tail is then parsed as an id (a 404 unless it is theirs).
+    owned = await asgi.get(path, headers=await auth(settings, admin))
+    assert_clean(owned)
+    assert owned.status_code == (404 if tail else 307), owned.text
+    # No tail at all is the router's redirect to the slash-less path (no such route either).
+    assert response.status_code in ((401, 404) if tail else (307,)), response.text
 
 
 async def test_framework_errors_have_our_error_shape(asgi: httpx.AsyncClient) -> None:
