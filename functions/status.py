@@ -20,7 +20,7 @@ from shared import wiring
 from shared.core.config import Settings
 from shared.core.errors import NotFound
 from shared.web.app import create_app as _create_app
-from shared.web.auth import Authenticator
+from shared.web.deps import authenticated
 from shared.web.lanes import Lane
 from shared.web.registry import Registry, provided
 from shared.web.schemas import GenerationOut, error_responses
@@ -47,7 +47,7 @@ def parse_generation_id(raw: str) -> uuid.UUID:
 
 async def answer(registry: Registry, generation_id: str, headers: Headers) -> Response:
     """The generation, if it is the caller's (404 for anyone else, and for malformed ids)."""
-    user = await provided(registry, Authenticator).authenticate(headers.get("authorization"))
+    user = await authenticated(registry, headers.get("authorization"))
     services = provided(registry, StatusServices)
     gen = await services.lifecycle.read(user.id, parse_generation_id(generation_id))
     out = GenerationOut.from_generation(gen, video_url=await services.links.view_url(gen))

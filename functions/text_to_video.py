@@ -8,7 +8,8 @@ from fastapi import APIRouter, Depends, FastAPI, Response, status
 
 from shared import wiring
 from shared.core.config import Settings
-from shared.flows.lifecycle import SubmitRequest, Submitted
+from shared.db.rpc import Created
+from shared.flows.lifecycle import SubmitRequest
 from shared.web.app import create_app as _create_app
 from shared.web.deps import IdempotencyKey, User
 from shared.web.registry import services_of
@@ -38,7 +39,7 @@ async def text_to_video(
     return created_answer(await services.lifecycle.submit(request), response)
 
 
-def created_answer(submitted: Submitted, response: Response) -> CreatedOut:
+def created_answer(submitted: Created, response: Response) -> CreatedOut:
     """201 for a new generation, 200 for an Idempotency-Key replay."""
     if submitted.replayed:
         response.status_code = status.HTTP_200_OK

@@ -13,6 +13,7 @@ INFO).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import uuid
@@ -32,10 +33,13 @@ from shared.web.signatures import verify
 from shared.wiring import WebhookServices
 
 if TYPE_CHECKING:
+    from shared.core.domain import Generation
     from shared.flows.scheduling import CopyScheduler
 
 log = logging.getLogger(__name__)
 router = APIRouter()
+# Starting the copy (Modal's spawn) must not hold the delivery past Replicate's patience.
+SCHEDULE_TIMEOUT_S = 5.0
 
 
 def _ack(ack: WebhookAck) -> Response:
@@ -73,7 +77,7 @@ async def replicate_webhook(request: Request) -> Response:
     gen = applied.generation
     if applied.changed and gen.status == "completed":
         # Copy the video after answering: Replicate's retry clock is short, copies are not.
-        await services.schedule_copy(gen)
+        await _schedule_copy(services.schedule_copy, gen)
     tick = prediction.status == "processing" and gen.status == "processing" and applied.changed
     log.log(
         logging.DEBUG if tick else logging.INFO,
@@ -85,6 +89,22 @@ async def replicate_webhook(request: Request) -> Response:
         extra={"generation_id": str(gen.id)},
     )
     return _ack(WebhookAck(applied=applied.changed, status=gen.status))
+
+
+async def _schedule_copy(schedule: CopyScheduler, gen: Generation) -> None:
+    """Start the copy, bounded. The update is already applied, so a failure here must not fail
+    the delivery: Replicate's retry would find nothing changed and schedule nothing, while the
+    sweep retries every completed video not yet kept (claim_pending_copies)."""
+    try:
+        async with asyncio.timeout(SCHEDULE_TIMEOUT_S):
+            await schedule(gen)
+    # Modal's spawn fails in ways of its own (its API, its client); the sweep heals them all.
+    except Exception as exc:  # noqa: BLE001
+        log.warning(
+            "could not start the video copy (the sweep retries it): %r",
+            exc,
+            extra={"generation_id": str(gen.id)},
+        )
 
 
 def _prediction(body: bytes) -> Prediction:

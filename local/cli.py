@@ -330,9 +330,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not hasattr(args, "database_url"):
         args.database_url = None
     if args.command == "dev":
-        # uvicorn shuts its servers down on SIGTERM, then raises the signal again with this
-        # handler in place: an interrupt, so the process ends normally and the embedded
-        # PostgreSQL it started is stopped (pgserver stops it at exit), as with Ctrl-C.
+        # Until the stack's servers run (PostgreSQL starting, migrations), SIGTERM is an
+        # interrupt, as Ctrl-C is: the process ends normally and pgserver stops the embedded
+        # PostgreSQL at exit. Once they run, local.stack.run_dev handles both signals itself.
         signal.signal(signal.SIGTERM, _interrupted)
     try:
         code: int = asyncio.run(args.handler(args))

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import shutil
 import tempfile
 import uuid
 from collections.abc import Callable
@@ -250,8 +249,3 @@ class StorageState:
         ]
         entries += list(files.values())
         return sorted(entries, key=lambda e: str(e["name"]))
-
-    def wipe(self) -> None:
-        shutil.rmtree(self.root, ignore_errors=True)
-        self.objects.clear()
-        self.uploads.clear()

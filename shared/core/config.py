@@ -24,7 +24,11 @@ _PLACEHOLDERS = frozenset({"changeme", "change-me", "secret", "your-secret", "xx
 class Settings(BaseSettings):
     """Every setting the service reads; the environment variable is the upper-case field name."""
 
-    model_config = SettingsConfigDict(env_file=None, extra="ignore", frozen=True)
+    # No setting is infinite: "inf" would disable a timeout, overflow a lease or rate, and
+    # cannot travel as JSON to PostgREST (a daily budget of inf failed every create).
+    model_config = SettingsConfigDict(
+        env_file=None, extra="ignore", frozen=True, allow_inf_nan=False
+    )
 
     environment: Environment = "production"
     log_level: str = "INFO"

@@ -26,11 +26,12 @@ class SqlCalls:
 
 
 def sql_args(params: Mapping[str, object]) -> dict[str, RpcArg]:
-    """A method's parameters as its SQL function's arguments: `x` is passed as `p_x`.
+    """Named values as an SQL function's arguments: `x` is passed as `p_x`.
 
-    Called as `sql_args(locals())` before the method binds any other name, so the method's typed
-    signature is the one list of the function's arguments (`self` is left out); a method that
-    converts an argument spells its arguments out instead.
+    Called as `sql_args(locals())` before a method binds any other name, so the method's typed
+    signature is the one list of the function's arguments (`self` is left out), or with
+    `asdict(...)` of a dataclass whose fields are them; a method that converts an argument
+    spells its arguments out instead.
     """
     # The method's signature has typed each value as an argument the transports take.
     return {f"p_{k}": cast("RpcArg", v) for k, v in params.items() if k != "self"}

@@ -11,7 +11,6 @@ from dataclasses import asdict
 
 from shared.core.purchases import CreditPack, EventOutcome, Purchase, StripeFact
 from shared.db.calls import SqlCalls, sql_args
-from shared.db.transports import RpcArg
 
 
 def _purchase(value: object) -> Purchase:
@@ -48,8 +47,7 @@ class PurchaseStore(SqlCalls):
         return _purchase(row["purchase"])
 
     async def apply_event(self, fact: StripeFact) -> EventOutcome:
-        args: dict[str, RpcArg] = {f"p_{k}": v for k, v in asdict(fact).items()}
-        row = await self._one("apply_stripe_event", **args)
+        row = await self._one("apply_stripe_event", **sql_args(asdict(fact)))
         purchase = row.get("purchase")
         return EventOutcome(
             outcome=str(row["outcome"]),

@@ -18,7 +18,6 @@ from shared.db.guardrail_calls import GuardrailCalls
 from shared.db.transports import (
     SQLSTATE_ERRORS,
     PostgresTransport,
-    RpcArg,
     RpcRow,
     SupabaseTransport,
     Transport,
@@ -131,8 +130,7 @@ class Rpc(GuardrailCalls):
 
     async def apply_update(self, update: Update) -> Applied:
         """apply_prediction for one `Update`."""
-        args: dict[str, RpcArg] = {f"p_{k}": v for k, v in asdict(update).items()}
-        return _applied(await self._one("apply_prediction", **args))
+        return _applied(await self._one("apply_prediction", **sql_args(asdict(update))))
 
     async def apply_predictions(self, updates: Sequence[Update]) -> list[Applied | AppError]:
         """apply_prediction for each update in one call; each item's outcome or its own error

@@ -47,11 +47,6 @@ _ASKED = set(GenerationAsk.model_fields)
 _ASKED_AGAIN = _ASKED - {"user_id", "idempotency_key", "retry_of"}
 
 
-# What submit answers: create_generation's answer, with the generation as it stands after the
-# provider's create.
-Submitted = Created
-
-
 @dataclass(frozen=True)
 class Lifecycle:
     rpc: Database
@@ -76,7 +71,7 @@ class Lifecycle:
         sep = "&" if "?" in self.webhook_base_url else "?"
         return f"{self.webhook_base_url}{sep}generation_id={generation_id}"
 
-    async def submit(self, req: SubmitRequest) -> Submitted:
+    async def submit(self, req: SubmitRequest) -> Created:
         """Reserve the credits, start the prediction, record its id.
 
         A replayed Idempotency-Key returns the stored generation without touching the provider.
@@ -201,7 +196,7 @@ class Lifecycle:
         *,
         idempotency_key: str | None,
         image_ref: str | None = None,
-    ) -> Submitted:
+    ) -> Created:
         """Submit a failed or canceled generation again: a new generation, a new charge."""
         # create_generation refuses (409) unless `old` is this user's failed or canceled one.
         old = await self.rpc.get_generation(user_id, generation_id)

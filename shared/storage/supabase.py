@@ -128,7 +128,10 @@ class SupabaseStorage:
         # Storage deletes at most 1000 names per call.
         for start in range(0, len(paths), 1000):
             batch = list(paths[start : start + 1000])
-            async with self._translated("delete files"), asyncio.timeout(self._timeout_s):
+            async with (
+                self._translated("delete files", reads_answer=True),
+                asyncio.timeout(self._timeout_s),
+            ):
                 await self._bucket.remove(batch)
 
     async def list_files(self, prefix: str) -> list[str]:
@@ -138,11 +141,18 @@ class SupabaseStorage:
             offset = 0
             while True:
                 options: ListBucketFilesOptions = {"limit": _LIST_PAGE, "offset": offset}
-                async with self._translated("list files"), asyncio.timeout(self._timeout_s):
+                async with (
+                    self._translated("list files", reads_answer=True),
+                    asyncio.timeout(self._timeout_s),
+                ):
                     entries = await self._bucket.list(folder, options)
-                for entry in entries:
-                    full = f"{folder}/{entry['name']}" if folder else str(entry["name"])
-                    (folders if entry.get("id") is None else found).append(full)
+                    # Inside: an answer that is not a list of named entries is unreadable.
+                    for entry in entries:
+                        name = entry["name"]
+                        if not isinstance(name, str):
+                            raise TypeError(f"an entry's name is {type(name).__name__}")
+                        full = f"{folder}/{name}" if folder else name
+                        (folders if entry.get("id") is None else found).append(full)
                 if len(entries) < _LIST_PAGE:
                     break
                 offset += _LIST_PAGE
@@ -167,7 +177,7 @@ class SupabaseStorage:
             await self._http.aclose()
 
     @asynccontextmanager
-    async def _translated(self, action: str) -> AsyncIterator[None]:
+    async def _translated(self, action: str, *, reads_answer: bool = False) -> AsyncIterator[None]:
         from storage3.exceptions import StorageApiError
         from storage3.utils import StorageException
 
@@ -184,6 +194,15 @@ class SupabaseStorage:
         except httpx.HTTPError as exc:
             raise StorageUnavailable(f"Could not reach storage to {action}.") from exc
         except (StorageException, ValidationError) as exc:
+            raise StorageUnavailable(
+                f"Storage sent an answer we could not read ({action})."
+            ) from exc
+        # storage3 reads any 2xx as JSON (`list`, `remove`): a gateway page or an answer of
+        # another shape fails in there as one of these. Only for calls that read an answer: an
+        # upload's source is the caller's, and its own failures pass through.
+        except (ValueError, KeyError, TypeError) as exc:
+            if not reads_answer:
+                raise
             raise StorageUnavailable(
                 f"Storage sent an answer we could not read ({action})."
             ) from exc

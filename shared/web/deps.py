@@ -12,14 +12,19 @@ from starlette.formparsers import MultiPartException
 
 from shared.core.errors import InvalidInput, PermissionDenied, UnsupportedMediaType
 from shared.web.auth import Authenticator, CurrentUser
-from shared.web.registry import provided
+from shared.web.registry import Registry, provided
 
 _KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
 
 
+async def authenticated(registry: Registry, authorization: str | None) -> CurrentUser:
+    """The caller behind an Authorization header, by the app's authenticator (for handlers
+    that read their request themselves, as the express lanes do)."""
+    return await provided(registry, Authenticator).authenticate(authorization)
+
+
 async def current_user(request: Request) -> CurrentUser:
-    authenticator = provided(request.app.state.services, Authenticator)
-    return await authenticator.authenticate(request.headers.get("authorization"))
+    return await authenticated(request.app.state.services, request.headers.get("authorization"))
 
 
 User = Annotated[CurrentUser, Depends(current_user)]

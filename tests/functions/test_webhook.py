@@ -7,9 +7,15 @@ import json
 import time
 import uuid
 
+import httpx
 import pytest
 
+from functions import webhook
+from shared.core.config import Settings
+from shared.core.domain import Generation
+from shared.db.rpc import Rpc
 from shared.web.signatures import signed_headers
+from shared.wiring import open_transport
 from tests.functions.conftest import Stack, both_configs
 from tests.support import balance, ledger_types
 
@@ -213,3 +219,51 @@ async def test_concurrent_webhooks_each_apply_once(stack: Stack) -> None:
         assert (await stack.status(gen_id, headers)).json()["status"] == "failed"
         assert await ledger_types(stack.admin, uuid.UUID(gen_id)) == ["deduction", "refund"]
     assert await balance(stack.admin, user) == 100
+
+
+@pytest.mark.parametrize("fault", ["raises", "hangs"])
+async def test_a_copy_that_cannot_be_started_still_acks_and_the_sweep_finds_it(
+    stack: Stack, settings: Settings, monkeypatch: pytest.MonkeyPatch, fault: str
+) -> None:
+    # On Modal the copy is spawned; a spawn that fails or hangs comes after the update was
+    # applied, so the delivery is still answered 200 (a retry would change nothing and start
+    # nothing) and the completed video waits for the sweep's copy.
+    monkeypatch.setattr(webhook, "SCHEDULE_TIMEOUT_S", 0.05)
+    tried: list[uuid.UUID] = []
+    given_up: list[bool] = []
+
+    async def spawn(gen: Generation) -> None:
+        tried.append(gen.id)
+        if fault == "raises":
+            raise RuntimeError("the spawn API is down")
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            given_up.append(True)
+            raise
+
+    _, gen_id, _, job = await running_generation(stack)
+    app = webhook.create_app(settings, schedule_copy=spawn)
+    body = prediction(job, "succeeded", output="https://replicate.delivery/x/out.mp4")
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://api") as client:
+            async with asyncio.timeout(30):  # not bounded by the webhook: fail, do not hang
+                response = await client.post(
+                    URL,
+                    params={"generation_id": gen_id},
+                    content=body,
+                    headers=signed(stack.secrets.webhook_secret, body),
+                )
+    rpc = Rpc(await open_transport(settings))
+    try:
+        pending = await rpc.claim_pending_copies(
+            limit=10, retry_after_s=0, max_age_s=3600, max_attempts=5, lease_s=60
+        )
+    finally:
+        await rpc.aclose()
+    assert response.status_code == 200
+    assert response.json()["status"] == "completed"
+    assert tried == [uuid.UUID(gen_id)]
+    assert given_up == ([True] if fault == "hangs" else [])
+    assert uuid.UUID(gen_id) in [g.id for g in pending]

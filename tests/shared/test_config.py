@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from pydantic import SecretStr
+from pydantic import SecretStr, ValidationError
 
 from shared.core.catalog import load_catalog
 from shared.core.config import Settings
@@ -73,3 +73,22 @@ def test_catalog_says_what_is_available_instead() -> None:
         catalog.lookup("t2v", "t2v-1.3B", "720p")
     with pytest.raises(InvalidInput, match="available: i2v-14B"):
         catalog.lookup("i2v", "t2v-14B", "480p")
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "PROVIDER_DAILY_BUDGET_USD",
+        "REPLICATE_TIMEOUT_S",
+        "OUTPUT_COPY_TIMEOUT_S",
+        "STRIPE_RATE_PER_S",
+    ],
+)
+@pytest.mark.parametrize("value", ["inf", "-inf", "nan", "Infinity"])
+def test_no_setting_may_be_infinite_or_nan(
+    monkeypatch: pytest.MonkeyPatch, name: str, value: str
+) -> None:
+    # inf would disable a timeout, overflow a lease or a rate, or fail every create as JSON.
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ValidationError, match=name.lower()):
+        Settings()

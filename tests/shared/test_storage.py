@@ -410,6 +410,67 @@ async def test_storage_faults_are_storage_unavailable(
         assert caught.value.retryable
 
 
+async def test_a_refusal_other_than_the_size_limit_is_storage_unavailable_with_its_message(
+    emulated: Emulated,
+) -> None:
+    # A bucket that is not there (a misconfigured STORAGE_BUCKET): Storage's own 4xx.
+    key = api_key(JWT_SECRET, "service_role")
+    storage = SupabaseStorage(emulated.url, key, "no-such-bucket", retry_delays_s=(0.0,))
+    calls: list[Callable[[], Awaitable[object]]] = [
+        lambda: storage.put_stream(VIDEO, chunks(1), "video/mp4"),
+        lambda: storage.put_bytes(VIDEO, b"x", "video/mp4"),
+        lambda: storage.signed_url(VIDEO, 60),
+    ]
+    try:
+        for call in calls:
+            with pytest.raises(StorageUnavailable, match=r"refused .*\(HTTP 4\d\d\)") as caught:
+                await call()
+            assert not isinstance(caught.value, StorageLimitExceeded)
+    finally:
+        await storage.aclose()
+
+
+async def test_storage_that_does_not_answer_in_time_is_storage_unavailable(
+    emulated: Emulated,
+) -> None:
+    emulated.faults.change({"latency_s": 0.5})
+    key = api_key(JWT_SECRET, "service_role")
+    storage = SupabaseStorage(emulated.url, key, BUCKET, timeout_s=0.05)
+    try:
+        with pytest.raises(StorageUnavailable, match="did not answer in time"):
+            await storage.put_bytes(VIDEO, b"x", "video/mp4")
+        with pytest.raises(StorageUnavailable, match="did not answer in time"):
+            await storage.list_files("u")
+    finally:
+        await storage.aclose()
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        httpx.Response(200, text="<html>Welcome to the hotel Wi-Fi</html>"),
+        httpx.Response(200, json=[{"no_name": 1}]),
+        httpx.Response(200, json=[{"name": 7, "id": "x"}]),
+        httpx.Response(200, json={"not": "a list"}),
+    ],
+)
+async def test_an_unreadable_2xx_from_storage_is_storage_unavailable(
+    answer: httpx.Response,
+) -> None:
+    # A captive portal or a proxy of another API in the way (fake HTTP at the transport only:
+    # no emulator answers like this).
+    http = httpx.AsyncClient(transport=httpx.MockTransport(lambda _: answer))
+    storage = SupabaseStorage("https://project.supabase.test", "key", BUCKET, http=http)
+    try:
+        with pytest.raises(StorageUnavailable, match="could not read"):
+            await storage.list_files("u")
+        if answer.headers["content-type"].startswith("text/html"):
+            with pytest.raises(StorageUnavailable, match="could not read"):
+                await storage.remove([VIDEO])
+    finally:
+        await http.aclose()
+
+
 async def test_dropped_connection_is_storage_unavailable(
     emulated: Emulated, supabase_storage: SupabaseStorage
 ) -> None:
