@@ -27,8 +27,15 @@ class BackgroundScheduler:
         task.add_done_callback(self._tasks.discard)
 
     async def drain(self, timeout_s: float = 30.0) -> None:
-        if self._tasks:
-            await asyncio.wait(set(self._tasks), timeout=timeout_s)
+        """Wait for the copies under way; cancel those still running after `timeout_s`, before
+        their clients close under them (each leaves its claim, which expires, and the sweep
+        copies that video again)."""
+        if not self._tasks:
+            return
+        _, pending = await asyncio.wait(set(self._tasks), timeout=timeout_s)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
 
 
 class CopyScheduler(Protocol):

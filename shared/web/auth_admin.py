@@ -13,7 +13,7 @@ import uuid
 import httpx
 
 from shared.core.config import Settings
-from shared.core.errors import AppError, AuthUnavailable
+from shared.core.errors import AppError, AuthUnavailable, DatabaseUnavailable
 
 
 class SupabaseAuthAdmin:
@@ -54,6 +54,10 @@ class SupabaseAuthAdmin:
         await self._http.aclose()
 
 
+CONNECT_TIMEOUT_S = 5
+STATEMENT_TIMEOUT_MS = 15_000  # as the database transport's
+
+
 class PostgresAuthAdmin:
     """The direct configuration: delete from auth.users with the database URL's own role."""
 
@@ -64,10 +68,17 @@ class PostgresAuthAdmin:
         import psycopg
 
         try:
+            # Bounded as every other call: the connection, and the delete (a lock held on the
+            # user's row must not hold the request forever).
             async with await psycopg.AsyncConnection.connect(
-                self._conninfo, autocommit=True
+                self._conninfo,
+                autocommit=True,
+                connect_timeout=CONNECT_TIMEOUT_S,
+                options=f"-c statement_timeout={STATEMENT_TIMEOUT_MS}",
             ) as conn:
                 await conn.execute("delete from auth.users where id = %s", (user_id,))
+        except psycopg.OperationalError as exc:  # out of reach, or the timeout
+            raise DatabaseUnavailable() from exc
         except psycopg.Error as exc:
             raise AppError("Could not delete the sign-in account.") from exc
 

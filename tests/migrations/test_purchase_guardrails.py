@@ -13,11 +13,6 @@ from tests.purchase_support import SMALL, dispute, paid, refunded
 from tests.support import AdminConn, balance, create_user, new_generation
 
 
-@pytest.fixture
-def store(rpc: Rpc) -> PurchaseStore:
-    return PurchaseStore(rpc.transport)
-
-
 async def test_checkouts_share_the_create_rate_limit_and_a_refused_one_records_nothing(
     store: PurchaseStore, rpc: Rpc, admin: AdminConn
 ) -> None:

@@ -23,11 +23,6 @@ from tests.support import AdminConn, acting_as, balance, create_user, new_genera
 
 
 @pytest.fixture
-def store(rpc: Rpc) -> PurchaseStore:
-    return PurchaseStore(rpc.transport)
-
-
-@pytest.fixture
 async def user(admin: AdminConn) -> uuid.UUID:
     """A user with no credits, so the balance is what the purchase left."""
     return await create_user(admin, credits=0)

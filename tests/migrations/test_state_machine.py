@@ -13,16 +13,10 @@ import pytest
 from shared.core import errors
 from shared.core.domain import Generation
 from shared.db.rpc import Applied, Rpc, Update
-from tests.support import AdminConn, balance, create_user, ledger_types
-from tests.support import new_generation as request_for
+from tests.support import AdminConn, balance, create_user, ledger_types, queued_generation
 
 STATUSES = ["queued", "processing", "completed", "failed", "canceled"]
 RANK = {"queued": 0, "processing": 1, "completed": 2, "failed": 2, "canceled": 2}
-
-
-async def new_generation(rpc: Rpc, user: uuid.UUID) -> Generation:
-    created = await rpc.create_generation(request_for(user), max_active=100)
-    return created.generation
 
 
 async def move_to(rpc: Rpc, gen: Generation, status: str) -> None:
@@ -36,7 +30,7 @@ async def move_to(rpc: Rpc, gen: Generation, status: str) -> None:
 
 
 async def test_mark_submitted_moves_queued_to_processing(rpc: Rpc, admin: AdminConn) -> None:
-    gen = await new_generation(rpc, await create_user(admin))
+    gen = await queued_generation(rpc, await create_user(admin))
     applied = await rpc.mark_submitted(gen.id, "job-1")
     assert applied.changed
     assert applied.generation.status == "processing"
@@ -48,7 +42,7 @@ async def test_mark_submitted_moves_queued_to_processing(rpc: Rpc, admin: AdminC
 async def test_mark_submitted_after_a_sweep_failed_it_changes_nothing(
     rpc: Rpc, admin: AdminConn
 ) -> None:
-    gen = await new_generation(rpc, await create_user(admin))
+    gen = await queued_generation(rpc, await create_user(admin))
     await rpc.apply_prediction(gen.id, "failed", error="never submitted")
     late = await rpc.mark_submitted(gen.id, "job-late")
     assert not late.changed
@@ -58,7 +52,7 @@ async def test_mark_submitted_after_a_sweep_failed_it_changes_nothing(
 
 async def test_ten_concurrent_failed_updates_refund_once(rpc: Rpc, admin: AdminConn) -> None:
     user = await create_user(admin, credits=100)
-    gen = await new_generation(rpc, user)
+    gen = await queued_generation(rpc, user)
     await rpc.mark_submitted(gen.id, "job-x")
     results = await asyncio.gather(
         *(rpc.apply_prediction(gen.id, "failed", job_id="job-x", error="oom") for _ in range(10))
@@ -71,7 +65,7 @@ async def test_ten_concurrent_failed_updates_refund_once(rpc: Rpc, admin: AdminC
 
 async def test_completed_generation_never_refunds(rpc: Rpc, admin: AdminConn) -> None:
     user = await create_user(admin, credits=100)
-    gen = await new_generation(rpc, user)
+    gen = await queued_generation(rpc, user)
     await move_to(rpc, gen, "completed")
     late_failure = await rpc.apply_prediction(gen.id, "failed", error="late")
     assert not late_failure.changed
@@ -83,7 +77,7 @@ async def test_completed_generation_never_refunds(rpc: Rpc, admin: AdminConn) ->
 
 async def test_refund_credits_is_idempotent(rpc: Rpc, admin: AdminConn) -> None:
     user = await create_user(admin, credits=100)
-    gen = await new_generation(rpc, user)
+    gen = await queued_generation(rpc, user)
     await move_to(rpc, gen, "canceled")
     assert await rpc.refund_credits(gen.id) == 0  # apply_prediction already refunded
     assert await balance(admin, user) == 100
@@ -94,7 +88,7 @@ async def test_every_transition_moves_forward_only(
     rpc: Rpc, admin: AdminConn, current: str, target: str
 ) -> None:
     user = await create_user(admin, credits=100)
-    gen = await new_generation(rpc, user)
+    gen = await queued_generation(rpc, user)
     await move_to(rpc, gen, current)
     before = await rpc.get_generation(user, gen.id)
     # A report names its prediction (nothing is processing without one).
@@ -118,7 +112,7 @@ async def test_every_transition_moves_forward_only(
 async def test_progress_never_decreases_and_stays_below_100_while_running(
     rpc: Rpc, admin: AdminConn
 ) -> None:
-    gen = await new_generation(rpc, await create_user(admin))
+    gen = await queued_generation(rpc, await create_user(admin))
     await rpc.mark_submitted(gen.id, "j")
     assert (await rpc.apply_prediction(gen.id, "processing", progress=60)).generation.progress == 60
     stale = await rpc.apply_prediction(gen.id, "processing", progress=30)
@@ -129,7 +123,7 @@ async def test_progress_never_decreases_and_stays_below_100_while_running(
 
 
 async def test_update_for_another_prediction_is_ignored(rpc: Rpc, admin: AdminConn) -> None:
-    gen = await new_generation(rpc, await create_user(admin))
+    gen = await queued_generation(rpc, await create_user(admin))
     await rpc.mark_submitted(gen.id, "ours")
     foreign = await rpc.apply_prediction(gen.id, "failed", job_id="theirs")
     assert not foreign.changed
@@ -137,7 +131,7 @@ async def test_update_for_another_prediction_is_ignored(rpc: Rpc, admin: AdminCo
 
 
 async def test_webhook_before_mark_submitted_adopts_the_job(rpc: Rpc, admin: AdminConn) -> None:
-    gen = await new_generation(rpc, await create_user(admin))
+    gen = await queued_generation(rpc, await create_user(admin))
     applied = await rpc.apply_prediction(gen.id, "processing", job_id="early", progress=10)
     assert applied.generation.job_id == "early"
     assert applied.generation.status == "processing"
@@ -145,14 +139,14 @@ async def test_webhook_before_mark_submitted_adopts_the_job(rpc: Rpc, admin: Adm
 
 
 async def test_completed_without_video_is_invalid(rpc: Rpc, admin: AdminConn) -> None:
-    gen = await new_generation(rpc, await create_user(admin))
+    gen = await queued_generation(rpc, await create_user(admin))
     with pytest.raises(errors.InvalidInput):
         await rpc.apply_prediction(gen.id, "completed")
 
 
 async def test_cancel_of_queued_generation_refunds_at_once(rpc: Rpc, admin: AdminConn) -> None:
     user = await create_user(admin, credits=100)
-    gen = await new_generation(rpc, user)
+    gen = await queued_generation(rpc, user)
     applied = await rpc.request_cancel(user, gen.id)
     assert applied.generation.status == "canceled"
     assert applied.refunded == 10
@@ -162,7 +156,7 @@ async def test_cancel_of_queued_generation_refunds_at_once(rpc: Rpc, admin: Admi
 
 async def test_cancel_of_running_generation_is_recorded(rpc: Rpc, admin: AdminConn) -> None:
     user = await create_user(admin, credits=100)
-    gen = await new_generation(rpc, user)
+    gen = await queued_generation(rpc, user)
     await rpc.mark_submitted(gen.id, "j")
     applied = await rpc.request_cancel(user, gen.id)
     assert applied.generation.status == "processing"
@@ -173,7 +167,7 @@ async def test_cancel_of_running_generation_is_recorded(rpc: Rpc, admin: AdminCo
 async def test_only_the_owner_can_cancel_or_read(rpc: Rpc, admin: AdminConn) -> None:
     owner = await create_user(admin)
     other = await create_user(admin)
-    gen = await new_generation(rpc, owner)
+    gen = await queued_generation(rpc, owner)
     with pytest.raises(errors.NotFound):
         await rpc.request_cancel(other, gen.id)
     with pytest.raises(errors.NotFound):
@@ -181,7 +175,7 @@ async def test_only_the_owner_can_cancel_or_read(rpc: Rpc, admin: AdminConn) -> 
 
 
 async def test_set_video_path_only_for_completed_and_once(rpc: Rpc, admin: AdminConn) -> None:
-    gen = await new_generation(rpc, await create_user(admin))
+    gen = await queued_generation(rpc, await create_user(admin))
     with pytest.raises(errors.InvalidTransition):
         await rpc.set_video_path(gen.id, "u/v.mp4")
     await move_to(rpc, gen, "completed")
@@ -194,7 +188,7 @@ async def test_set_video_path_only_for_completed_and_once(rpc: Rpc, admin: Admin
 async def test_two_claimers_never_get_the_same_row(rpc: Rpc, admin: AdminConn) -> None:
     user = await create_user(admin, credits=1000)
     for _ in range(30):
-        await new_generation(rpc, user)
+        await queued_generation(rpc, user)
     await admin.execute("update public.generations set updated_at = now() - interval '10 minutes'")
     first, second = await asyncio.gather(
         rpc.claim_stale_generations(limit=20, stale_after_s=60),
@@ -213,7 +207,7 @@ async def test_two_claimers_never_get_the_same_row(rpc: Rpc, admin: AdminConn) -
 
 async def test_batch_applies_each_update_and_isolates_errors(rpc: Rpc, admin: AdminConn) -> None:
     user = await create_user(admin, credits=100)
-    gens = [await new_generation(rpc, user) for _ in range(3)]
+    gens = [await queued_generation(rpc, user) for _ in range(3)]
     for gen in gens:
         await rpc.mark_submitted(gen.id, f"job-{gen.id.hex[:8]}")
     outcomes = await rpc.apply_predictions(
@@ -242,7 +236,7 @@ async def test_batch_applies_each_update_and_isolates_errors(rpc: Rpc, admin: Ad
 
 async def test_batch_keeps_the_order_of_one_generations_updates(rpc: Rpc, admin: AdminConn) -> None:
     user = await create_user(admin, credits=100)
-    gen = await new_generation(rpc, user)
+    gen = await queued_generation(rpc, user)
     await rpc.mark_submitted(gen.id, "job-1")
     failures = [Update(gen.id, "failed", error=f"attempt {i}") for i in range(5)]
     late = Update(gen.id, "processing", progress=90)
@@ -285,7 +279,7 @@ async def test_concurrent_batches_and_single_calls_do_not_deadlock(
     """Batches in opposite orders and single calls on one user's generations: every update
     gets an answer (no deadlock), each generation changes once, refunds happen once."""
     user = await create_user(admin, credits=100)
-    gens = [await new_generation(rpc, user) for _ in range(8)]
+    gens = [await queued_generation(rpc, user) for _ in range(8)]
     for gen in gens:
         await rpc.mark_submitted(gen.id, f"job-{gen.id.hex[:8]}")
     batch = [Update(g.id, status, error="oom", progress=50) for g in gens]

@@ -30,6 +30,7 @@ from shared.web.auth import (
     Authenticator,
     CurrentUser,
 )
+from tests.support import Clock
 
 SECRET = "local-test-jwt-secret-with-at-least-32-bytes"
 JWKS_URL = "https://project.supabase.co/auth/v1/.well-known/jwks.json"
@@ -113,20 +114,12 @@ class FakeJwks:
         return httpx.Response(200, json=self.document)
 
 
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def jwks_auth(server: FakeJwks, clock: FakeClock | None = None, **overrides: str) -> Authenticator:
+def jwks_auth(server: FakeJwks, clock: Clock | None = None, **overrides: str) -> Authenticator:
     values = {"supabase_jwks_url": JWKS_URL, **overrides}
     return Authenticator.from_settings(
         Settings(environment="test", **values),  # type: ignore[arg-type]
         transport=httpx.MockTransport(server.handle),
-        clock=clock or FakeClock(),
+        clock=clock or Clock(),
     )
 
 
@@ -134,9 +127,9 @@ def ec_server() -> FakeJwks:
     return FakeJwks({"keys": [jwk(EC_KEY, "ec-1", "ES256")]})
 
 
-async def keys_fetched_once() -> tuple[FakeJwks, FakeClock, Authenticator]:
+async def keys_fetched_once() -> tuple[FakeJwks, Clock, Authenticator]:
     """A JWKS authenticator on a fake clock that has fetched the keys once (for one user)."""
-    server, clock = ec_server(), FakeClock()
+    server, clock = ec_server(), Clock()
     auth = jwks_auth(server, clock)
     await auth.authenticate(bearer(es256(user_claims())))
     return server, clock, auth
@@ -354,7 +347,7 @@ async def test_expired_token_via_jwks_is_rejected() -> None:
 
 
 async def test_keys_are_fetched_once_and_cached() -> None:
-    server, clock = ec_server(), FakeClock()
+    server, clock = ec_server(), Clock()
     auth = jwks_auth(server, clock)
     for _ in range(3):
         await auth.authenticate(bearer(es256(user_claims())))

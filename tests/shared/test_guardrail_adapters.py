@@ -3,6 +3,7 @@ the provider's metrics, the admin claim, and settings for the local stack from t
 
 from __future__ import annotations
 
+import socket
 import time
 import uuid
 from pathlib import Path
@@ -15,13 +16,13 @@ from local.secrets import load_local_secrets
 from local.stack import local_settings
 from shared.core.catalog import load_catalog
 from shared.core.config import Settings
-from shared.core.errors import AuthUnavailable
+from shared.core.errors import AuthUnavailable, DatabaseUnavailable
 from shared.provider.replicate import Prediction
 from shared.storage.local import LocalStorage
 from shared.storage.port import StorageUnavailable
 from shared.storage.supabase import SupabaseStorage
 from shared.web.auth import Authenticator
-from shared.web.auth_admin import SupabaseAuthAdmin
+from shared.web.auth_admin import PostgresAuthAdmin, SupabaseAuthAdmin
 
 SUPABASE_URL = "https://project.supabase.co"
 SERVICE_KEY = "service-role-key"
@@ -192,3 +193,12 @@ def test_local_stack_defaults_hold_without_environment(tmp_path: Path) -> None:
     assert settings.environment == "development"
     assert settings.create_rate_per_minute == 10
     assert settings.provider_daily_budget_usd is None
+
+
+async def test_direct_auth_admin_out_of_reach_is_database_unavailable() -> None:
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    admin = PostgresAuthAdmin(f"postgresql://postgres@127.0.0.1:{port}/postgres")
+    with pytest.raises(DatabaseUnavailable):
+        await admin.delete_user(uuid.uuid4())
