@@ -12,7 +12,8 @@
 Test and operator controls (faults, disputes, what was sent) are in local/stripe_controls.py.
 
 Errors have Stripe's shape, `{"error": {"type", "message"}}`; a replayed `Idempotency-Key`
-returns the first answer.
+returns the first answer, and one replayed with other parameters is refused (400
+idempotency_error), as Stripe refuses it.
 """
 
 from __future__ import annotations
@@ -73,7 +74,7 @@ def _int(value: JsonValue, name: str) -> int:
 
 def create_stripe_emulator_app(config: StripeEmulatorConfig) -> FastAPI:
     engine = StripeEngine(config)
-    replies: dict[str, tuple[int, Json]] = {}
+    replies: dict[str, tuple[Json, Json]] = {}  # key -> (the first request's params, answer)
 
     app = FastAPI(title="Stripe emulator", lifespan=engine_lifespan(engine))
     app.state.engine = engine
@@ -97,12 +98,20 @@ def create_stripe_emulator_app(config: StripeEmulatorConfig) -> FastAPI:
 
     async def idempotent(request: Request, make: Callable[[Json], Json]) -> JSONResponse:
         key = request.headers.get("idempotency-key")
+        params = decode_form(await request.body())
         if key and key in replies:
-            status, body = replies[key]
-            return JSONResponse(body, status_code=status)
-        body = make(decode_form(await request.body()))
+            first, body = replies[key]
+            if params != first:
+                raise StripeProblem(
+                    400,
+                    "Keys for idempotent requests can only be used with the same parameters "
+                    "they were first used with.",
+                    "idempotency_error",
+                )
+            return JSONResponse(body)
+        body = make(params)
         if key:
-            replies[key] = (200, body)
+            replies[key] = (params, body)
         return JSONResponse(body)
 
     @app.post("/v1/checkout/sessions")

@@ -132,7 +132,9 @@ class Settings(BaseSettings):
     checkout_cancel_url: str | None = None
     # An unpaid Checkout Session expires after this (Stripe allows 30 min to 24 h), so an
     # abandoned checkout ends `expired` soon instead of staying pending for a day.
-    checkout_expires_s: int = Field(default=3600, ge=1800, le=24 * 3600)
+    # Counted from the purchase; Stripe needs at least 30 minutes left when the session is
+    # made, and the minute above that lets a replay after a lost answer still make it.
+    checkout_expires_s: int = Field(default=3600, ge=1860, le=24 * 3600)
     # Reconciliation asks Stripe about purchases pending this long (and again this often).
     purchase_reconcile_after_s: int = Field(default=5 * 60, ge=0)
     purchase_reconcile_batch: int = Field(default=100, ge=1, le=1000)

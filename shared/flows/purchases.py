@@ -22,6 +22,8 @@ from shared.payments.gateway import CheckoutOrder, CheckoutSession, PaymentGatew
 from shared.payments.packs import Packs
 
 log = logging.getLogger(__name__)
+# Stripe refuses a Checkout Session that expires sooner than this after it is created.
+STRIPE_MIN_EXPIRY_S = 30 * 60
 # PaymentIntent statuses after an asynchronous payment failed (or was given up).
 _PAYMENT_FAILED = frozenset({"requires_payment_method", "canceled"})
 
@@ -81,6 +83,16 @@ class Purchases:
                 purchase_id=str(purchase.id),
                 status=purchase.status,
             )
+        # The session's expiry comes from the purchase, not the clock: a replay after a lost
+        # answer sends Stripe the same parameters under the same idempotency key (other ones
+        # are refused), and gets the session made the first time.
+        expires_at = int(purchase.created_at.timestamp()) + self.config.checkout_expires_s
+        if expires_at < time.time() + STRIPE_MIN_EXPIRY_S:
+            raise Conflict(
+                "This checkout is too old to open; start a new one with a new Idempotency-Key.",
+                purchase_id=str(purchase.id),
+                status=purchase.status,
+            )
         # Without a session the purchase stays pending; reconciliation ends it after a while.
         session = await self.gateway.create_checkout(
             CheckoutOrder(
@@ -89,7 +101,7 @@ class Purchases:
                 pack=pack,
                 success_url=self.config.success_url,
                 cancel_url=self.config.cancel_url,
-                expires_at=int(time.time()) + self.config.checkout_expires_s,
+                expires_at=expires_at,
             )
         )
         return await self.store.attach_checkout_session(purchase.id, session.id, session.url)

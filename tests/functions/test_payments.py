@@ -13,6 +13,8 @@ import json
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import replace
+from typing import cast
 
 import httpx
 import pytest
@@ -25,8 +27,13 @@ from local.stack import NO_STRIPE_URL, STRIPE_WEBHOOK_PATH
 from local.stripe_emulator import create_stripe_emulator_app
 from local.stripe_engine import StripeEmulatorConfig
 from shared.core.config import Settings
-from shared.core.errors import PaymentProviderError, PaymentProviderUnavailable
-from shared.payments.gateway import CheckoutOrder, StripeGateway
+from shared.core.errors import Conflict, PaymentProviderError, PaymentProviderUnavailable
+from shared.payments.gateway import (
+    CheckoutOrder,
+    CheckoutSession,
+    PaymentGateway,
+    StripeGateway,
+)
 from shared.payments.packs import DEFAULT_PACKS
 from shared.payments.signature import signature_header
 from shared.wiring import SweepServices as Services
@@ -422,3 +429,49 @@ async def test_a_signed_event_with_odd_contents_is_answered_cleanly(
         assert isinstance(response.json()["detail"], str)
         assert isinstance(response.json()["code"], str)
     assert await balance(stack.admin, user) == 7
+
+
+class LosesFirstAnswer:
+    """Stripe makes the session, but the first answer never reaches us (a timeout)."""
+
+    def __init__(self, gateway: PaymentGateway) -> None:
+        self.gateway = gateway
+        self.sessions: list[str] = []
+
+    async def create_checkout(self, order: CheckoutOrder) -> CheckoutSession:
+        session = await self.gateway.create_checkout(order)
+        self.sessions.append(session.id)
+        if len(self.sessions) == 1:
+            raise PaymentProviderUnavailable()
+        return session
+
+
+async def test_a_checkout_replayed_after_a_lost_answer_gets_the_session_stripe_made(
+    stack: Stack, services: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    user, _ = await stack.user()
+    lossy = LosesFirstAnswer(services.purchases.gateway)
+    flow = replace(services.purchases, gateway=cast("PaymentGateway", lossy))
+    with pytest.raises(PaymentProviderUnavailable):
+        await flow.checkout(user, "small", idempotency_key="buy-1")
+    # The client retries a while later: Stripe must see the same parameters under the same
+    # idempotency key, or it refuses the request (the emulator refuses it as Stripe does).
+    later = time.time() + 90
+    monkeypatch.setattr(time, "time", lambda: later)
+    purchase = await flow.checkout(user, "small", idempotency_key="buy-1")
+    assert purchase.session_id == lossy.sessions[0] == lossy.sessions[1]
+
+
+async def test_a_checkout_too_old_to_open_is_a_conflict(
+    stack: Stack, services: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    user, _ = await stack.user()
+    lossy = LosesFirstAnswer(services.purchases.gateway)
+    flow = replace(services.purchases, gateway=cast("PaymentGateway", lossy))
+    with pytest.raises(PaymentProviderUnavailable):
+        await flow.checkout(user, "small", idempotency_key="buy-2")
+    later = time.time() + flow.config.checkout_expires_s  # no 30 minutes left for Stripe
+    monkeypatch.setattr(time, "time", lambda: later)
+    with pytest.raises(Conflict, match="too old"):
+        await flow.checkout(user, "small", idempotency_key="buy-2")
+    assert len(lossy.sessions) == 1
