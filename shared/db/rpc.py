@@ -56,6 +56,8 @@ class Applied:
     generation: Generation
     changed: bool
     refunded: int = 0
+    # The owner's balance after the change, where the SQL function reports it (fail_submission).
+    balance: int | None = None
 
 
 @dataclass(frozen=True)
@@ -79,7 +81,13 @@ class Update:
 
 
 def _applied(row: RpcRow) -> Applied:
-    return Applied(row_generation(row), bool(row["changed"]), row_int(row, "refunded"))
+    balance = row.get("balance")
+    return Applied(
+        row_generation(row),
+        bool(row["changed"]),
+        row_int(row, "refunded"),
+        balance if isinstance(balance, int) else None,
+    )
 
 
 class Rpc(GuardrailCalls):

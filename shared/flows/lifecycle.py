@@ -137,7 +137,8 @@ class Lifecycle:
                 **exc.extra,
                 generation_id=str(gen.id),
                 refunded=True,
-                balance=created.balance + failed.refunded,
+                # Read in the same call that refunded, under the user's lock.
+                balance=failed.balance,
             ) from exc
 
         applied = await self.rpc.mark_submitted(gen.id, prediction.id)

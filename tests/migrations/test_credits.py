@@ -66,3 +66,17 @@ async def test_deduct_credits_refuses_overdraft(rpc: Rpc, admin: AdminConn) -> N
         await rpc.transport.call("deduct_credits", {"p_user_id": user, "p_amount": 6})
     await rpc.transport.call("deduct_credits", {"p_user_id": user, "p_amount": 5})
     assert await balance(admin, user) == 0
+
+
+async def test_a_failed_submission_reports_the_balance_as_it_is_after_the_refund(
+    rpc: Rpc, admin: AdminConn
+) -> None:
+    user = await create_user(admin, credits=100)
+    created = await rpc.create_generation(new_generation(user), max_active=10)
+    assert created.balance == 90
+    await rpc.add_credits(user, 50, type="bonus")  # the balance moved since the create
+    failed = await rpc.fail_submission(created.generation.id, "provider down")
+    assert (failed.changed, failed.refunded, failed.balance) == (True, 10, 150)
+    assert await balance(admin, user) == 150
+    again = await rpc.fail_submission(created.generation.id, "provider down")
+    assert (again.changed, again.refunded, again.balance) == (False, 0, None)
