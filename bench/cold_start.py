@@ -4,11 +4,18 @@
 
 For each endpoint module (functions.text_to_video, image_to_video, status, webhook, controls):
 start a fresh Python process that imports the module, builds `create_app()` and serves it with
-uvicorn on a free port, configured only by environment variables pointing at the local stack
-(as Modal configures it with secrets); measure from just before the process is spawned until
-GET /healthz answers 200 (polled every POLL_S). The app's lifespan opens its services (database
-pool, provider client, storage) before uvicorn listens, so that is included. Floor: the same
-for a bare FastAPI app with one route. Target: <= 1.5 x floor, for each function.
+uvicorn on a free port, configured only by environment variables (as Modal configures it with
+secrets); measure from just before the process is spawned until GET /healthz answers 200
+(polled every POLL_S). The app's lifespan opens its services (database transport, provider
+client, storage, the JWKS) before uvicorn listens, so that is included. Floor: the same for a
+bare FastAPI app with one route. Target: <= 1.5 x floor, for each function.
+
+The configuration is production's, as modal_app.py deploys it: RPC through PostgREST, files in
+Supabase Storage, tokens verified through the JWKS, all against the Supabase emulator (started
+here in a process of its own). The JWKS fetch at start is part of the measured start. The direct
+configuration (psycopg to the database, the legacy HS256 secret, local storage) is measured
+too, as information (`cold_start_direct_cpu_<function>`, no target): it is the tests' and
+`WAN_DEV_MODE=direct`'s, never deployed.
 
 Also the CPU time the process spent until that first answer (user + system, from /proc): on a
 shared, busy machine wall time swings with the neighbours' load, CPU time much less, and it is
@@ -26,6 +33,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from statistics import median
 
 from bench.common import (
     REPEATS,
@@ -37,6 +45,8 @@ from bench.common import (
     run_alone,
 )
 from bench.env import BENCH_DIR, bench_secrets
+from bench.server import child_server
+from local.configs import supabase_overrides
 from local.stack import local_environment
 
 FUNCTIONS = (
@@ -72,20 +82,30 @@ uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning")
 """
 
 
-def _environment(database_url: str) -> dict[str, str]:
-    """What a deployed function gets: settings in environment variables (shared/core/config.py)."""
+def _environment(database_url: str, supabase_url: str | None) -> dict[str, str]:
+    """What a deployed function gets: settings in environment variables (shared/core/config.py);
+    production's configuration against the Supabase emulator at `supabase_url`, the direct one
+    when it is None."""
     api = "http://127.0.0.1:9"  # never called during a cold start
     keep = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "VIRTUAL_ENV")
     env = {k: v for k, v in os.environ.items() if k in keep}
+    secrets = bench_secrets()
     env.update(
         local_environment(
             database_url=database_url,
             api_url=api,
             emulator_url=api,
-            secrets=bench_secrets(),
+            secrets=secrets,
             storage_dir=(BENCH_DIR / "storage").resolve(),
         )
     )
+    if supabase_url is not None:
+        for name, value in supabase_overrides(secrets, supabase_url).items():
+            if value is None:
+                env.pop(name.upper(), None)
+            else:
+                secret = getattr(value, "get_secret_value", None)
+                env[name.upper()] = str(secret() if secret else value)
     env["LOG_LEVEL"] = "WARNING"
     return env
 
@@ -138,28 +158,52 @@ def cold_start(target: str, env: dict[str, str]) -> tuple[float, float]:
         log.close()
 
 
+def _rounds(env: dict[str, str]) -> dict[str, list[tuple[float, float]]]:
+    """One warm-up round, then REPEATS measured rounds of the floor and every function."""
+    targets = (FLOOR, *FUNCTIONS)
+    for target in targets:
+        cold_start(target, env)
+    times: dict[str, list[tuple[float, float]]] = {t: [] for t in targets}
+    for _ in range(REPEATS):
+        for target in targets:
+            times[target].append(cold_start(target, env))
+    return times
+
+
 def run(pg: Postgres) -> list[Figure]:
     with pg.database("cold") as url:
-        env = _environment(url)
-        targets = (FLOOR, *FUNCTIONS)
-        for target in targets:  # warm-up round, not measured
-            cold_start(target, env)
-        times: dict[str, list[tuple[float, float]]] = {t: [] for t in targets}
-        for _ in range(REPEATS):
-            for target in targets:
-                times[target].append(cold_start(target, env))
+        with child_server("supabase", url) as (supabase_url, _):
+            production = _rounds(_environment(url, supabase_url))
+        direct = _rounds(_environment(url, None))
     figures = []
     for which, prefix in ((0, "cold_start"), (1, "cold_start_cpu")):
         for function in FUNCTIONS:
             pairs = [
                 (f[which] * 1000, b[which] * 1000)
-                for f, b in zip(times[function], times[FLOOR], strict=True)
+                for f, b in zip(production[function], production[FLOOR], strict=True)
             ]
             name = function.removeprefix("functions.")
             figure = ratio_figure(
                 f"{prefix}_{name}", pairs, raw_unit="ms", at_most=1.5, labels=("ms", "floor_ms")
             )
             figures.append(report(figure))
+    for function in FUNCTIONS:
+        ratios = [f[1] / b[1] for f, b in zip(direct[function], direct[FLOOR], strict=True)]
+        figures.append(
+            report(
+                Figure(
+                    name=f"cold_start_direct_cpu_{function.removeprefix('functions.')}",
+                    value=median(ratios),
+                    unit="x floor",
+                    target="none (informational: the direct configuration is never deployed)",
+                    passed=True,
+                    measured=median(f[1] * 1000 for f in direct[function]),
+                    floor=median(b[1] * 1000 for b in direct[FLOOR]),
+                    raw_unit="ms",
+                    repeats=[{"ratio": r} for r in ratios],
+                )
+            )
+        )
     return figures
 
 

@@ -2,6 +2,7 @@
 
     python -m bench.server emulator '<EmulatorConfig JSON>'
     python -m bench.server api '<ApiSpec JSON>'
+    python -m bench.server supabase '<database URL>'
 
 In production the API, Replicate and the clients are separate machines; here they are separate
 processes, so none of them waits for another's GIL (on two cores, a busy thread that has to
@@ -120,6 +121,13 @@ def main(argv: list[str]) -> None:
             **spec["overrides"],
         )
         app = create_app(settings=settings)
+    elif kind == "supabase":
+        from local.configs import supabase_emulator_config
+        from local.supabase.app import create_app as create_supabase_app
+
+        app = create_supabase_app(
+            supabase_emulator_config(bench_secrets(), config, BENCH_DIR / "supabase-storage")
+        )
     else:
         raise SystemExit(f"unknown server kind {kind!r}")
     with serve(app, port=port, reuse_port=reuse_port) as url:

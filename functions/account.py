@@ -13,9 +13,9 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, FastAPI, Response, status
 from pydantic import BaseModel, ConfigDict
 
-from functions.status import parse_generation_id
 from shared import wiring
 from shared.core.config import Settings
+from shared.web.answers import parse_generation_id
 from shared.web.app import create_app as _create_app
 from shared.web.deps import User
 from shared.web.registry import services_of

@@ -19,11 +19,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Response, status
 
-from functions.status import parse_generation_id
-from functions.text_to_video import created_answer
 from shared import wiring
 from shared.core.config import Settings
 from shared.core.errors import InvalidInput
+from shared.web.answers import created_answer, parse_generation_id
 from shared.web.app import create_app as _create_app
 from shared.web.deps import IdempotencyKey, User
 from shared.web.purchase_schemas import CheckoutIn, CheckoutOut, PackOut, PurchaseOut

@@ -10,11 +10,11 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 from starlette.datastructures import UploadFile
 
-from functions.text_to_video import created_answer
 from shared import wiring
 from shared.core.config import Settings
 from shared.core.images import inspect_image_async
 from shared.flows.lifecycle import SubmitRequest
+from shared.web.answers import created_answer
 from shared.web.app import create_app as _create_app
 from shared.web.deps import Form, IdempotencyKey, User
 from shared.web.registry import services_of

@@ -11,14 +11,12 @@ scheme) and answers the same way, through the same `answer`.
 
 from __future__ import annotations
 
-import uuid
-
 from fastapi import APIRouter, FastAPI, Request, Response
 from starlette.datastructures import Headers
 
 from shared import wiring
 from shared.core.config import Settings
-from shared.core.errors import NotFound
+from shared.web.answers import parse_generation_id
 from shared.web.app import create_app as _create_app
 from shared.web.deps import authenticated
 from shared.web.lanes import Lane
@@ -35,14 +33,6 @@ _PATH_PARAMETER = {
     "required": True,
     "schema": {"type": "string", "title": "Generation Id"},
 }
-
-
-def parse_generation_id(raw: str) -> uuid.UUID:
-    """A path id; anything malformed is simply not found (no hint about what exists)."""
-    try:
-        return uuid.UUID(raw)
-    except ValueError:
-        raise NotFound("Generation not found.") from None
 
 
 async def answer(registry: Registry, generation_id: str, headers: Headers) -> Response:

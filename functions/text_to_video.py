@@ -8,8 +8,8 @@ from fastapi import APIRouter, Depends, FastAPI, Response, status
 
 from shared import wiring
 from shared.core.config import Settings
-from shared.db.rpc import Created
 from shared.flows.lifecycle import SubmitRequest
+from shared.web.answers import created_answer
 from shared.web.app import create_app as _create_app
 from shared.web.deps import IdempotencyKey, User
 from shared.web.registry import services_of
@@ -37,15 +37,6 @@ async def text_to_video(
     # The body's fields are the request's of the same names (SubmitRequest forbids others).
     request = SubmitRequest(**body.model_dump(), user_id=user.id, kind="t2v", idempotency_key=key)
     return created_answer(await services.lifecycle.submit(request), response)
-
-
-def created_answer(submitted: Created, response: Response) -> CreatedOut:
-    """201 for a new generation, 200 for an Idempotency-Key replay."""
-    if submitted.replayed:
-        response.status_code = status.HTTP_200_OK
-    return CreatedOut.created(
-        submitted.generation, balance=submitted.balance, replayed=submitted.replayed
-    )
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, cast
 
 from shared.core.clock import Clock, SystemClock
-from shared.core.startup import skip_httpx_cli
 
 if TYPE_CHECKING:
     import httpx
@@ -145,7 +144,6 @@ class _Parts:
     """Opens each part at most once, on `stack`; the builders take only the parts they need."""
 
     def __init__(self, settings: Settings, stack: AsyncExitStack) -> None:
-        skip_httpx_cli()  # before any client library imports httpx
         self.settings = settings
         self._stack = stack
         self._db: Rpc | None = None
@@ -250,7 +248,9 @@ class _Parts:
         if self._http is None:
             import httpx
 
-            client = httpx.AsyncClient(
+            from shared.core.http import async_client
+
+            client = async_client(
                 timeout=httpx.Timeout(self.settings.output_copy_timeout_s, connect=10.0),
                 follow_redirects=True,
             )
@@ -334,7 +334,6 @@ async def _web(settings: Settings) -> AsyncIterator[tuple[_Parts, Authenticator]
     """Every web group: check all settings at once (one message naming every missing one)."""
     from shared.web.auth import Authenticator
 
-    skip_httpx_cli()  # before the JWKS fetch imports httpx
     settings.require_api()
     authenticator = Authenticator.from_settings(settings)
     await authenticator.start()  # a JWKS without keys fails here, not on every request

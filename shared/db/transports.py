@@ -249,12 +249,13 @@ class SupabaseTransport:
     async def open(
         cls, url: str, service_role_key: str, *, timeout_s: float = 10.0
     ) -> SupabaseTransport:
-        import httpx
         from postgrest import AsyncPostgrestClient
+
+        from shared.core.http import async_client
 
         # Our own httpx client: the timeout lives there (postgrest's `timeout` option is
         # deprecated), and the headers are the ones supabase-py's client sends as this key.
-        http = httpx.AsyncClient(timeout=timeout_s)
+        http = async_client(timeout=timeout_s)
         client = AsyncPostgrestClient(
             f"{url.rstrip('/')}/rest/v1",
             headers={"apiKey": service_role_key, "Authorization": f"Bearer {service_role_key}"},

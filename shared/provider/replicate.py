@@ -164,11 +164,13 @@ class ReplicateProvider:
         import httpx
         from replicate.client import Client
 
+        from shared.core.http import async_transport
+
         settings.require("replicate_api_token")
         assert settings.replicate_api_token is not None
         # Our own transport, so the connections can be closed at shutdown (the client has no
         # close of its own).
-        transport = httpx.AsyncHTTPTransport(limits=httpx.Limits(max_connections=100))
+        transport = async_transport(limits=httpx.Limits(max_connections=100))
         client = Client(
             api_token=settings.replicate_api_token.get_secret_value(),
             transport=transport,

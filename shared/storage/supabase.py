@@ -12,6 +12,7 @@ from urllib.parse import quote
 import httpx
 from pydantic import ValidationError
 
+from shared.core.http import async_client
 from shared.storage.port import StorageLimitExceeded, StorageUnavailable, check_path
 from shared.storage.tus import (
     CHUNK_BYTES,
@@ -47,7 +48,7 @@ class SupabaseStorage:
 
         self._owns_http = http is None
         # One client for supabase-py and our streaming uploads; its timeouts bound every call.
-        self._http = http or httpx.AsyncClient(timeout=httpx.Timeout(timeout_s, connect=5.0))
+        self._http = http or async_client(timeout=httpx.Timeout(timeout_s, connect=5.0))
         self._timeout = httpx.Timeout(timeout_s, connect=5.0)
         self._timeout_s = timeout_s
         self._url = url.rstrip("/")

@@ -15,7 +15,7 @@ import logging
 import re
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -27,6 +27,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from shared.core.catalog import load_catalog
 from shared.core.config import Settings, get_settings
 from shared.core.errors import AppError, InvalidInput, JsonValue, PayloadTooLarge
+from shared.core.startup import collector_paused
 from shared.web.lanes import ExpressLanes, Lane
 from shared.web.openapi import truthful_openapi
 from shared.web.registry import Registry
@@ -209,8 +210,9 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with open_services(cfg) as registry:
-            app.state.services = registry
+        async with AsyncExitStack() as stack:
+            with collector_paused():  # a container's start: see shared.core.startup
+                app.state.services = await stack.enter_async_context(open_services(cfg))
             yield
 
     app = FastAPI(title=title, lifespan=lifespan, docs_url="/docs", redoc_url=None)

@@ -103,13 +103,14 @@ class _JwksCache:
         return self._keys.get(kid)
 
     async def _refresh(self) -> None:
-        import httpx  # only JWKS mode needs an HTTP client: HS256 starts without importing one
+        # Only JWKS mode needs an HTTP client: HS256 starts without importing httpx.
+        import httpx
+
+        from shared.core.http import async_client
 
         self._refreshing = True
         try:
-            async with httpx.AsyncClient(
-                transport=self._transport, timeout=JWKS_TIMEOUT_S
-            ) as client:
+            async with async_client(transport=self._transport, timeout=JWKS_TIMEOUT_S) as client:
                 response = await client.get(self._url)
                 response.raise_for_status()
                 document = response.json()

@@ -14,6 +14,7 @@ import httpx
 
 from shared.core.config import Settings
 from shared.core.errors import AppError, AuthUnavailable, DatabaseUnavailable
+from shared.core.http import async_client
 
 
 class SupabaseAuthAdmin:
@@ -29,7 +30,7 @@ class SupabaseAuthAdmin:
     ) -> None:
         from supabase_auth import AsyncGoTrueAdminAPI
 
-        self._http = http or httpx.AsyncClient(timeout=httpx.Timeout(timeout_s, connect=5.0))
+        self._http = http or async_client(timeout=httpx.Timeout(timeout_s, connect=5.0))
         self._api = AsyncGoTrueAdminAPI(
             url=url.rstrip("/") + "/auth/v1",
             headers={"apikey": service_role_key, "Authorization": f"Bearer {service_role_key}"},

@@ -1,24 +1,165 @@
-"""shared.core.startup: httpx imports without its command-line client, and still works."""
+"""shared.core.startup and shared.core.http: what a cold start leaves out, and that what it
+leaves out is never needed.
+
+Each probe runs in a fresh interpreter: what a process imports first decides what is left out.
+"""
 
 from __future__ import annotations
 
+import gc
+import ssl
 import subprocess
 import sys
+from collections.abc import Callable
 
-PROBE = """
-import sys
-from shared.core.startup import skip_httpx_cli
+import pytest
 
-skip_httpx_cli()
-import httpx
+from shared.core import http as shared_http
+from shared.core.startup import collector_paused
 
-assert httpx.AsyncClient and httpx.Timeout(1.0)
-print(sorted(m for m in sys.modules if m.split(".")[0] in ("rich", "pygments", "click")))
+
+def _probe(script: str) -> str:
+    out = subprocess.run(  # noqa: S603 - our own interpreter, a fixed script
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert out.returncode == 0, out.stderr
+    return out.stdout.strip()
+
+
+LOADED = """
+def loaded(*names):
+    return sorted(n for n in names if sys.modules.get(n) is not None)
 """
 
 
-def test_httpx_imports_without_its_cli_libraries() -> None:
-    out = subprocess.run(  # noqa: S603 - our own interpreter, a fixed script
-        [sys.executable, "-c", PROBE], capture_output=True, text=True, check=True, timeout=60
+def test_httpx_clients_work_without_the_cli_or_http2() -> None:
+    script = f"""
+import sys
+{LOADED}
+import shared
+import asyncio, httpx
+from shared.core.http import async_client
+
+async def main():
+    async def handler(request):
+        return httpx.Response(200, json={{"path": request.url.path}})
+    async with async_client(transport=httpx.MockTransport(handler)) as client:
+        return (await client.get("https://example.test/a")).json()["path"]
+
+print(asyncio.run(main()))
+print(loaded("rich", "click", "pygments", "h2", "hpack", "httpx._main"))
+"""
+    assert _probe(script).splitlines() == ["/a", "[]"]
+
+
+def test_http2_if_ever_asked_for_fails_loudly() -> None:
+    """Nothing of ours asks for HTTP/2; if something did, it fails at its first connection
+    instead of silently speaking HTTP/1.1."""
+    script = """
+import shared
+import asyncio, socket, httpx
+
+async def main():
+    server = socket.create_server(("127.0.0.1", 0))  # accepts; never answers
+    port = server.getsockname()[1]
+    async with httpx.AsyncClient(http1=False, http2=True, timeout=5) as client:
+        try:
+            await client.get(f"http://127.0.0.1:{port}/")
+        except (ImportError, RuntimeError):
+            return "refused"
+        except httpx.HTTPError as exc:
+            return "no refusal: " + repr(exc)
+        finally:
+            server.close()
+
+print(asyncio.run(main()))
+"""
+    assert _probe(script) == "refused"
+
+
+def test_jwk_verification_never_loads_x509_and_hs256_still_refuses_a_certificate() -> None:
+    script = f"""
+import sys
+{LOADED}
+import shared
+import jwt
+from cryptography.hazmat.primitives.asymmetric import ec
+
+key = ec.generate_private_key(ec.SECP256R1())
+token = jwt.encode({{"sub": "u"}}, key, algorithm="ES256")
+jwk = jwt.PyJWK.from_dict(jwt.algorithms.ECAlgorithm.to_jwk(key.public_key(), as_dict=True))
+print(jwt.decode(token, jwk, algorithms=["ES256"])["sub"])
+print(type(sys.modules["cryptography.x509"]).__name__)  # still lazy: never used
+
+secret = "s" * 32
+hs256 = jwt.encode({{"sub": "v"}}, secret, algorithm="HS256")
+print(jwt.decode(hs256, secret, algorithms=["HS256"])["sub"])
+print(type(sys.modules["cryptography.x509"]).__name__)  # HS256 loads it to check the key
+try:  # and its check still works: an EC public key's DER is no HMAC secret
+    from cryptography.hazmat.primitives import serialization
+    der = key.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
     )
-    assert out.stdout.strip() == "[]"
+    jwt.decode(hs256, der, algorithms=["HS256"])
+except jwt.InvalidKeyError:
+    print("refused")
+"""
+    assert _probe(script).splitlines() == ["u", "_LazyModule", "v", "module", "refused"]
+
+
+def test_what_was_imported_before_is_left_alone() -> None:
+    script = f"""
+import sys
+{LOADED}
+import httpx, cryptography.x509
+import shared
+print(type(sys.modules["cryptography.x509"]).__name__, sys.modules["httpx._main"] is not None)
+"""
+    assert _probe(script) == "module True"
+
+
+def test_collector_paused_restores_the_collector_and_freezes_the_start() -> None:
+    script = """
+import gc
+import shared
+from shared.core.startup import collector_paused
+
+before = gc.get_freeze_count()
+with collector_paused():
+    inside = gc.isenabled()
+    start = [[] for _ in range(1000)]  # containers: tracked by the collector
+print(inside, gc.isenabled(), gc.get_freeze_count() - before >= 1000)
+gc.disable()
+with collector_paused():
+    pass
+print(gc.isenabled())
+"""
+    assert _probe(script).splitlines() == ["False True True", "False"]
+
+
+def test_collector_paused_restores_the_collector_after_a_failed_start() -> None:
+    enabled = gc.isenabled()
+    with pytest.raises(RuntimeError), collector_paused():
+        raise RuntimeError("the services did not open")
+    assert gc.isenabled() == enabled
+
+
+def test_every_client_shares_one_tls_context(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Loading the CA bundle is what a TLS context costs; a process does it once."""
+    loads: list[object] = []
+    original: Callable[..., None] = ssl.SSLContext.load_verify_locations
+
+    def counted(self: ssl.SSLContext, *args: object, **kwargs: object) -> None:
+        loads.append(self)
+        original(self, *args, **kwargs)
+
+    monkeypatch.setattr(ssl.SSLContext, "load_verify_locations", counted)
+    shared_http.tls_context.cache_clear()
+    try:
+        clients = [shared_http.async_client(timeout=1.0) for _ in range(3)]
+        transport = shared_http.async_transport()
+        assert len(loads) == 1
+    finally:
+        shared_http.tls_context.cache_clear()
+    assert transport is not None
+    assert all(c is not None for c in clients)
