@@ -39,7 +39,6 @@ from bench.common import (
     REPEATS,
     Figure,
     Postgres,
-    free_port,
     ratio_figure,
     report,
     run_alone,
@@ -47,6 +46,7 @@ from bench.common import (
 from bench.env import BENCH_DIR, bench_secrets
 from bench.server import child_server
 from local.configs import supabase_overrides
+from local.serve import free_port
 from local.stack import local_environment
 
 FUNCTIONS = (

@@ -20,7 +20,6 @@ import http.client
 import json
 import math
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -46,7 +45,9 @@ from local.database import (
     with_database,
 )
 from local.emulator_faults import EmulatorConfig, Faults
+from local.ledger import ledger_violations
 from local.secrets import LocalSecrets
+from local.serve import free_port
 from local.stack import local_settings
 from local.tokens import mint_token
 from shared.core.config import Settings
@@ -351,45 +352,13 @@ async def processing_generations(
     return [row["id"] for row in rows]
 
 
-async def ledger_violations(conn: DictConn) -> int:
-    """Rows that break DESIGN §3's invariants (users.credits = SUM(ledger) >= 0; every
-    generation charged once, refunded at most once, and only when failed or canceled)."""
-    cur = await conn.execute(
-        """
-        select count(*) as n from (
-          select u.id from public.users u
-            left join public.credit_transactions t on t.user_id = u.id
-           group by u.id, u.credits
-          having u.credits <> coalesce(sum(t.amount), 0) or u.credits < 0
-        ) as bad_balances
-        """
-    )
-    bad = (await cur.fetchone() or {"n": 0})["n"]
-    cur = await conn.execute(
-        """
-        select count(*) as n from (
-          select g.id from public.generations g
-            left join public.credit_transactions t on t.generation_id = g.id
-           group by g.id, g.status
-          having count(*) filter (where t.type = 'deduction') <> 1
-              or count(*) filter (where t.type = 'refund') > 1
-              or (g.status in ('failed', 'canceled')
-                  and count(*) filter (where t.type = 'refund') <> 1)
-              or (g.status not in ('failed', 'canceled')
-                  and count(*) filter (where t.type = 'refund') <> 0)
-        ) as bad_generations
-        """
-    )
-    return int(bad) + int((await cur.fetchone() or {"n": 0})["n"])
-
-
 def violations(url: str) -> int:
     """Ledger invariant violations in one database (run after every scenario)."""
 
     async def count() -> int:
         conn = await connect(url)
         try:
-            return await ledger_violations(conn)
+            return sum(len(rows) for rows in (await ledger_violations(conn)).values())
         finally:
             await conn.close()
 
@@ -411,13 +380,6 @@ def report_checked(figures: list[Figure], url: str) -> list[Figure]:
 
 def token(secrets: LocalSecrets, user_id: uuid.UUID) -> str:
     return mint_token(secrets.jwt_secret, user_id, ttl_s=3600)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 # Keep-alive round trips measured when each stack starts, for results.json.

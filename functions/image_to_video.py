@@ -1,5 +1,6 @@
-"""POST /api/generation/image-to-video (multipart): check the image by its bytes, keep it, then
-charge and start the prediction. Nothing is charged for a request whose image is refused."""
+"""POST /api/generation/image-to-video (multipart): check the image by its bytes, charge, keep
+the image, then start the prediction. Nothing is charged for a request whose image is refused,
+and nothing is stored for a request refused (no credits, a limit, a replay)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from starlette.datastructures import UploadFile
 from shared import wiring
 from shared.core.config import Settings
 from shared.core.images import inspect_image_async
+from shared.flows.inputs import input_image_path
 from shared.flows.lifecycle import SubmitRequest
 from shared.web.answers import created_answer
 from shared.web.app import create_app as _create_app
@@ -54,18 +56,21 @@ async def image_to_video(
 
     data = await read_upload(image, max_bytes=services.max_upload_bytes)
     info = await inspect_image_async(data)
-    path, image_ref = await services.inputs.keep(user.id, data, info)
 
     request = SubmitRequest(
         **body.model_dump(),
         user_id=user.id,
         kind="i2v",
         idempotency_key=key,
-        input_image_path=path,
+        input_image_path=input_image_path(user.id, info),
         input_digest=info.sha256,
-        image_ref=image_ref,
     )
-    return created_answer(await services.lifecycle.submit(request), response)
+
+    async def keep_image() -> str:
+        return await services.inputs.keep(user.id, data, info)
+
+    submitted = await services.lifecycle.submit(request, keep_image=keep_image)
+    return created_answer(submitted, response)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

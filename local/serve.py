@@ -26,6 +26,14 @@ from starlette.types import ASGIApp
 _POLL_S = 0.005
 
 
+def free_port() -> int:
+    """A port free on loopback right now (the OS's pick)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
 @contextmanager
 def serve(
     app: ASGIApp,

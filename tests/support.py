@@ -13,6 +13,7 @@ import httpx
 import psycopg
 from psycopg import sql
 
+from local.ledger import ledger_violations
 from shared.core.domain import NewGeneration
 
 AdminConn = psycopg.AsyncConnection[tuple[object, ...]]
@@ -63,56 +64,8 @@ async def ledger_types(admin: AdminConn, generation_id: uuid.UUID) -> list[str]:
 
 
 async def assert_ledger_invariants(admin: AdminConn) -> None:
-    """For every user credits = SUM(ledger) >= 0; each generation charged once, refunded at most
-    once, never refunded when completed; terminal rows have completed_at."""
-    cur = await admin.execute(
-        """
-        select u.id, u.credits, coalesce(sum(t.amount), 0)
-          from public.users u left join public.credit_transactions t on t.user_id = u.id
-         group by u.id, u.credits
-        having u.credits <> coalesce(sum(t.amount), 0) or u.credits < 0
-        """
-    )
-    bad_balances = await cur.fetchall()
-    assert bad_balances == [], f"balance differs from ledger: {bad_balances}"
-    cur = await admin.execute(
-        """
-        select g.id, g.status,
-               count(*) filter (where t.type = 'deduction') as deductions,
-               count(*) filter (where t.type = 'refund') as refunds
-          from public.generations g
-          left join public.credit_transactions t on t.generation_id = g.id
-         group by g.id, g.status
-        having count(*) filter (where t.type = 'deduction') <> 1
-            or count(*) filter (where t.type = 'refund') > 1
-            or (g.status = 'completed' and count(*) filter (where t.type = 'refund') > 0)
-            or (g.status in ('failed', 'canceled')
-                and count(*) filter (where t.type = 'refund') <> 1)
-            or (g.status in ('queued', 'processing')
-                and count(*) filter (where t.type = 'refund') <> 0)
-        """
-    )
-    bad_generations = await cur.fetchall()
-    assert bad_generations == [], f"generations charged/refunded wrongly: {bad_generations}"
-    cur = await admin.execute(
-        """
-        select p.id, p.status, p.credits_reversed, p.credits_owed,
-               count(*) filter (where t.type = 'purchase') as grants,
-               coalesce(sum(-t.amount) filter (
-                 where t.type in ('purchase_reversal', 'purchase_restore')), 0) as taken
-          from public.purchases p
-          left join public.credit_transactions t on t.purchase_id = p.id
-         where p.user_id is not null
-         group by p.id
-        having count(*) filter (where t.type = 'purchase') <> (p.status = 'paid')::int
-            or coalesce(sum(-t.amount) filter (
-                 where t.type in ('purchase_reversal', 'purchase_restore')), 0)
-               <> p.credits_reversed - p.credits_owed
-            or p.credits_reversed > p.credits
-        """
-    )
-    bad_purchases = await cur.fetchall()
-    assert bad_purchases == [], f"purchases granted/reversed wrongly: {bad_purchases}"
+    """Every invariant of local.ledger holds (DESIGN §3): balances, generations, purchases."""
+    assert await ledger_violations(admin) == {}
 
 
 @asynccontextmanager

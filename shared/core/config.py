@@ -82,6 +82,10 @@ class Settings(BaseSettings):
     max_upload_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
     # Replicate's webhook carries the prediction's whole log, which outgrows max_body_bytes.
     max_webhook_bytes: int = Field(default=1024 * 1024, ge=1024)
+    # FastAPI's native OpenTelemetry (request spans, metrics, logs through the providers the
+    # deployment configures). Off unless set: this service ships no OpenTelemetry SDK, and
+    # looking for providers costs every request ~20 us (7% of a status read's CPU).
+    fastapi_telemetry: bool = False
 
     # --- storage --------------------------------------------------------------------------
     storage_backend: Literal["local", "supabase"] = "supabase"

@@ -22,11 +22,11 @@ class InputImages:
     storage: Storage
     link_ttl_s: int
 
-    async def keep(self, user_id: uuid.UUID, data: bytes, info: ImageInfo) -> tuple[str, str]:
-        """Store a checked image; return its storage path and what the provider receives for it
-        (a data URL when small enough, else a signed link that outlives the prediction)."""
+    async def keep(self, user_id: uuid.UUID, data: bytes, info: ImageInfo) -> str:
+        """Store a checked image at `input_image_path`; return what the provider receives for
+        it (a data URL when small enough, else a signed link that outlives the prediction)."""
         path = input_image_path(user_id, info)
         await self.storage.put_bytes(path, data, info.content_type)
         if info.size <= DATA_URL_MAX_BYTES:
-            return path, data_url(data, info.content_type)
-        return path, await self.storage.signed_url(path, self.link_ttl_s)
+            return data_url(data, info.content_type)
+        return await self.storage.signed_url(path, self.link_ttl_s)

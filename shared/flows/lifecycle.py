@@ -71,12 +71,18 @@ class Lifecycle:
         sep = "&" if "?" in self.webhook_base_url else "?"
         return f"{self.webhook_base_url}{sep}generation_id={generation_id}"
 
-    async def submit(self, req: SubmitRequest) -> Created:
+    async def submit(
+        self, req: SubmitRequest, *, keep_image: Callable[[], Awaitable[str]] | None = None
+    ) -> Created:
         """Reserve the credits, start the prediction, record its id.
 
+        `keep_image` stores the request's input image and returns what the provider receives
+        for it; it runs only once the generation is created and charged, so a request refused
+        (no credits, a limit, a replay) stores nothing.
+
         A replayed Idempotency-Key returns the stored generation without touching the provider.
-        If the provider refuses or is down, the generation is failed and refunded in one call and
-        the error says so (`refunded: true`, `balance`).
+        If the image cannot be kept, or the provider refuses or is down, the generation is
+        failed and refunded in one call and the error says so (`refunded: true`, `balance`).
         """
         offering = self.catalog.lookup(req.kind, req.model, req.resolution)
         params: dict[str, str | int | None] = {}
@@ -108,13 +114,23 @@ class Lifecycle:
         if created.replayed:
             return created
 
+        image_ref = req.image_ref
+        if keep_image is not None:
+            try:
+                image_ref = await keep_image()
+            except AppError as exc:
+                failed = await self.rpc.fail_submission(
+                    gen.id, f"The input image could not be kept: {exc.detail}"
+                )
+                log.warning("input image not kept", extra={"generation_id": str(gen.id)})
+                raise _refunded(exc, failed) from exc
         model_input = self.catalog.build_input(
             offering,
             prompt=req.prompt,
             negative_prompt=req.negative_prompt,
             seed=req.seed,
             aspect_ratio=req.aspect_ratio,
-            image=req.image_ref,
+            image=image_ref,
         )
         try:
             prediction = await self.provider.create(offering, model_input, self.webhook_url(gen.id))
@@ -131,15 +147,7 @@ class Lifecycle:
                 )
                 return replace(created, generation=failed.generation)
             log.warning("provider create failed", extra={"generation_id": str(gen.id)})
-            raise type(exc)(
-                f"{exc.detail} Your {gen.cost} credits were returned.",
-                headers=exc.headers,
-                **exc.extra,
-                generation_id=str(gen.id),
-                refunded=True,
-                # Read in the same call that refunded, under the user's lock.
-                balance=failed.balance,
-            ) from exc
+            raise _refunded(exc, failed) from exc
 
         applied = await self.rpc.mark_submitted(gen.id, prediction.id)
         if applied.generation.job_id != prediction.id:
@@ -271,3 +279,17 @@ class Updates:
     async def drain(self) -> None:
         if self.batcher is not None:
             await self.batcher.drain()
+
+
+def _refunded(exc: AppError, failed: Applied) -> AppError:
+    """`exc` again, saying that the generation was failed and its credits returned, with the
+    balance read in the same call that refunded them (under the user's lock)."""
+    gen = failed.generation
+    return type(exc)(
+        f"{exc.detail} Your {gen.cost} credits were returned.",
+        headers=exc.headers,
+        **exc.extra,
+        generation_id=str(gen.id),
+        refunded=True,
+        balance=failed.balance,
+    )

@@ -16,6 +16,8 @@ import re
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
+from inspect import signature
+from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -191,6 +193,14 @@ def _validation_detail(exc: RequestValidationError) -> tuple[str, list[dict[str,
     return detail, fields
 
 
+def _telemetry(settings: Settings) -> dict[str, Any]:
+    """FastAPI's native telemetry off unless FASTAPI_TELEMETRY is set (see Settings); versions
+    without it (before 0.145) take no such argument."""
+    if settings.fastapi_telemetry or "telemetry" not in signature(FastAPI).parameters:
+        return {}
+    return {"telemetry": {"tracing": False, "metrics": False, "logs": False}}
+
+
 def create_app(
     *routers: APIRouter,
     open_services: ServicesOpener,
@@ -215,7 +225,9 @@ def create_app(
                 app.state.services = await stack.enter_async_context(open_services(cfg))
             yield
 
-    app = FastAPI(title=title, lifespan=lifespan, docs_url="/docs", redoc_url=None)
+    app = FastAPI(
+        title=title, lifespan=lifespan, docs_url="/docs", redoc_url=None, **_telemetry(cfg)
+    )
 
     @app.exception_handler(AppError)
     async def on_app_error(_: Request, exc: AppError) -> JSONResponse:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -23,7 +22,7 @@ from local.devserver import create_app
 from local.emulator import create_emulator_app
 from local.emulator_faults import EmulatorConfig, Faults
 from local.secrets import LocalSecrets
-from local.serve import serve
+from local.serve import free_port, serve
 from local.stack import local_settings
 from local.supabase.storage import PREFIX as STORAGE_PREFIX
 from local.supabase.storage import signed_path
@@ -124,13 +123,6 @@ class Stack:
 
     async def status(self, generation_id: str, headers: dict[str, str]) -> httpx.Response:
         return await self.api.get(f"/api/generation/status/{generation_id}", headers=headers)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @pytest.fixture

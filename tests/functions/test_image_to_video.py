@@ -7,10 +7,13 @@ import io
 import os
 import uuid
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
+import httpx
 import pytest
 from PIL import Image
 
+from shared.core.config import Settings
 from tests.functions.conftest import Stack, both_configs
 from tests.support import balance
 
@@ -161,3 +164,55 @@ async def test_retry_of_failed_i2v_shows_the_stored_image_again(stack: Stack) ->
     ref = (await provider_input(stack, retried.json()["id"]))["image"]
     assert str(ref).startswith(stack.stored_links)
     assert await balance(stack.admin, user) == 90
+
+
+def _stored_inputs(settings_storage_dir: Path, user: uuid.UUID) -> list[str]:
+    folder = settings_storage_dir / str(user) / "inputs"
+    return sorted(p.name for p in folder.iterdir()) if folder.exists() else []
+
+
+async def test_a_refused_create_stores_no_image(stack: Stack, settings: Settings) -> None:
+    """No credits (402) or a replayed key: the image is checked, but nothing is kept for a
+    request that makes no generation, so uploads cannot fill the bucket for free."""
+    storage_dir = Path(settings.storage_local_dir)
+    broke, broke_headers = await stack.user(credits=0)
+    body = await upload(stack, broke_headers, png(noisy=True))
+    assert (body["_status"], body["code"]) == (402, "insufficient_credits"), body
+    assert _stored_inputs(storage_dir, broke) == []
+
+    user, headers = await stack.user(credits=100)
+    keyed = {**headers, "Idempotency-Key": "same-upload"}
+    first = await upload(stack, keyed, png())
+    assert first["_status"] == 201, first
+    assert len(_stored_inputs(storage_dir, user)) == 1
+    replayed = await upload(stack, keyed, png())
+    assert (replayed["_status"], replayed["id"]) == (200, first["id"])
+    other = await upload(stack, keyed, png(side=120))  # another image under the same key
+    assert (other["_status"], other["code"]) == (409, "idempotency_conflict"), other
+    assert len(_stored_inputs(storage_dir, user)) == 1
+    assert await balance(stack.admin, user) == 90
+
+
+@pytest.mark.parametrize("stack_mode", ["supabase"])
+async def test_storage_refusing_the_image_fails_and_refunds_the_generation(
+    stack: Stack, supabase_url: str
+) -> None:
+    user, headers = await stack.user(credits=100)
+    async with httpx.AsyncClient(base_url=supabase_url) as supabase:
+        knobs = {"error_rate": 1.0, "error_status": 503, "path_prefix": "/storage/"}
+        assert (await supabase.post("/__emulator/faults", json=knobs)).status_code == 200
+        body = await upload(stack, headers, png())
+        await supabase.post("/__emulator/reset")
+    assert (body["_status"], body["code"]) == (503, "storage_unavailable"), body
+    assert body["refunded"] is True
+    assert body["balance"] == 100
+    assert await balance(stack.admin, user) == 100
+    cur = await stack.admin.execute(
+        "select status, error_message from public.generations where id = %s",
+        (uuid.UUID(str(body["generation_id"])),),
+    )
+    status, error = await cur.fetchone() or (None, None)
+    assert status == "failed"
+    assert "image could not be kept" in str(error)
+    # Nothing reached the provider: the emulator never saw a prediction.
+    assert (await stack.emulator.get("/__emulator/predictions")).json() == []

@@ -163,3 +163,67 @@ def test_every_client_shares_one_tls_context(monkeypatch: pytest.MonkeyPatch) ->
         shared_http.tls_context.cache_clear()
     assert transport is not None
     assert all(c is not None for c in clients)
+
+
+TELEMETRY_PROBE = """
+import asyncio, os
+import shared
+from fastapi import APIRouter
+from opentelemetry import trace
+from shared.core.config import Settings
+from shared.web.app import create_app
+
+class Recording(trace.TracerProvider):  # a configured provider, as an SDK's would be
+    asked = 0
+    def get_tracer(self, *args, **kwargs):
+        Recording.asked += 1
+        return trace.NoOpTracer()
+
+trace.set_tracer_provider(Recording())
+router = APIRouter()
+
+@router.get("/ping")
+async def ping() -> dict[str, str]:
+    return {"ok": "yes"}
+
+from contextlib import asynccontextmanager
+@asynccontextmanager
+async def nothing(settings):
+    yield {}
+
+app = create_app(router, open_services=nothing, settings=Settings(environment="test"))
+
+async def main():
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET",
+             "scheme": "http", "path": "/ping", "raw_path": b"/ping", "query_string": b"",
+             "root_path": "", "headers": [(b"host", b"x")], "client": ("127.0.0.1", 1),
+             "server": ("127.0.0.1", 2), "state": {}}
+    sent = []
+    async def receive():
+        return {"type": "http.request", "body": b"", "more_body": False}
+    async def send(message):
+        sent.append(message)
+    await app(scope, receive, send)
+    return sent[0]["status"]
+
+print(asyncio.run(main()), Recording.asked > 0)
+"""
+
+
+@pytest.mark.parametrize(("setting", "traced"), [(None, "False"), ("true", "True")])
+def test_fastapi_telemetry_runs_only_when_the_deployment_turns_it_on(
+    setting: str | None, traced: str
+) -> None:
+    """Off by default (it only looks for providers on every request); FASTAPI_TELEMETRY=true
+    hands requests to the OpenTelemetry providers the deployment configured."""
+    import os
+
+    env = {k: v for k, v in os.environ.items() if k != "FASTAPI_TELEMETRY"}
+    if setting is not None:
+        env["FASTAPI_TELEMETRY"] = setting
+    out = subprocess.run(  # noqa: S603 - our own interpreter, a fixed script
+        [sys.executable, "-c", TELEMETRY_PROBE],
+        capture_output=True, text=True, timeout=60, check=False, env=env,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["200", traced]
