@@ -42,14 +42,19 @@ MINUTES = 60
 # Versions come from uv.lock, the lock the tests ran against (`make lock` after editing
 # pyproject.toml). The embedded PostgreSQL is for the local stack and tests only: not deployed.
 UV_VERSION = "0.13.9"  # the Makefile's UV_VERSION
+# Debian's hashed CA directory: TLS reads a CA only when a handshake needs it (shared.core.http's
+# SYSTEM_CA_DIR; importing that here would import our package into `modal deploy`).
+SSL_CERT_DIR = "/etc/ssl/certs"
 image = (
     modal.Image.debian_slim(python_version="3.11")
+    .apt_install("ca-certificates")
     .uv_sync(
         str(Path(__file__).resolve().parent),
         uv_version=UV_VERSION,
         extra_options="--no-install-package pgserver",
     )
-    .env({"ENVIRONMENT": "production", "RPC_TRANSPORT": "supabase"})
+    # SSL_CERT_DIR: CA certificates read when a handshake needs one (see shared/core/http.py).
+    .env({"ENVIRONMENT": "production", "RPC_TRANSPORT": "supabase", "SSL_CERT_DIR": SSL_CERT_DIR})
     .add_local_python_source("functions", "shared")
 )
 

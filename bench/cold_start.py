@@ -12,9 +12,10 @@ bare FastAPI app with one route. Target: <= 1.5 x floor, for each function.
 
 The configuration is production's, as modal_app.py deploys it: RPC through PostgREST, files in
 Supabase Storage, tokens verified through the JWKS, all against the Supabase emulator (started
-here in a process of its own). The JWKS fetch at start is part of the measured start. The direct
-configuration (psycopg to the database, the legacy HS256 secret, local storage) is measured
-too, as information (`cold_start_direct_cpu_<function>`, no target): it is the tests' and
+here in a process of its own), and TLS trusting the system's CA directory (SSL_CERT_DIR, when
+this machine has it, as the image does). The JWKS fetch at start is part of the measured start.
+The direct configuration (psycopg to the database, the legacy HS256 secret, local storage) is
+measured too, as information (`cold_start_direct_cpu_<function>`, no target): it is the tests' and
 `WAN_DEV_MODE=direct`'s, never deployed.
 
 Also the CPU time the process spent until that first answer (user + system, from /proc): on a
@@ -48,6 +49,7 @@ from bench.server import child_server
 from local.configs import supabase_overrides
 from local.serve import free_port
 from local.stack import local_environment
+from shared.core.http import SYSTEM_CA_DIR
 
 FUNCTIONS = (
     "functions.text_to_video",
@@ -100,6 +102,8 @@ def _environment(database_url: str, supabase_url: str | None) -> dict[str, str]:
         )
     )
     if supabase_url is not None:
+        if Path(SYSTEM_CA_DIR).is_dir():  # as modal_app.py's image sets it
+            env["SSL_CERT_DIR"] = SYSTEM_CA_DIR
         for name, value in supabase_overrides(secrets, supabase_url).items():
             if value is None:
                 env.pop(name.upper(), None)

@@ -29,15 +29,12 @@ async def create_user(
         user_id = row[0]
         assert isinstance(user_id, uuid.UUID)
         if credits is not None:
-            cur = await conn.execute("select credits from public.users where id = %s", (user_id,))
-            current = await cur.fetchone()
-            assert current is not None
-            delta = credits - int(current[0])
-            if delta:
-                await conn.execute(
-                    "select public.add_credits(%s, %s, 'adjustment', 'Starting balance')",
-                    (user_id, delta),
-                )
+            # The difference is taken in the same statement that adds it: no balance read here.
+            await conn.execute(
+                "select public.add_credits(u.id, %s - u.credits, 'adjustment', 'Starting balance')"
+                "  from public.users u where u.id = %s and u.credits <> %s",
+                (credits, user_id, credits),
+            )
     return user_id
 
 

@@ -192,3 +192,14 @@ def test_a_deploy_needs_no_public_webhook_url_in_the_secret() -> None:
         source.index("required_keys=[") : source.index("]", source.index("required_keys=["))
     ]
     assert "PUBLIC_WEBHOOK_URL" not in required
+
+
+def test_image_trusts_the_system_ca_directory_read_lazily() -> None:
+    """ca-certificates installed, and SSL_CERT_DIR pointing at its hashed directory: every
+    httpx client of ours builds its TLS context from it (shared.core.http)."""
+    from shared.core.http import SYSTEM_CA_DIR
+
+    commands = [c for cmds, _ in _image_layers(modal_app.image) for c in cmds]
+    assert "RUN apt-get install -y ca-certificates" in commands
+    assert f"ENV SSL_CERT_DIR={SYSTEM_CA_DIR}" in commands
+    assert modal_app.SSL_CERT_DIR == SYSTEM_CA_DIR

@@ -6,6 +6,10 @@ and httpx builds one per client; a function opens up to four clients at start, a
 cache one per refresh. All of them trust the same CAs, so they share one context, built on the
 first call as httpx builds its own (`httpx.create_ssl_context`: certifi, or SSL_CERT_FILE /
 SSL_CERT_DIR when set). An `ssl.SSLContext` is meant to be shared by many connections.
+
+On Modal the image sets SSL_CERT_DIR to Debian's hashed CA directory (`SYSTEM_CA_DIR`, from the
+ca-certificates package, Mozilla's CAs as certifi's are): OpenSSL then reads a CA certificate
+only when a handshake needs it, and building the context costs ~2 ms instead of ~18.
 """
 
 from __future__ import annotations
@@ -17,6 +21,9 @@ if TYPE_CHECKING:
     import ssl
 
     import httpx
+
+
+SYSTEM_CA_DIR = "/etc/ssl/certs"
 
 
 @cache

@@ -45,7 +45,7 @@ RSA_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
 
 def hs256_auth(**overrides: str | int | None) -> Authenticator:
     values: dict[str, str | int | None] = {"supabase_jwt_secret": SECRET, **overrides}
-    return Authenticator.from_settings(Settings(environment="test", **values))  # type: ignore[arg-type]
+    return Authenticator.from_settings(Settings(environment="test", **values))
 
 
 def bearer(token: str) -> str:
@@ -117,7 +117,7 @@ class FakeJwks:
 def jwks_auth(server: FakeJwks, clock: Clock | None = None, **overrides: str) -> Authenticator:
     values = {"supabase_jwks_url": JWKS_URL, **overrides}
     return Authenticator.from_settings(
-        Settings(environment="test", **values),  # type: ignore[arg-type]
+        Settings(environment="test", **values),
         transport=httpx.MockTransport(server.handle),
         clock=clock or Clock(),
     )

@@ -92,3 +92,29 @@ def test_no_setting_may_be_infinite_or_nan(
     monkeypatch.setenv(name, value)
     with pytest.raises(ValidationError, match=name.lower()):
         Settings()
+
+
+def test_settings_come_from_the_environment_under_explicit_arguments(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("MAX_ACTIVE_GENERATIONS", "7")
+    monkeypatch.setenv("replicate_base_url", "http://lower.example")  # any case matches
+    monkeypatch.setenv("FASTAPI_TELEMETRY", "true")
+    monkeypatch.setenv("REPLICATE_API_TOKEN", "r8_from_env")
+    monkeypatch.setenv("NOT_A_SETTING", "ignored")
+    settings = Settings(max_active_generations=2)
+    assert settings.max_active_generations == 2  # the argument wins
+    assert settings.replicate_base_url == "http://lower.example"
+    assert settings.fastapi_telemetry is True
+    assert settings.replicate_api_token is not None
+    assert settings.replicate_api_token.get_secret_value() == "r8_from_env"
+    assert Settings().max_active_generations == 7
+
+
+def test_a_bad_environment_value_names_its_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("STATUS_MAX_POLLS", "many")
+    with pytest.raises(ValidationError, match="status_max_polls"):
+        Settings()
+    monkeypatch.setenv("STATUS_MAX_POLLS", "-1")  # below its bound
+    with pytest.raises(ValidationError, match="status_max_polls"):
+        Settings()

@@ -7,6 +7,7 @@ Each probe runs in a fresh interpreter: what a process imports first decides wha
 from __future__ import annotations
 
 import gc
+import os
 import ssl
 import subprocess
 import sys
@@ -15,6 +16,7 @@ from collections.abc import Callable
 import pytest
 
 from shared.core import http as shared_http
+from shared.core.http import SYSTEM_CA_DIR
 from shared.core.startup import collector_paused
 
 
@@ -216,8 +218,6 @@ def test_fastapi_telemetry_runs_only_when_the_deployment_turns_it_on(
 ) -> None:
     """Off by default (it only looks for providers on every request); FASTAPI_TELEMETRY=true
     hands requests to the OpenTelemetry providers the deployment configured."""
-    import os
-
     env = {k: v for k, v in os.environ.items() if k != "FASTAPI_TELEMETRY"}
     if setting is not None:
         env["FASTAPI_TELEMETRY"] = setting
@@ -227,3 +227,35 @@ def test_fastapi_telemetry_runs_only_when_the_deployment_turns_it_on(
     )  # fmt: skip
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["200", traced]
+
+
+TLS_PROBE = """
+import ssl
+from shared.core.http import tls_context
+
+context = tls_context()
+print(context.verify_mode == ssl.CERT_REQUIRED, context.check_hostname,
+      context.cert_store_stats()["x509_ca"] > 0)
+"""
+
+
+@pytest.mark.parametrize(
+    ("cert_dir", "loaded"), [(None, "True"), (SYSTEM_CA_DIR, "False")], ids=["certifi", "dir"]
+)
+def test_the_tls_context_verifies_and_a_ca_directory_loads_lazily(
+    cert_dir: str | None, loaded: str
+) -> None:
+    """With SSL_CERT_DIR (the Modal image's setting) no CA is read until a handshake needs it;
+    without it certifi's bundle is read whole. Either way certificates and host names are
+    verified."""
+    if cert_dir is not None and not os.path.isdir(cert_dir):
+        pytest.skip(f"{cert_dir} is not on this machine")
+    env = {k: v for k, v in os.environ.items() if k not in ("SSL_CERT_FILE", "SSL_CERT_DIR")}
+    if cert_dir is not None:
+        env["SSL_CERT_DIR"] = cert_dir
+    out = subprocess.run(  # noqa: S603 - our own interpreter, a fixed script
+        [sys.executable, "-c", TLS_PROBE],
+        capture_output=True, text=True, timeout=60, check=False, env=env,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["True", "True", loaded]
