@@ -39,5 +39,5 @@ begin
 end
 $$;
 
-comment on function public.claim_pending_copies is
+comment on function public.claim_pending_copies(integer, integer, integer, integer, integer) is
   'Claim up to p_limit completed generations whose video is not copied yet (sweeper).';

@@ -27,5 +27,5 @@ begin
 end
 $$;
 
-comment on function public.claim_stale_generations is
+comment on function public.claim_stale_generations(integer, integer) is
   'Claim up to p_limit live generations not heard of for p_stale_after_s seconds (sweeper).';

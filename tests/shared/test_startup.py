@@ -20,10 +20,11 @@ from shared.core.http import SYSTEM_CA_DIR
 from shared.core.startup import collector_paused
 
 
-def _probe(script: str) -> str:
+def _probe(script: str, env: dict[str, str] | None = None) -> str:
     out = subprocess.run(  # noqa: S603 - our own interpreter, a fixed script
-        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False
-    )
+        [sys.executable, "-c", script],
+        capture_output=True, text=True, timeout=60, check=False, env=env,
+    )  # fmt: skip
     assert out.returncode == 0, out.stderr
     return out.stdout.strip()
 
@@ -222,12 +223,7 @@ def test_fastapi_telemetry_runs_only_when_the_deployment_turns_it_on(
     env = {k: v for k, v in os.environ.items() if k != "FASTAPI_TELEMETRY"}
     if setting is not None:
         env["FASTAPI_TELEMETRY"] = setting
-    out = subprocess.run(  # noqa: S603 - our own interpreter, a fixed script
-        [sys.executable, "-c", TELEMETRY_PROBE],
-        capture_output=True, text=True, timeout=60, check=False, env=env,
-    )  # fmt: skip
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.split() == ["200", traced]
+    assert _probe(TELEMETRY_PROBE, env).split() == ["200", traced]
 
 
 TLS_PROBE = """
@@ -254,9 +250,4 @@ def test_the_tls_context_verifies_and_a_ca_directory_loads_lazily(
     env = {k: v for k, v in os.environ.items() if k not in ("SSL_CERT_FILE", "SSL_CERT_DIR")}
     if cert_dir is not None:
         env["SSL_CERT_DIR"] = cert_dir
-    out = subprocess.run(  # noqa: S603 - our own interpreter, a fixed script
-        [sys.executable, "-c", TLS_PROBE],
-        capture_output=True, text=True, timeout=60, check=False, env=env,
-    )  # fmt: skip
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.split() == ["True", "True", loaded]
+    assert _probe(TLS_PROBE, env).split() == ["True", "True", loaded]
