@@ -14,7 +14,9 @@ it yet, and falls back to the library's own path when something does use it:
 - PyJWT imports `cryptography.x509` (~28 ms) to recognise certificates passed as keys. We verify
   with JWK keys (JWKS mode) or a secret, so the module is made lazy (`importlib.util.LazyLoader`):
   it loads on its first attribute access. HS256 verification touches it to refuse a
-  certificate used as a secret, so in that mode it loads with the first token instead.
+  certificate used as a secret, so in that mode it loads with the first token instead, on the
+  event loop (tokens are verified there, never in worker threads: LazyLoader's first access is
+  not thread-safe before Python 3.12).
 
 And the cyclic garbage collector: a full collection walks every object alive (~20 ms per pass
 once FastAPI, pydantic and our modules are loaded), and start-up's imports trigger such passes.
