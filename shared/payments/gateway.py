@@ -64,17 +64,19 @@ class PaymentGateway(Protocol):
 
 
 def _session(obj: stripe.checkout.Session) -> CheckoutSession:
-    intent = obj.get("payment_intent")
-    if intent is not None and not isinstance(intent, str):
-        intent = intent.get("id")
+    # Attribute access only: a StripeObject is a dict up to stripe-python 14 and is not from 15
+    # on (and 14 deprecates `to_dict`); attributes read the same in both.
+    intent = getattr(obj, "payment_intent", None)
+    if intent is not None and not isinstance(intent, str):  # expanded
+        intent = getattr(intent, "id", None)
     return CheckoutSession(
         id=obj.id,
-        url=obj.get("url"),
-        status=obj.get("status"),
-        payment_status=obj.get("payment_status"),
-        payment_intent=intent,
-        amount_total=obj.get("amount_total"),
-        currency=obj.get("currency"),
+        url=getattr(obj, "url", None),
+        status=getattr(obj, "status", None),
+        payment_status=getattr(obj, "payment_status", None),
+        payment_intent=intent if isinstance(intent, str) else None,
+        amount_total=getattr(obj, "amount_total", None),
+        currency=getattr(obj, "currency", None),
     )
 
 
@@ -138,7 +140,7 @@ class StripeGateway:
 
     async def payment_status(self, payment_intent: str) -> str | None:
         intent = await self._call(self._client.v1.payment_intents.retrieve_async(payment_intent))
-        status = intent.get("status")
+        status = getattr(intent, "status", None)
         return status if isinstance(status, str) else None
 
     async def _call(self, pending: Awaitable[T]) -> T:
