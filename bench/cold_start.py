@@ -46,7 +46,6 @@ from bench.common import (
 )
 from bench.env import BENCH_DIR, bench_secrets
 from bench.server import child_server
-from local.configs import supabase_overrides
 from local.serve import free_port
 from local.stack import local_environment
 from shared.core.http import SYSTEM_CA_DIR
@@ -99,17 +98,11 @@ def _environment(database_url: str, supabase_url: str | None) -> dict[str, str]:
             emulator_url=api,
             secrets=secrets,
             storage_dir=(BENCH_DIR / "storage").resolve(),
+            supabase_url=supabase_url,
         )
     )
-    if supabase_url is not None:
-        if Path(SYSTEM_CA_DIR).is_dir():  # as modal_app.py's image sets it
-            env["SSL_CERT_DIR"] = SYSTEM_CA_DIR
-        for name, value in supabase_overrides(secrets, supabase_url).items():
-            if value is None:
-                env.pop(name.upper(), None)
-            else:
-                secret = getattr(value, "get_secret_value", None)
-                env[name.upper()] = str(secret() if secret else value)
+    if supabase_url is not None and Path(SYSTEM_CA_DIR).is_dir():  # as modal_app.py's image
+        env["SSL_CERT_DIR"] = SYSTEM_CA_DIR
     env["LOG_LEVEL"] = "WARNING"
     return env
 

@@ -19,6 +19,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from pydantic import SecretStr
+
 from local.configs import (
     DevMode,
     mint_local_token,
@@ -109,12 +111,28 @@ def local_settings(
 
 
 def local_environment(
-    *, database_url: str, api_url: str, emulator_url: str, secrets: LocalSecrets, storage_dir: Path
+    *,
+    database_url: str,
+    api_url: str,
+    emulator_url: str,
+    secrets: LocalSecrets,
+    storage_dir: Path,
+    supabase_url: str | None = None,
 ) -> dict[str, str]:
     """The same settings as environment variables: how a deployed function gets them (from
-    its Modal secret), for processes started to measure or test a function alone."""
-    values = _local_values(database_url, api_url, emulator_url, secrets, storage_dir)
-    return {name.upper(): value for name, value in values.items()}
+    its Modal secret), for processes started to measure or test a function alone. With
+    `supabase_url`, production's configuration against the Supabase emulator there
+    (`supabase_overrides`); a setting they unset is left out."""
+    values: dict[str, object] = dict(
+        _local_values(database_url, api_url, emulator_url, secrets, storage_dir)
+    )
+    if supabase_url is not None:
+        values.update(supabase_overrides(secrets, supabase_url))
+    return {
+        name.upper(): value.get_secret_value() if isinstance(value, SecretStr) else str(value)
+        for name, value in values.items()
+        if value is not None
+    }
 
 
 async def ensure_demo_user(database_url: str) -> str:

@@ -28,6 +28,7 @@ from local.stripe_emulator import create_stripe_emulator_app
 from local.stripe_engine import StripeEmulatorConfig
 from shared.core.config import Settings
 from shared.core.errors import Conflict, PaymentProviderError, PaymentProviderUnavailable
+from shared.flows.purchases import Purchases
 from shared.payments.gateway import (
     CheckoutOrder,
     CheckoutSession,
@@ -447,14 +448,23 @@ class LosesFirstAnswer:
         return session
 
 
-async def test_a_checkout_replayed_after_a_lost_answer_gets_the_session_stripe_made(
-    stack: Stack, services: Services, monkeypatch: pytest.MonkeyPatch
-) -> None:
+async def _first_answer_lost(
+    stack: Stack, services: Services, key: str
+) -> tuple[uuid.UUID, Purchases, LosesFirstAnswer]:
+    """A user whose first checkout under `key` Stripe made but whose answer was lost; the flow
+    (over the lossy gateway) to try again with."""
     user, _ = await stack.user()
     lossy = LosesFirstAnswer(services.purchases.gateway)
     flow = replace(services.purchases, gateway=cast("PaymentGateway", lossy))
     with pytest.raises(PaymentProviderUnavailable):
-        await flow.checkout(user, "small", idempotency_key="buy-1")
+        await flow.checkout(user, "small", idempotency_key=key)
+    return user, flow, lossy
+
+
+async def test_a_checkout_replayed_after_a_lost_answer_gets_the_session_stripe_made(
+    stack: Stack, services: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    user, flow, lossy = await _first_answer_lost(stack, services, "buy-1")
     # The client retries a while later: Stripe must see the same parameters under the same
     # idempotency key, or it refuses the request (the emulator refuses it as Stripe does).
     later = time.time() + 90
@@ -466,11 +476,7 @@ async def test_a_checkout_replayed_after_a_lost_answer_gets_the_session_stripe_m
 async def test_a_checkout_too_old_to_open_is_a_conflict(
     stack: Stack, services: Services, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    user, _ = await stack.user()
-    lossy = LosesFirstAnswer(services.purchases.gateway)
-    flow = replace(services.purchases, gateway=cast("PaymentGateway", lossy))
-    with pytest.raises(PaymentProviderUnavailable):
-        await flow.checkout(user, "small", idempotency_key="buy-2")
+    user, flow, lossy = await _first_answer_lost(stack, services, "buy-2")
     later = time.time() + flow.config.checkout_expires_s  # no 30 minutes left for Stripe
     monkeypatch.setattr(time, "time", lambda: later)
     with pytest.raises(Conflict, match="too old"):

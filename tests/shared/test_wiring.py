@@ -65,14 +65,6 @@ asyncio.run(main(sys.argv[1]))
 
 
 NOWHERE = "http://127.0.0.1:9"  # never called while building (a JWKS fetch only logs)
-# Production's shape: RPC through PostgREST, Supabase Storage, tokens checked through JWKS.
-PRODUCTION = {
-    "RPC_TRANSPORT": "supabase",
-    "STORAGE_BACKEND": "supabase",
-    "SUPABASE_URL": NOWHERE,
-    "SUPABASE_SERVICE_ROLE_KEY": "service-role-key",
-    "SUPABASE_JWKS_URL": NOWHERE + "/auth/v1/.well-known/jwks.json",
-}
 
 
 def build(
@@ -86,11 +78,9 @@ def build(
             emulator_url=NOWHERE,
             secrets=load_local_secrets(tmp_path),
             storage_dir=tmp_path / "storage",
+            supabase_url=NOWHERE if production else None,
         )
     )
-    if production:
-        env.pop("SUPABASE_JWT_SECRET", None)
-        env.update(PRODUCTION)
     out = subprocess.run(  # noqa: S603 - our own interpreter, a fixed script
         [sys.executable, "-c", CHILD, target, ",".join(WATCHED)],
         cwd=ROOT, env=env, capture_output=True, text=True, check=True, timeout=60,
