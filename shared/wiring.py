@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from shared.core.catalog import Catalog
     from shared.core.config import Settings
     from shared.core.domain import Generation
-    from shared.db.batching import UpdateBatcher
+    from shared.db.batching import ReadBatcher, UpdateBatcher
     from shared.db.port import Database
     from shared.db.rpc import Rpc, Transport
     from shared.flows.inputs import InputImages
@@ -264,22 +264,41 @@ class _Parts:
         return load_catalog(self.settings.catalog_overrides)
 
     async def lifecycle(
-        self, *, batcher: UpdateBatcher | None = None, provider_on_first_use: bool = False
+        self,
+        *,
+        batcher: UpdateBatcher | None = None,
+        provider_on_first_use: bool = False,
+        batch_reads: bool = False,
     ) -> Lifecycle:
         """`provider_on_first_use`: for groups whose usual request never calls the provider
         (status polls only an overdue generation; controls call it to cancel or retry), so
-        their cold start does not pay for the replicate client and httpx."""
+        their cold start does not pay for the replicate client and httpx. `batch_reads`: status
+        reads that arrive together share database calls (shared.db.batching); the reads in
+        flight finish before the database closes."""
         from shared.flows.lifecycle import Lifecycle
 
         s = self.settings
         assert s.public_webhook_url is not None
+        db = await self.db()
+        reads: ReadBatcher | None = None
+        if batch_reads:
+            from shared.db.batching import ReadBatcher
+
+            reads = ReadBatcher(
+                db,
+                poll_after_s=s.status_poll_after_s,
+                max_polls=s.status_max_polls,
+                max_batch=s.read_batch_max,
+                max_calls=s.read_batch_calls,
+            )
+            self._stack.push_async_callback(reads.drain)
         provider: Provider = (
             cast("Provider", _OnFirstUse(self.provider))
             if provider_on_first_use
             else self.provider()
         )
         return Lifecycle(
-            rpc=await self.db(),
+            rpc=db,
             provider=provider,
             catalog=self.catalog(),
             webhook_base_url=s.public_webhook_url,
@@ -289,6 +308,7 @@ class _Parts:
             # Storage opens with the first retry of an image-to-video (text-to-video never).
             image_ref_for=lambda path: self.storage().signed_url(path, s.input_url_ttl_s),
             batcher=batcher,
+            reads=reads,
             rate_per_minute=s.create_rate_per_minute,
             daily_budget_usd=s.provider_daily_budget_usd,
         )
@@ -362,7 +382,9 @@ async def _upload(parts: _Parts) -> UploadServices:
 
 
 async def _status(parts: _Parts) -> StatusServices:
-    return StatusServices(await parts.lifecycle(provider_on_first_use=True), parts.links())
+    return StatusServices(
+        await parts.lifecycle(provider_on_first_use=True, batch_reads=True), parts.links()
+    )
 
 
 async def _controls(parts: _Parts) -> ControlServices:

@@ -1,10 +1,11 @@
 -- read_generation: the owner's generation, with a bounded polling claim in the same call: the
 -- common case (nothing to poll) costs one round trip and one index lookup, and when many
--- browser tabs ask at once only one of them wins the claim and asks the provider. A deleted generation is not found.
+-- browser tabs ask at once only one of them wins the claim and asks the provider. A deleted
+-- generation is not found.
 --
--- claimed = true when the caller should ask the provider (running, has a job id, nothing heard
--- for p_poll_after_s, fewer than p_max_polls polls so far). The claim stamps last_polled_at, so
--- the next claim waits another interval.
+-- claimed = true when the caller should ask the provider (private.claim_poll: running, has a
+-- job id, nothing heard for p_poll_after_s, fewer than p_max_polls polls so far). Many reads
+-- at once go through read_generations instead, one call for all of them.
 -- The old signature carried defaults, which create or replace cannot take away.
 drop function if exists public.read_generation(uuid, uuid, integer, integer);
 create or replace function public.read_generation(
@@ -20,21 +21,11 @@ begin
    where g.id = p_generation_id and g.user_id = p_user_id and g.deleted_at is null;
   perform private.require_found(found, 'generation');
   -- Nothing heard for a while: try the claim, which checks everything again under the row
-  -- lock (another tab may have claimed it meanwhile; a concurrent change only makes a row
-  -- less overdue, never more).
+  -- lock (another tab may have claimed it meanwhile).
   if greatest(v_row.updated_at, v_row.last_polled_at)
      <= now() - make_interval(secs => p_poll_after_s) then
-    update public.generations g
-       set last_polled_at = now(), poll_attempts = g.poll_attempts + 1
-     where g.id = p_generation_id
-       and g.user_id = p_user_id
-       and g.deleted_at is null
-       and g.status in ('queued', 'processing')
-       and g.job_id is not null
-       and g.poll_attempts < p_max_polls
-       and greatest(g.updated_at, g.last_polled_at) <= now() - make_interval(secs => p_poll_after_s)
-    returning g.* into v_claimed;
-    if found then
+    v_claimed := private.claim_poll(p_generation_id, p_user_id, p_poll_after_s, p_max_polls);
+    if v_claimed.id is not null then
       return query select to_jsonb(v_claimed), true;
       return;
     end if;

@@ -80,6 +80,9 @@ class Settings(BaseModel):
     # Provider updates (webhooks, polls) arriving together share database calls (batching.py).
     update_batch_max: int = Field(default=64, ge=1, le=1000)
     update_batch_calls: int = Field(default=2, ge=1, le=64)
+    # Status reads arriving together share database calls the same way.
+    read_batch_max: int = Field(default=64, ge=1, le=1000)
+    read_batch_calls: int = Field(default=1, ge=1, le=64)
 
     # --- HTTP -----------------------------------------------------------------------------
     cors_origins: list[str] = Field(default_factory=list)  # comma-separated in the environment

@@ -13,7 +13,7 @@ from typing import Protocol
 
 from shared.core.domain import Generation, NewGeneration
 from shared.core.errors import AppError, JsonValue
-from shared.db.rpc import Applied, Created, Update
+from shared.db.rpc import Applied, Created, Read, Update
 
 
 class Database(Protocol):
@@ -55,6 +55,10 @@ class Database(Protocol):
     async def claim_copy(
         self, generation_id: uuid.UUID, *, lease_s: int, max_attempts: int
     ) -> tuple[Generation, bool]: ...
+
+    async def read_generations(
+        self, reads: Sequence[Read], *, poll_after_s: int, max_polls: int
+    ) -> list[tuple[Generation, bool] | AppError]: ...
 
     async def record_copy_failure(
         self, generation_id: uuid.UUID, error: str, *, retryable: bool, retry_after_s: int

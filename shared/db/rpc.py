@@ -29,12 +29,19 @@ __all__ = [
     "Applied",
     "Created",
     "PostgresTransport",
+    "Read",
     "Rpc",
     "SupabaseTransport",
     "Transport",
     "Update",
     "translate",
 ]
+
+
+# One status read: the caller (user id) and the generation asked about.
+Read = tuple[uuid.UUID, uuid.UUID]
+# What the SQL functions' WN404 carries for a generation (read_generations answers it per read).
+_GENERATION_MISSING = '{"entity": "generation"}'
 
 
 @dataclass(frozen=True)
@@ -207,6 +214,37 @@ class Rpc(GuardrailCalls):
         """The owner's generation, and whether this caller won the claim to poll the provider."""
         row = await self._one("read_generation", **sql_args(locals()))
         return row_generation(row), bool(row["claimed"])
+
+    async def read_generations(
+        self, reads: Sequence[Read], *, poll_after_s: int, max_polls: int
+    ) -> list[tuple[Generation, bool] | AppError]:
+        """read_generation for each (user id, generation id) pair in one call; each read's
+        answer, or its own NotFound (the same error read_generation raises)."""
+        if not reads:
+            return []
+        rows = await self.transport.call(
+            "read_generations",
+            {
+                "p_user_ids": [user_id for user_id, _ in reads],
+                "p_generation_ids": [generation_id for _, generation_id in reads],
+                "p_poll_after_s": poll_after_s,
+                "p_max_polls": max_polls,
+            },
+        )
+        out: list[tuple[Generation, bool] | AppError | None] = [None] * len(reads)
+        for row in rows:
+            idx = row.get("idx")
+            if not isinstance(idx, int) or not 0 <= idx < len(reads) or out[idx] is not None:
+                raise AppError("read_generations returned a row for no read.")
+            out[idx] = (
+                translate("WN404", None, _GENERATION_MISSING)
+                if row.get("generation") is None
+                else (row_generation(row), bool(row.get("claimed")))
+            )
+        answered = [o for o in out if o is not None]
+        if len(answered) != len(reads):
+            raise AppError("read_generations left reads without an answer.")
+        return answered
 
     async def list_generations(
         self,

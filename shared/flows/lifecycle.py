@@ -21,7 +21,7 @@ from shared.db.rpc import Applied, Created, Update
 if TYPE_CHECKING:
     # Types only: the webhook's Updates needs no catalog or provider module at run time.
     from shared.core.catalog import Catalog
-    from shared.db.batching import UpdateBatcher
+    from shared.db.batching import ReadBatcher, UpdateBatcher
     from shared.db.port import Database
     from shared.provider.replicate import Prediction, Provider
 
@@ -62,6 +62,9 @@ class Lifecycle:
     image_ref_for: Callable[[str], Awaitable[str]] | None = None
     # Gathers concurrent provider updates into few database calls (None: one call each).
     batcher: UpdateBatcher | None = None
+    # Gathers concurrent status reads likewise (None: one read_generation call each); built
+    # with poll_after_s and max_polls above.
+    reads: ReadBatcher | None = None
     # Guardrails (issue 14): creates per user per rolling minute, and the provider's daily
     # budget in USD (None: no limit / no guard).
     rate_per_minute: int | None = None
@@ -168,9 +171,12 @@ class Lifecycle:
     async def read(self, user_id: uuid.UUID, generation_id: uuid.UUID) -> Generation:
         """The owner's generation. If it runs and nothing was heard for a while, ask the provider
         once (the claim is atomic: many open tabs cause one lookup; the count is capped)."""
-        gen, claimed = await self.rpc.read_generation(
-            user_id, generation_id, poll_after_s=self.poll_after_s, max_polls=self.max_polls
-        )
+        if self.reads is not None:
+            gen, claimed = await self.reads.submit((user_id, generation_id))
+        else:
+            gen, claimed = await self.rpc.read_generation(
+                user_id, generation_id, poll_after_s=self.poll_after_s, max_polls=self.max_polls
+            )
         if not claimed or gen.job_id is None:
             return gen
         try:

@@ -140,6 +140,19 @@ async def test_another_users_generation_is_404(stack: Stack) -> None:
 
 
 @both_configs
+async def test_concurrent_status_reads_each_get_their_own_answer(stack: Stack) -> None:
+    """Reads arriving together share database calls (read_generations); a stranger's read in
+    the same batch is a 404 for that read alone."""
+    _, owner = await stack.user()
+    _, stranger = await stack.user()
+    gid = (await stack.submit(owner)).json()["id"]
+    answers = await asyncio.gather(*(stack.status(gid, h) for h in [owner, stranger] * 12))
+    assert [a.status_code for a in answers] == [200, 404] * 12
+    assert {a.json()["id"] for a in answers[::2]} == {gid}
+    assert {a.json()["code"] for a in answers[1::2]} == {"not_found"}
+
+
+@both_configs
 @pytest.mark.parametrize(
     ("fault", "status"),
     [

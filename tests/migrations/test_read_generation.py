@@ -7,7 +7,7 @@ import uuid
 
 import pytest
 
-from shared.core.errors import NotFound
+from shared.core.errors import InvalidInput, NotFound
 from shared.db.rpc import Rpc
 from tests.support import AdminConn, completed_generation, create_user, queued_generation
 
@@ -92,3 +92,69 @@ async def test_anyone_elses_or_a_deleted_generation_is_not_found(
     with pytest.raises(NotFound):
         await read(rpc, owner, gen_id)
     assert await polls(admin, gen_id) == 0  # no claim for a stranger or a deleted row
+
+
+# --- read_generations: many reads in one call (the status endpoint's batches) ---------------
+
+
+async def test_many_reads_answer_as_one_read_each_in_their_order(
+    rpc: Rpc, admin: AdminConn
+) -> None:
+    owner, overdue = await running(rpc, admin, quiet_s=AFTER_S * 2)
+    other, recent = await running(rpc, admin, quiet_s=AFTER_S // 2)
+    deleted_owner, deleted = await running(rpc, admin, quiet_s=AFTER_S * 2)
+    await admin.execute(
+        "update public.generations set deleted_at = now() where id = %s", (deleted,)
+    )
+    reads = [
+        (other, recent),
+        (owner, overdue),
+        (other, overdue),  # someone else's
+        (owner, overdue),  # asked again in the same batch: claimed once
+        (deleted_owner, deleted),
+        (owner, uuid.uuid4()),  # no such generation
+    ]
+    answers = await rpc.read_generations(reads, poll_after_s=AFTER_S, max_polls=3)
+    assert len(answers) == len(reads)
+    found = [a for a in answers if not isinstance(a, Exception)]
+    assert [(gen.id, claimed) for gen, claimed in found] == [
+        (recent, False),
+        (overdue, True),
+        (overdue, False),
+    ]
+    for missing in (answers[2], answers[4], answers[5]):
+        assert isinstance(missing, NotFound)
+        assert missing.detail == "Generation not found."
+    assert await polls(admin, overdue) == 1
+    assert (await polls(admin, recent), await polls(admin, deleted)) == (0, 0)
+    # The claimed answer is the row after the claim, as read_generation gives it.
+    claimed_gen = found[1][0]
+    assert claimed_gen.last_polled_at is not None
+    assert (
+        claimed_gen
+        == (await rpc.read_generation(owner, overdue, poll_after_s=AFTER_S, max_polls=3))[0]
+    )
+
+
+async def test_many_reads_and_one_read_give_the_same_answers(rpc: Rpc, admin: AdminConn) -> None:
+    pairs = [await running(rpc, admin, quiet_s=AFTER_S // 2) for _ in range(3)]
+    batch = await rpc.read_generations(pairs, poll_after_s=AFTER_S, max_polls=3)
+    alone = [
+        await rpc.read_generation(user, gen, poll_after_s=AFTER_S, max_polls=3)
+        for user, gen in pairs
+    ]
+    assert batch == alone
+
+
+async def test_many_reads_need_as_many_users_as_generations(rpc: Rpc) -> None:
+    with pytest.raises(InvalidInput, match="as many user ids as generation ids"):
+        await rpc.transport.call(
+            "read_generations",
+            {
+                "p_user_ids": [uuid.uuid4()],
+                "p_generation_ids": [uuid.uuid4(), uuid.uuid4()],
+                "p_poll_after_s": AFTER_S,
+                "p_max_polls": 3,
+            },
+        )
+    assert await rpc.read_generations([], poll_after_s=AFTER_S, max_polls=3) == []

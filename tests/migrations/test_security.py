@@ -24,6 +24,7 @@ SERVICE_FUNCTIONS = [
     "set_video_path",
     "get_generation",
     "read_generation",
+    "read_generations",
     "list_generations",
     "get_credits",
     "deduct_credits",

@@ -1,4 +1,5 @@
-"""UpdateBatcher: concurrent provider updates share database calls, each keeps its outcome."""
+"""Batchers: concurrent provider updates (UpdateBatcher) and status reads (ReadBatcher) share
+database calls, and each caller keeps its own outcome."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import pytest
 
 from shared.core import errors
 from shared.core.domain import Generation
-from shared.db.batching import UpdateBatcher
+from shared.db.batching import ReadBatcher, UpdateBatcher
 from shared.db.rpc import Applied, Rpc, Update
 from shared.db.transports import RpcArg, RpcRow, Transport
 from tests.support import AdminConn, balance, create_user, ledger_types, new_generation
@@ -26,8 +27,8 @@ class Recording:
         self.fail_next_batch = False
 
     async def call(self, fn: str, args: Mapping[str, RpcArg]) -> list[RpcRow]:
-        updates = args.get("p_updates")
-        self.calls.append((fn, len(updates) if isinstance(updates, list) else 1))
+        items = args.get("p_updates", args.get("p_generation_ids"))
+        self.calls.append((fn, len(items) if isinstance(items, list) else 1))
         if fn == "apply_predictions" and self.fail_next_batch:
             self.fail_next_batch = False
             raise errors.DatabaseUnavailable()
@@ -75,7 +76,7 @@ async def test_updates_arriving_during_a_call_share_the_next_one(
     assert recording.calls == [("apply_prediction", 1), ("apply_predictions", 39)]
     assert [r.generation.id for r in results] == [g.id for g in gens]  # each its own outcome
     assert [r.generation.progress for r in results] == list(range(40))
-    assert (batcher.calls_made, batcher.updates_sent) == (2, 40)
+    assert (batcher.calls_made, batcher.items_sent) == (2, 40)
 
 
 async def test_batches_respect_max_batch_and_max_calls(
@@ -137,7 +138,7 @@ async def test_a_caller_that_goes_away_still_has_its_update_applied(
     done = await asyncio.gather(*tasks, return_exceptions=True)
     assert isinstance(done[2], asyncio.CancelledError)
     await batcher.drain()
-    assert batcher.updates_sent == 3
+    assert batcher.items_sent == 3
     read = await rpc.get_generation(gens[2].user_id, gens[2].id)
     assert read.progress == 60
 
@@ -167,4 +168,33 @@ async def test_no_caller_waits_forever_when_a_batch_goes_wrong(
         await batcher.drain()
     assert isinstance(results[0], Applied)  # alone, through apply_prediction
     assert all(isinstance(r, errors.AppError) for r in results[1:])
-    assert "apply_predictions answered 2 of 3 updates" in caplog.text
+    assert "apply_predictions answered 2 of 3 items" in caplog.text
+
+
+# --- status reads ----------------------------------------------------------------------------
+
+
+def reads_of(recording: Recording, max_calls: int = 2) -> ReadBatcher:
+    return ReadBatcher(Rpc(recording), poll_after_s=3600, max_polls=3, max_calls=max_calls)
+
+
+async def test_a_lone_read_goes_out_at_once_through_read_generation(
+    rpc: Rpc, admin: AdminConn, recording: Recording
+) -> None:
+    (gen,) = await running(rpc, admin, 1)
+    read, claimed = await reads_of(recording).submit((gen.user_id, gen.id))
+    assert (read, claimed) == (gen, False)
+    assert recording.calls == [("read_generation", 1)]
+
+
+async def test_reads_arriving_during_a_call_share_the_next_one_each_with_its_answer(
+    rpc: Rpc, admin: AdminConn, recording: Recording
+) -> None:
+    gens = await running(rpc, admin, 6)
+    stranger = await create_user(admin)
+    asked = [(g.user_id, g.id) for g in gens] + [(stranger, g.id) for g in gens]
+    batcher = reads_of(recording, max_calls=1)
+    results = await asyncio.gather(*(batcher.submit(r) for r in asked), return_exceptions=True)
+    assert recording.calls == [("read_generation", 1), ("read_generations", 11)]
+    assert results[:6] == [(g, False) for g in gens]  # each owner reads their own
+    assert all(isinstance(r, errors.NotFound) for r in results[6:])  # a stranger, 404 alone

@@ -277,3 +277,15 @@ async def test_a_query_past_the_statement_timeout_is_database_unavailable(
             await transport.call("slow", {})
     finally:
         await transport.aclose()
+
+
+async def test_supabase_transport_sends_many_reads_as_two_id_arrays(
+    supabase_rpc: Rpc, rpc: Rpc, admin: AdminConn
+) -> None:
+    user_id = await create_user(admin, credits=100)
+    created = await supabase_rpc.create_generation(new_generation(user_id), max_active=3)
+    ours = created.generation.id
+    reads = [(user_id, ours), (user_id, uuid.uuid4()), (uuid.uuid4(), ours)]
+    answers = await supabase_rpc.read_generations(reads, poll_after_s=60, max_polls=3)
+    assert answers[0] == (await rpc.get_generation(user_id, ours), False)
+    assert all(isinstance(a, errors.NotFound) for a in answers[1:])

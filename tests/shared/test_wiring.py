@@ -92,13 +92,12 @@ def build(
 # target -> (what it registers, modules it must not import, modules it must import). No group
 # imports httpx's command-line client (rich), which modal's dependencies install.
 CASES = {
-    # No video copier, no update batcher, no image library; the bounded poll of an overdue
-    # generation opens the provider when it first happens, not at start.
+    # No video copier, no image library; the bounded poll of an overdue generation opens the
+    # provider when it first happens, not at start. Reads arriving together are batched.
     "status": (
         ["Authenticator", "StatusServices"],
-        {"PIL", "supabase", "stripe", "replicate", "rich", "shared.flows.keeper",
-         "shared.db.batching"},
-        {"jwt", "shared.flows.links"},
+        {"PIL", "supabase", "stripe", "replicate", "rich", "shared.flows.keeper"},
+        {"jwt", "shared.flows.links", "shared.db.batching"},
     ),
     # On Modal the copy is spawned: no copier here, and a webhook has neither users nor
     # provider calls.
