@@ -72,6 +72,9 @@ def serve(
         log_config=None,
         log_level=log_level,
         access_log=False,
+        # Nothing stands in front of a local server, and no answer needs to name the server.
+        proxy_headers=False,
+        server_header=False,
         timeout_graceful_shutdown=shutdown_timeout_s,
     )
     server = uvicorn.Server(config)

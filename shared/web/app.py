@@ -261,8 +261,6 @@ def create_app(
             return cfg.max_webhook_bytes
         return cfg.max_body_bytes
 
-    if lanes:  # innermost: inside the request ids, the body limit and CORS, before the router
-        app.add_middleware(ExpressLanes, lanes=lanes, on_error=app_error_response)
     app.add_middleware(RequestContextMiddleware, limit_for=limit_for)
     app.add_middleware(
         CORSMiddleware,
@@ -272,4 +270,16 @@ def create_app(
         expose_headers=["X-Request-ID", "Retry-After"],
         max_age=600,
     )
+    if lanes:  # outermost, each lane inside the same middleware as the routes (lanes.py)
+        build_routed = app.build_middleware_stack
+
+        def build_middleware_stack() -> ASGIApp:
+            return ExpressLanes(
+                build_routed(),
+                lanes=lanes,
+                middleware=app.user_middleware,
+                on_error=app_error_response,
+            )
+
+        app.build_middleware_stack = build_middleware_stack  # type: ignore[method-assign]
     return app

@@ -3,8 +3,10 @@ prediction that nothing was heard of for a while, under the cap, once."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 
+import psycopg
 import pytest
 
 from shared.core.errors import InvalidInput, NotFound
@@ -158,3 +160,51 @@ async def test_many_reads_need_as_many_users_as_generations(rpc: Rpc) -> None:
             },
         )
     assert await rpc.read_generations([], poll_after_s=AFTER_S, max_polls=3) == []
+
+
+async def _waiting_on_locks(admin: AdminConn, count: int) -> None:
+    """Until `count` sessions running read_generations wait for a lock (polled, no sleep-based
+    timing: the interval only paces the polls)."""
+    for _ in range(2000):
+        cur = await admin.execute(
+            "select count(*) from pg_stat_activity"
+            " where wait_event_type = 'Lock' and query like '%%read_generations%%'"
+        )
+        if await cur.fetchone() == (count,):
+            return
+        await asyncio.sleep(0.005)
+    raise AssertionError(f"{count} read_generations calls never waited for a lock")
+
+
+async def test_batches_asking_in_opposite_orders_claim_in_one_order(
+    rpc: Rpc, admin: AdminConn, database_url: str
+) -> None:
+    """Two batches read the same two overdue generations in opposite orders while the first
+    one (by id) is locked elsewhere: both wait on it, neither holds the other, so releasing it
+    lets both finish (claiming in input order, the second batch would hold G2 and wait for G1
+    while the first holds G1 and waits for G2: a deadlock). Called on plain connections, so a
+    deadlock would not be hidden by the transport's one retry."""
+    first, second = sorted([await running(rpc, admin, quiet_s=AFTER_S * 2) for _ in range(2)])
+    call = "select idx, claimed from public.read_generations(%s, %s, %s, 3) order by idx"
+
+    async def batch(pairs: list[tuple[uuid.UUID, uuid.UUID]]) -> list[tuple[object, ...]]:
+        async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as conn:
+            await conn.execute("set role service_role")
+            cur = await conn.execute(call, ([u for u, _ in pairs], [g for _, g in pairs], AFTER_S))
+            return await cur.fetchall()
+
+    async with await psycopg.AsyncConnection.connect(database_url) as holder:
+        await holder.execute(
+            "select 1 from public.generations where id = %s for no key update", (first[1],)
+        )
+        forward = asyncio.create_task(batch([first, second]))
+        backward = asyncio.create_task(batch([second, first]))
+        await _waiting_on_locks(admin, 2)
+        await holder.rollback()
+    answers = await forward, await backward
+    claims = {gen: 0 for _, gen in (first, second)}
+    for pairs, rows in zip(([first, second], [second, first]), answers, strict=True):
+        for (_, gen), (_, claimed) in zip(pairs, rows, strict=True):
+            claims[gen] += bool(claimed)
+    assert claims == {first[1]: 1, second[1]: 1}  # each claimed once, by one of the batches
+    assert (await polls(admin, first[1]), await polls(admin, second[1])) == (1, 1)
