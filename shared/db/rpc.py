@@ -6,6 +6,7 @@ atomic database call. The transports and the SQLSTATE table live in `shared.db.t
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -37,6 +38,8 @@ __all__ = [
     "translate",
 ]
 
+
+log = logging.getLogger(__name__)
 
 # One status read: the caller (user id) and the generation asked about.
 Read = tuple[uuid.UUID, uuid.UUID]
@@ -236,11 +239,7 @@ class Rpc(GuardrailCalls):
             idx = row.get("idx")
             if not isinstance(idx, int) or not 0 <= idx < len(reads) or out[idx] is not None:
                 raise AppError("read_generations returned a row for no read.")
-            out[idx] = (
-                translate("WN404", None, _GENERATION_MISSING)
-                if row.get("generation") is None
-                else (row_generation(row), bool(row.get("claimed")))
-            )
+            out[idx] = _read_answer(row)
         answered = [o for o in out if o is not None]
         if len(answered) != len(reads):
             raise AppError("read_generations left reads without an answer.")
@@ -286,3 +285,15 @@ class Rpc(GuardrailCalls):
 
     async def aclose(self) -> None:
         await self.transport.aclose()
+
+
+def _read_answer(row: RpcRow) -> tuple[Generation, bool] | AppError:
+    """One read of a batch: its generation, NotFound, or (a row our model refuses) an error for
+    that read alone, so one odd row cannot fail the other reads it shares a call with."""
+    if row.get("generation") is None:
+        return translate("WN404", None, _GENERATION_MISSING)
+    try:
+        return row_generation(row), bool(row.get("claimed"))
+    except ValueError:  # pydantic's ValidationError
+        log.exception("read_generations returned a generation the model refuses")
+        return AppError("The generation could not be read.")

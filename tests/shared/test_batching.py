@@ -198,3 +198,25 @@ async def test_reads_arriving_during_a_call_share_the_next_one_each_with_its_ans
     assert recording.calls == [("read_generation", 1), ("read_generations", 11)]
     assert results[:6] == [(g, False) for g in gens]  # each owner reads their own
     assert all(isinstance(r, errors.NotFound) for r in results[6:])  # a stranger, 404 alone
+
+
+async def test_a_row_the_model_refuses_fails_only_its_own_read(
+    rpc: Rpc, admin: AdminConn, recording: Recording
+) -> None:
+    """A generation whose stored params are not an object (written by hand, not by our SQL)
+    fails its own read; the reads sharing its call get their answers."""
+    gens = await running(rpc, admin, 4)
+    odd = gens[1]
+    await admin.execute(
+        "update public.generations set params = '\"odd\"'::jsonb where id = %s", (odd.id,)
+    )
+    batcher = reads_of(recording, max_calls=1)
+    results = await asyncio.gather(
+        *(batcher.submit((g.user_id, g.id)) for g in gens), return_exceptions=True
+    )
+    assert [fn for fn, _ in recording.calls] == ["read_generation", "read_generations"]
+    assert isinstance(results[1], errors.AppError)
+    assert results[1].status == 500
+    assert [r for i, r in enumerate(results) if i != 1] == [
+        (g, False) for i, g in enumerate(gens) if i != 1
+    ]
