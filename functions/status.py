@@ -12,7 +12,6 @@ scheme) and answers the same way, through the same `answer`.
 from __future__ import annotations
 
 from fastapi import APIRouter, FastAPI, Request, Response
-from starlette.datastructures import Headers
 
 from shared import wiring
 from shared.core.config import Settings
@@ -35,9 +34,9 @@ _PATH_PARAMETER = {
 }
 
 
-async def answer(registry: Registry, generation_id: str, headers: Headers) -> Response:
+async def answer(registry: Registry, request: Request, generation_id: str) -> Response:
     """The generation, if it is the caller's (404 for anyone else, and for malformed ids)."""
-    user = await authenticated(registry, headers.get("authorization"))
+    user = await authenticated(registry, request.headers.get("authorization"))
     services = provided(registry, StatusServices)
     gen = await services.lifecycle.read(user.id, parse_generation_id(generation_id))
     out = GenerationOut.from_generation(gen, video_url=await services.links.view_url(gen))
@@ -57,9 +56,7 @@ LANE = Lane("GET", PATH, answer)
 )
 async def generation_status(request: Request) -> Response:
     """The generation, if it is the caller's (404 for anyone else, and for malformed ids)."""
-    return await answer(
-        request.app.state.services, request.path_params["generation_id"], request.headers
-    )
+    return await answer(request.app.state.services, request, request.path_params["generation_id"])
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

@@ -5,10 +5,11 @@ Unknown or finished generations get a 2xx so Replicate stops retrying; duplicate
 out-of-order deliveries are harmless because the state machine ignores them.
 
 This is the busiest endpoint (Replicate posts a `logs` update about twice a second per running
-prediction), so it skips what it does not need: services come from the app state rather than
-a dependency, the small answer is rendered directly instead of through response-model
-validation, and progress ticks are logged at DEBUG (starts, outcomes and ignored updates at
-INFO).
+prediction), so it skips what it does not need: it is served by an express lane
+(shared.web.lanes: no routing, no dependency solving; the declared route is what the OpenAPI
+document shows and answers through the same `answer`), the small answer is rendered directly
+instead of through response-model validation, and progress ticks are logged at DEBUG (starts,
+outcomes and ignored updates at INFO).
 """
 
 from __future__ import annotations
@@ -27,7 +28,8 @@ from shared.core.config import Settings
 from shared.core.errors import InvalidInput, NotFound
 from shared.provider.replicate import Prediction
 from shared.web.app import create_app as _create_app
-from shared.web.registry import provided
+from shared.web.lanes import Lane
+from shared.web.registry import Registry, provided
 from shared.web.schemas import WebhookAck, error_responses
 from shared.web.signatures import verify
 from shared.wiring import WebhookServices
@@ -38,6 +40,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 router = APIRouter()
+PATH = "/api/webhooks/replicate"
 # Starting the copy (Modal's spawn) must not hold the delivery past Replicate's patience.
 SCHEDULE_TIMEOUT_S = 5.0
 
@@ -46,14 +49,9 @@ def _ack(ack: WebhookAck) -> Response:
     return Response(ack.model_dump_json(), media_type="application/json")
 
 
-@router.post(
-    "/api/webhooks/replicate",
-    response_model=WebhookAck,
-    responses=error_responses(401, 413, 422, 503),
-)
-async def replicate_webhook(request: Request) -> Response:
+async def answer(registry: Registry, request: Request, _: str = "") -> Response:
     """Apply one prediction update."""
-    services = provided(request.app.state.services, WebhookServices)
+    services = provided(registry, WebhookServices)
     body = await request.body()
     verify(services.webhook_secret, request.headers, body, now=services.clock.now())
 
@@ -91,6 +89,15 @@ async def replicate_webhook(request: Request) -> Response:
     return _ack(WebhookAck(applied=applied.changed, status=gen.status))
 
 
+LANE = Lane("POST", PATH, answer, param=False)
+
+
+@router.post(PATH, response_model=WebhookAck, responses=error_responses(401, 413, 422, 503))
+async def replicate_webhook(request: Request) -> Response:
+    """Apply one prediction update."""
+    return await answer(request.app.state.services, request)
+
+
 async def _schedule_copy(schedule: CopyScheduler, gen: Generation) -> None:
     """Start the copy, bounded. The update is already applied, so a failure here must not fail
     the delivery: Replicate's retry would find nothing changed and schedule nothing, while the
@@ -125,4 +132,6 @@ def create_app(
 ) -> FastAPI:
     """`schedule_copy`: how a completed video gets copied (Modal spawns a function); by default
     a background task of this process."""
-    return _create_app(router, open_services=wiring.webhook(schedule_copy), settings=settings)
+    return _create_app(
+        router, open_services=wiring.webhook(schedule_copy), settings=settings, lanes=[LANE]
+    )

@@ -47,5 +47,8 @@ def create_app(*, settings: Settings | None = None) -> FastAPI:
         assert isinstance(storage, LocalStorage)
         routers.append(local_storage_router(storage))
     return _create_app(
-        *routers, open_services=wiring.every_group, settings=cfg, lanes=[status.LANE]
+        *routers,
+        open_services=wiring.every_group,
+        settings=cfg,
+        lanes=[status.LANE, webhook.LANE],
     )

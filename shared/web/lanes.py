@@ -7,9 +7,10 @@ same `Middleware` list every route runs inside, so the two cannot differ) around
 answer, and skips the rest: FastAPI's error, telemetry and body-limit layers, routing and
 per-request dependency solving. Anything else goes to the framework's whole stack.
 
-A lane matches one method and a path of one parameter (`prefix` + a segment without a slash,
-as `{param}` matches in the router). Its answer function is also what the route declared for the
-OpenAPI document calls, so the two answer alike.
+A lane matches one method and either a whole path or a path of one parameter (`path` + a
+segment without a slash, as `{param}` matches in the router). Its answer function is also what
+the route declared for the OpenAPI document calls, so the two answer alike. The webhook is the
+other lane: Replicate posts a `logs` update about twice a second per running prediction.
 """
 
 from __future__ import annotations
@@ -17,24 +18,38 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
-from starlette.datastructures import Headers
 from starlette.middleware import Middleware
+from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from shared.core.errors import AppError
 from shared.web.registry import Registry
 
-# (the app's services, the path parameter, the request's headers) -> the response
-Answer = Callable[[Registry, str, Headers], Awaitable[Response]]
+# (the app's services, the request, its path parameter or "") -> the response
+Answer = Callable[[Registry, Request, str], Awaitable[Response]]
 _MATCHED = "express_lane"  # the scope key carrying the matched lane and its parameter
 
 
 @dataclass(frozen=True)
 class Lane:
     method: str
-    prefix: str  # the path up to its one parameter, e.g. "/api/generation/status/"
+    # The whole path, or with `param` the path up to its one parameter, e.g.
+    # "/api/generation/status/".
+    path: str
     answer: Answer
+    param: bool = True
+
+    def match(self, method: str, path: str) -> str | None:
+        """The path parameter ("" for a lane without one) if the request is this lane's."""
+        if method != self.method:
+            return None
+        if not self.param:
+            return "" if path == self.path else None
+        if not path.startswith(self.path):
+            return None
+        rest = path[len(self.path) :]
+        return rest if rest and "/" not in rest else None
 
 
 class ExpressLanes:
@@ -59,13 +74,11 @@ class ExpressLanes:
         self.laned = laned
 
     def _match(self, scope: Scope) -> tuple[Lane, str] | None:
+        method, path = scope["method"], scope["path"]
         for lane in self.lanes:
-            if scope["method"] != lane.method or not scope["path"].startswith(lane.prefix):
-                continue
-            param = scope["path"][len(lane.prefix) :]
-            if not param or "/" in param:
-                return None
-            return lane, param
+            param = lane.match(method, path)
+            if param is not None:
+                return lane, param
         return None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -80,7 +93,7 @@ class ExpressLanes:
         lane, param = scope[_MATCHED]
         try:
             services = scope["app"].state.services
-            response = await lane.answer(services, param, Headers(scope=scope))
+            response = await lane.answer(services, Request(scope, receive), param)
         except AppError as exc:
             response = self.on_error(exc)
         await response(scope, receive, send)

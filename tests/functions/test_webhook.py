@@ -6,6 +6,7 @@ import asyncio
 import json
 import time
 import uuid
+from collections.abc import AsyncIterator
 
 import httpx
 import pytest
@@ -120,6 +121,27 @@ async def test_webhook_with_a_long_log_is_accepted(stack: Stack) -> None:
     assert len(body) > 64 * 1024
     assert await deliver(stack, gen_id, body) == 200
     assert (await stack.status(gen_id, headers)).json()["progress"] == 50
+    assert await balance(stack.admin, user) == 90
+
+
+async def test_a_webhook_over_its_size_limit_is_413_declared_or_streamed(stack: Stack) -> None:
+    """MAX_WEBHOOK_BYTES holds whether the body declares its length or streams in chunks
+    (counted as it arrives), and the answer has our error shape; nothing is applied."""
+    user, gen_id, headers, job = await running_generation(stack)
+    body = prediction(job, "failed", logs="x" * (1024 * 1024 + 1))  # the 1 MB default
+    signed_now = signed(stack.secrets.webhook_secret, body)
+
+    async def chunks() -> AsyncIterator[bytes]:
+        for start in range(0, len(body), 64 * 1024):
+            yield body[start : start + 64 * 1024]
+
+    for content in (body, chunks()):
+        response = await stack.api.post(
+            URL, params={"generation_id": gen_id}, content=content, headers=signed_now
+        )
+        assert response.status_code == 413
+        assert response.json()["code"] == "payload_too_large"
+    assert (await stack.status(gen_id, headers)).json()["status"] == "processing"
     assert await balance(stack.admin, user) == 90
 
 

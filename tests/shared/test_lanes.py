@@ -11,7 +11,6 @@ from contextlib import asynccontextmanager
 import httpx
 import pytest
 from fastapi import APIRouter, FastAPI, Request
-from starlette.datastructures import Headers
 from starlette.responses import Response
 
 from shared.core.config import Settings
@@ -23,28 +22,38 @@ from shared.web.registry import Registry
 ORIGIN = "https://app.example"
 
 
-async def answer(registry: Registry, param: str, headers: Headers) -> Response:
+async def answer(registry: Registry, request: Request, param: str) -> Response:
     if param == "missing":
         raise NotFound("No such thing.")
     if param == "busy":
         raise ProviderUnavailable("Try again shortly.")
-    body = {"param": param, "auth": headers.get("authorization"), "service": registry[str]}
+    body = {
+        "param": param,
+        "auth": request.headers.get("authorization"),
+        "query": request.query_params.get("q"),
+        "body": (await request.body()).decode(),
+        "service": registry[str],
+    }
     return Response(json.dumps(body), media_type="application/json")
 
 
 LANE = Lane("GET", "/things/", answer)
+POST_LANE = Lane("POST", "/post-things", answer, param=False)
 
 
 def router(served: list[str]) -> APIRouter:
-    """The declared route, which records that the router (not the lane) answered."""
+    """The declared routes, which record that the router (not a lane) answered."""
     declared = APIRouter()
 
     @declared.get("/things/{param}")
     async def thing(request: Request) -> Response:
         served.append(request.url.path)
-        return await answer(
-            request.app.state.services, request.path_params["param"], request.headers
-        )
+        return await answer(request.app.state.services, request, request.path_params["param"])
+
+    @declared.post("/post-things")
+    async def post_thing(request: Request) -> Response:
+        served.append(request.url.path)
+        return await answer(request.app.state.services, request, "")
 
     return declared
 
@@ -85,6 +94,24 @@ async def test_the_lane_answers_what_the_declared_route_answers(path: str) -> No
     assert laned == []  # ... and never with it
     assert comparable(got) == comparable(expected)
     assert got.headers["content-type"] == expected.headers["content-type"]
+
+
+async def test_a_whole_path_lane_reads_the_body_and_query_as_the_route_does() -> None:
+    routed: list[str] = []
+    laned: list[str] = []
+    request = {"params": {"q": "x"}, "content": b"payload", "headers": {"authorization": "t"}}
+    async with (
+        client(app_with([], routed)) as plain,
+        client(app_with([POST_LANE], laned)) as fast,
+    ):
+        expected = await plain.post("/post-things", **request)  # type: ignore[arg-type]
+        got = await fast.post("/post-things", **request)  # type: ignore[arg-type]
+        elsewhere = await fast.post("/post-things/more", content=b"x")
+    assert (routed, laned) == (["/post-things"], [])
+    assert comparable(got) == comparable(expected)
+    assert got.json()["body"] == "payload"
+    assert got.json()["query"] == "x"
+    assert elsewhere.status_code == 404  # not the lane's whole path: the router's answer
 
 
 async def test_the_lane_runs_inside_request_ids_and_cors() -> None:
