@@ -29,7 +29,8 @@ async def create_user(
         user_id = row[0]
         assert isinstance(user_id, uuid.UUID)
         if credits is not None:
-            # The difference is taken in the same statement that adds it: no balance read here.
+            # The difference is taken in the same SQL statement that adds it (no balance read
+            # into Python); a user just made has nothing else moving its balance meanwhile.
             await conn.execute(
                 "select public.add_credits(u.id, %s - u.credits, 'adjustment', 'Starting balance')"
                 "  from public.users u where u.id = %s and u.credits <> %s",

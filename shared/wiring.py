@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from shared.core.catalog import Catalog
     from shared.core.config import Settings
     from shared.core.domain import Generation
-    from shared.db.batching import ReadBatcher, UpdateBatcher
+    from shared.db.batching import UpdateBatcher
     from shared.db.port import Database
     from shared.db.rpc import Rpc, Transport
     from shared.flows.inputs import InputImages
@@ -280,24 +280,12 @@ class _Parts:
         s = self.settings
         assert s.public_webhook_url is not None
         db = await self.db()
-        reads: ReadBatcher | None = None
-        if batch_reads:
-            from shared.db.batching import ReadBatcher
-
-            reads = ReadBatcher(
-                db,
-                poll_after_s=s.status_poll_after_s,
-                max_polls=s.status_max_polls,
-                max_batch=s.read_batch_max,
-                max_calls=s.read_batch_calls,
-            )
-            self._stack.push_async_callback(reads.drain)
         provider: Provider = (
             cast("Provider", _OnFirstUse(self.provider))
             if provider_on_first_use
             else self.provider()
         )
-        return Lifecycle(
+        lifecycle = Lifecycle(
             rpc=db,
             provider=provider,
             catalog=self.catalog(),
@@ -308,10 +296,12 @@ class _Parts:
             # Storage opens with the first retry of an image-to-video (text-to-video never).
             image_ref_for=lambda path: self.storage().signed_url(path, s.input_url_ttl_s),
             batcher=batcher,
-            reads=reads,
+            read_batch=(s.read_batch_max, s.read_batch_calls) if batch_reads else None,
             rate_per_minute=s.create_rate_per_minute,
             daily_budget_usd=s.provider_daily_budget_usd,
         )
+        self._stack.push_async_callback(lifecycle.drain)  # closes before the database
+        return lifecycle
 
     def links(self) -> VideoLinks:
         from shared.flows.links import VideoLinks

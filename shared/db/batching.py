@@ -148,9 +148,10 @@ def _settle(future: asyncio.Future[R], outcome: R | Exception) -> None:
 
 
 class UpdateBatcher(Batcher[Update, Applied]):
-    """Provider updates: apply_prediction alone, apply_predictions together (the webhook)."""
+    """Provider updates: apply_prediction alone, apply_predictions together (the webhook).
+    The limits come from settings (update_batch_max, update_batch_calls), never a default here."""
 
-    def __init__(self, rpc: Database, *, max_batch: int = 64, max_calls: int = 2) -> None:
+    def __init__(self, rpc: Database, *, max_batch: int, max_calls: int) -> None:
         super().__init__(
             rpc.apply_update,
             rpc.apply_predictions,
@@ -167,7 +168,7 @@ class UpdateBatcher(Batcher[Update, Applied]):
 
 class ReadBatcher(Batcher[Read, tuple[Generation, bool]]):
     """Status reads: read_generation alone, read_generations together (GET status). Every read
-    of one batcher has the same polling limits (the service's settings)."""
+    of one batcher has the same polling limits: its Lifecycle's (shared.flows.lifecycle)."""
 
     def __init__(
         self,
@@ -175,8 +176,8 @@ class ReadBatcher(Batcher[Read, tuple[Generation, bool]]):
         *,
         poll_after_s: int,
         max_polls: int,
-        max_batch: int = 64,
-        max_calls: int = 2,
+        max_batch: int,
+        max_calls: int,
     ) -> None:
         async def one(read: Read) -> tuple[Generation, bool]:
             user_id, generation_id = read

@@ -10,6 +10,7 @@ import logging
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
+from functools import cached_property
 from typing import TYPE_CHECKING
 
 from pydantic import ConfigDict
@@ -62,9 +63,10 @@ class Lifecycle:
     image_ref_for: Callable[[str], Awaitable[str]] | None = None
     # Gathers concurrent provider updates into few database calls (None: one call each).
     batcher: UpdateBatcher | None = None
-    # Gathers concurrent status reads likewise (None: one read_generation call each); built
-    # with poll_after_s and max_polls above.
-    reads: ReadBatcher | None = None
+    # Status reads arriving together share database calls (settings' read_batch_max and
+    # read_batch_calls; None: one read_generation call each). The batcher is built from this
+    # lifecycle's own polling limits (`_reads`), so a copy with other limits reads with them.
+    read_batch: tuple[int, int] | None = None
     # Guardrails (issue 14): creates per user per rolling minute, and the provider's daily
     # budget in USD (None: no limit / no guard).
     rate_per_minute: int | None = None
@@ -171,8 +173,8 @@ class Lifecycle:
     async def read(self, user_id: uuid.UUID, generation_id: uuid.UUID) -> Generation:
         """The owner's generation. If it runs and nothing was heard for a while, ask the provider
         once (the claim is atomic: many open tabs cause one lookup; the count is capped)."""
-        if self.reads is not None:
-            gen, claimed = await self.reads.submit((user_id, generation_id))
+        if self._reads is not None:
+            gen, claimed = await self._reads.submit((user_id, generation_id))
         else:
             gen, claimed = await self.rpc.read_generation(
                 user_id, generation_id, poll_after_s=self.poll_after_s, max_polls=self.max_polls
@@ -185,6 +187,26 @@ class Lifecycle:
             log.warning("status poll failed: %s", exc.detail, extra={"generation_id": str(gen.id)})
             return gen
         return (await self.apply_update(gen.id, prediction, source="poll")).generation
+
+    @cached_property
+    def _reads(self) -> ReadBatcher | None:
+        if self.read_batch is None:
+            return None
+        from shared.db.batching import ReadBatcher
+
+        max_batch, max_calls = self.read_batch
+        return ReadBatcher(
+            self.rpc,
+            poll_after_s=self.poll_after_s,
+            max_polls=self.max_polls,
+            max_batch=max_batch,
+            max_calls=max_calls,
+        )
+
+    async def drain(self) -> None:
+        """Wait for the status reads in flight (at shutdown, before the database closes)."""
+        if "_reads" in self.__dict__ and self._reads is not None:  # built by a first read
+            await self._reads.drain()
 
     async def cancel(self, user_id: uuid.UUID, generation_id: uuid.UUID) -> Generation:
         """Stop a queued or running generation; it ends canceled and refunded once, whether the

@@ -245,10 +245,15 @@ async def test_status_poll_is_claimed_once_by_many_tabs(stack: Stack) -> None:
     assert await cur.fetchone() == (1, "completed")
 
 
-async def test_status_poll_stops_at_the_cap(stack: Stack, services: SweepServices) -> None:
+@pytest.mark.parametrize("read_batch", [None, (64, 1)], ids=["one-by-one", "batched"])
+async def test_status_poll_stops_at_the_cap(
+    stack: Stack, services: SweepServices, read_batch: tuple[int, int] | None
+) -> None:
+    """The lifecycle's own limits hold, batched reads included: a copy with other limits builds
+    its read batcher from them."""
     user, _, [submitted_id] = await submitted(stack, webhook_drop_rate=1.0, duration_s=600)
     gen_id = uuid.UUID(submitted_id)
-    capped = replace(services.lifecycle, poll_after_s=0, max_polls=2)
+    capped = replace(services.lifecycle, poll_after_s=0, max_polls=2, read_batch=read_batch)
     for _ in range(5):
         gen: Generation = await capped.read(user, gen_id)
         assert gen.status == "processing"

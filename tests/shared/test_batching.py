@@ -58,7 +58,7 @@ async def test_a_lone_update_goes_out_at_once_through_apply_prediction(
     rpc: Rpc, admin: AdminConn, recording: Recording
 ) -> None:
     (gen,) = await running(rpc, admin, 1)
-    batcher = UpdateBatcher(Rpc(recording))
+    batcher = UpdateBatcher(Rpc(recording), max_batch=64, max_calls=2)
     applied = await batcher.apply(Update(gen.id, "processing", progress=20))
     assert applied.changed
     assert applied.generation.progress == 20
@@ -69,7 +69,7 @@ async def test_updates_arriving_during_a_call_share_the_next_one(
     rpc: Rpc, admin: AdminConn, recording: Recording
 ) -> None:
     gens = await running(rpc, admin, 40)
-    batcher = UpdateBatcher(Rpc(recording), max_calls=1)
+    batcher = UpdateBatcher(Rpc(recording), max_batch=64, max_calls=1)
     results = await asyncio.gather(
         *(batcher.apply(Update(g.id, "processing", progress=i)) for i, g in enumerate(gens))
     )
@@ -92,7 +92,7 @@ async def test_one_bad_update_fails_only_its_own_caller(
     rpc: Rpc, admin: AdminConn, recording: Recording
 ) -> None:
     gens = await running(rpc, admin, 4)
-    batcher = UpdateBatcher(Rpc(recording), max_calls=1)
+    batcher = UpdateBatcher(Rpc(recording), max_batch=64, max_calls=1)
     updates = [Update(g.id, "failed", error="oom") for g in gens]
     updates.insert(2, Update(uuid.uuid4(), "failed", error="oom"))  # not ours
     results = await asyncio.gather(*(batcher.apply(u) for u in updates), return_exceptions=True)
@@ -107,7 +107,7 @@ async def test_a_failed_call_fails_its_updates_and_the_next_call_works(
 ) -> None:
     gens = await running(rpc, admin, 5, credits=50)
     user = gens[0].user_id
-    batcher = UpdateBatcher(Rpc(recording), max_calls=1)
+    batcher = UpdateBatcher(Rpc(recording), max_batch=64, max_calls=1)
     recording.fail_next_batch = True
     first = await asyncio.gather(
         *(batcher.apply(Update(g.id, "failed", error="oom")) for g in gens),
@@ -129,7 +129,7 @@ async def test_a_caller_that_goes_away_still_has_its_update_applied(
     rpc: Rpc, admin: AdminConn, recording: Recording
 ) -> None:
     gens = await running(rpc, admin, 3)
-    batcher = UpdateBatcher(Rpc(recording), max_calls=1)
+    batcher = UpdateBatcher(Rpc(recording), max_batch=64, max_calls=1)
     tasks = [
         asyncio.create_task(batcher.apply(Update(g.id, "processing", progress=60))) for g in gens
     ]
@@ -145,7 +145,7 @@ async def test_a_caller_that_goes_away_still_has_its_update_applied(
 
 def test_limits_must_be_positive(rpc: Rpc) -> None:
     with pytest.raises(ValueError, match="at least 1"):
-        UpdateBatcher(rpc, max_calls=0)
+        UpdateBatcher(rpc, max_batch=64, max_calls=0)
 
 
 class ShortAnswers(Rpc):
@@ -159,7 +159,7 @@ async def test_no_caller_waits_forever_when_a_batch_goes_wrong(
     rpc: Rpc, admin: AdminConn, caplog: pytest.LogCaptureFixture
 ) -> None:
     gens = await running(rpc, admin, 4)
-    batcher = UpdateBatcher(ShortAnswers(rpc.transport), max_calls=1)
+    batcher = UpdateBatcher(ShortAnswers(rpc.transport), max_batch=64, max_calls=1)
     async with asyncio.timeout(30):  # a guard against a hang, not a timing assertion
         results = await asyncio.gather(
             *(batcher.apply(Update(g.id, "processing", progress=7)) for g in gens),
@@ -175,7 +175,9 @@ async def test_no_caller_waits_forever_when_a_batch_goes_wrong(
 
 
 def reads_of(recording: Recording, max_calls: int = 2) -> ReadBatcher:
-    return ReadBatcher(Rpc(recording), poll_after_s=3600, max_polls=3, max_calls=max_calls)
+    return ReadBatcher(
+        Rpc(recording), poll_after_s=3600, max_polls=3, max_batch=64, max_calls=max_calls
+    )
 
 
 async def test_a_lone_read_goes_out_at_once_through_read_generation(

@@ -93,11 +93,13 @@ def build(
 # imports httpx's command-line client (rich), which modal's dependencies install.
 CASES = {
     # No video copier, no image library; the bounded poll of an overdue generation opens the
-    # provider when it first happens, not at start. Reads arriving together are batched.
+    # provider when it first happens, not at start, and the read batcher is built by the
+    # first read.
     "status": (
         ["Authenticator", "StatusServices"],
-        {"PIL", "supabase", "stripe", "replicate", "rich", "shared.flows.keeper"},
-        {"jwt", "shared.flows.links", "shared.db.batching"},
+        {"PIL", "supabase", "stripe", "replicate", "rich", "shared.flows.keeper",
+         "shared.db.batching"},
+        {"jwt", "shared.flows.links"},
     ),
     # On Modal the copy is spawned: no copier here, and a webhook has neither users nor
     # provider calls.
